@@ -1,0 +1,205 @@
+//! A russh-based SSH server used as a conformance target: in-process as sshspec's `builtin` target
+//! (no Docker, nothing installed), or standalone as `sshspec-russh-server` for containers.
+//!
+//! It is a real russh server with its default algorithms. Its `exec` runs a tiny fixed command set
+//! in-process (no shell is spawned): `echo ARGS`, `true`, `false`, `exit N`, `cat` (echoes stdin
+//! until EOF); anything else writes to stderr and exits 127.
+
+use russh::keys::{Algorithm, EcdsaCurve, PrivateKey};
+use russh::server::{Auth, Msg, Server as _, Session};
+use russh::{Channel, ChannelId, MethodKind, MethodSet};
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// Who may log in, and how.
+#[derive(Clone, Debug)]
+pub struct Credentials {
+    pub user: String,
+    pub password: String,
+    /// Raw 32-byte ed25519 public keys allowed for `publickey`.
+    pub authorized_ed25519: Vec<[u8; 32]>,
+}
+
+/// A server listening on a loopback port, stopped when dropped.
+pub struct RunningTarget {
+    pub addr: SocketAddr,
+    pub banner: String,
+    handle: russh::server::RunningServerHandle,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningTarget {
+    pub fn stop(&self) {
+        self.handle.shutdown("target stopped".into());
+        self.task.abort();
+    }
+}
+
+impl Drop for RunningTarget {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The identification string the server sends.
+pub fn banner() -> String {
+    format!("SSH-2.0-russh_{}", russh_version())
+}
+
+/// The russh version this target is built with.
+pub fn russh_version() -> &'static str {
+    "0.65.1"
+}
+
+fn host_keys() -> Result<Vec<PrivateKey>, russh::keys::ssh_key::Error> {
+    let mut rng = rand::rng();
+    Ok(vec![
+        PrivateKey::random(&mut rng, Algorithm::Ed25519)?,
+        PrivateKey::random(&mut rng, Algorithm::Ecdsa { curve: EcdsaCurve::NistP256 })?,
+        PrivateKey::random(&mut rng, Algorithm::Rsa { hash: None })?,
+    ])
+}
+
+/// Starts the server on `bind` (use port 0 for a free port).
+pub async fn start(bind: SocketAddr, creds: Credentials) -> std::io::Result<RunningTarget> {
+    let keys = host_keys().map_err(std::io::Error::other)?;
+    let config = russh::server::Config {
+        server_id: russh::SshId::Standard(banner().into()),
+        methods: MethodSet::from(&[MethodKind::Password, MethodKind::PublicKey, MethodKind::KeyboardInteractive][..]),
+        // The default one-second delay on rejection would make failure scenarios slow.
+        auth_rejection_time: std::time::Duration::from_millis(0),
+        auth_rejection_time_initial: Some(std::time::Duration::from_millis(0)),
+        keys,
+        inactivity_timeout: Some(std::time::Duration::from_secs(120)),
+        nodelay: true,
+        ..Default::default()
+    };
+    let listener = TcpListener::bind(bind).await?;
+    let addr = listener.local_addr()?;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let task = tokio::spawn(async move {
+        let mut server = Server { creds: Arc::new(creds) };
+        let running = server.run_on_socket(Arc::new(config), &listener);
+        let _ = tx.send(running.handle());
+        let _ = running.await;
+    });
+    let handle = rx.await.map_err(|_| std::io::Error::other("russh server task ended before it started"))?;
+    Ok(RunningTarget { addr, banner: banner(), handle, task })
+}
+
+#[derive(Clone)]
+struct Server {
+    creds: Arc<Credentials>,
+}
+
+impl russh::server::Server for Server {
+    type Handler = Handler;
+    fn new_client(&mut self, _: Option<SocketAddr>) -> Handler {
+        Handler { creds: self.creds.clone(), cat: HashSet::new() }
+    }
+}
+
+struct Handler {
+    creds: Arc<Credentials>,
+    /// Channels running `cat`: data is echoed until EOF.
+    cat: HashSet<ChannelId>,
+}
+
+impl Handler {
+    fn key_allowed(&self, key: &russh::keys::PublicKey) -> bool {
+        match key.key_data() {
+            russh::keys::ssh_key::public::KeyData::Ed25519(k) => self.creds.authorized_ed25519.contains(&k.0),
+            _ => false,
+        }
+    }
+}
+
+impl russh::server::Handler for Handler {
+    type Error = russh::Error;
+
+    async fn auth_password(&mut self, user: &str, password: &str) -> Result<Auth, Self::Error> {
+        Ok(if user == self.creds.user && password == self.creds.password { Auth::Accept } else { Auth::reject() })
+    }
+
+    async fn auth_publickey_offered(&mut self, user: &str, offer: russh::server::PublicKeyOffer<'_>) -> Result<Auth, Self::Error> {
+        Ok(if user == self.creds.user && self.key_allowed(offer.public_key) { Auth::Accept } else { Auth::reject() })
+    }
+
+    async fn auth_publickey(&mut self, user: &str, key: russh::server::VerifiedPublicKey<'_>) -> Result<Auth, Self::Error> {
+        Ok(if user == self.creds.user && self.key_allowed(key.public_key) { Auth::Accept } else { Auth::reject() })
+    }
+
+    async fn auth_keyboard_interactive<'a>(
+        &'a mut self,
+        user: &str,
+        _submethods: &str,
+        response: Option<russh::server::Response<'a>>,
+    ) -> Result<Auth, Self::Error> {
+        let Some(mut response) = response else {
+            return Ok(Auth::Partial {
+                name: "".into(),
+                instructions: "".into(),
+                prompts: vec![("Password: ".into(), false)].into(),
+            });
+        };
+        let answer = response.next();
+        let ok = user == self.creds.user && answer.as_deref() == Some(self.creds.password.as_bytes()) && response.next().is_none();
+        Ok(if ok { Auth::Accept } else { Auth::reject() })
+    }
+
+    async fn channel_open_session(
+        &mut self,
+        _channel: Channel<Msg>,
+        reply: russh::server::ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        reply.accept().await;
+        Ok(())
+    }
+
+    async fn exec_request(&mut self, channel: ChannelId, data: &[u8], session: &mut Session) -> Result<(), Self::Error> {
+        session.channel_success(channel)?;
+        let command = String::from_utf8_lossy(data).into_owned();
+        let mut words = command.split_whitespace();
+        let (out, err, status) = match words.next() {
+            Some("echo") => (format!("{}\n", words.collect::<Vec<_>>().join(" ")), String::new(), 0),
+            Some("true") => (String::new(), String::new(), 0),
+            Some("false") => (String::new(), String::new(), 1),
+            Some("exit") => (String::new(), String::new(), words.next().and_then(|n| n.parse().ok()).unwrap_or(0)),
+            Some("cat") => {
+                self.cat.insert(channel);
+                return Ok(());
+            }
+            _ => (String::new(), format!("{command}: command not found\n"), 127),
+        };
+        if !out.is_empty() {
+            session.data(channel, out.into_bytes())?;
+        }
+        if !err.is_empty() {
+            session.extended_data(channel, 1, err.into_bytes())?;
+        }
+        finish(channel, status, session)
+    }
+
+    async fn data(&mut self, channel: ChannelId, data: &[u8], session: &mut Session) -> Result<(), Self::Error> {
+        if self.cat.contains(&channel) {
+            session.data(channel, data.to_vec())?;
+        }
+        Ok(())
+    }
+
+    async fn channel_eof(&mut self, channel: ChannelId, session: &mut Session) -> Result<(), Self::Error> {
+        if self.cat.remove(&channel) {
+            finish(channel, 0, session)?;
+        }
+        Ok(())
+    }
+}
+
+fn finish(channel: ChannelId, status: u32, session: &mut Session) -> Result<(), russh::Error> {
+    session.exit_status_request(channel, status)?;
+    session.eof(channel)?;
+    session.close(channel)
+}

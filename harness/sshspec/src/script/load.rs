@@ -1,0 +1,479 @@
+//! Reading scenario files: TOML with spans, so every error names file, line and column.
+
+use super::message;
+use super::*;
+use serde::Deserialize;
+use std::path::Path;
+use toml::Spanned;
+
+/// A scenario file that cannot be used, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadError {
+    pub path: PathBuf,
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+impl std::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}:{}: {}", self.path.display(), self.line, self.column, self.message)
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScenario {
+    #[serde(default)]
+    format: Option<Spanned<u32>>,
+    title: String,
+    spec: String,
+    clauses: Vec<String>,
+    level: Level,
+    requirement: String,
+    #[serde(default)]
+    tier: Tier,
+    #[serde(default)]
+    requires: Requires,
+    #[serde(default)]
+    timeout: Option<Spanned<String>>,
+    #[serde(rename = "step")]
+    steps: Vec<Spanned<RawStep>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawStep {
+    // actions: exactly one
+    #[serde(rename = "do")]
+    do_: Option<String>,
+    send: Option<String>,
+    send_payload: Option<Bytes>,
+    send_bytes: Option<Bytes>,
+    expect: Option<String>,
+    expect_any: Option<Vec<RawAlternative>>,
+    // options
+    with: Option<Spanned<toml::Table>>,
+    #[serde(rename = "match")]
+    matches: Option<Spanned<toml::Table>>,
+    trailing: Option<Bytes>,
+    padding: Option<usize>,
+    padding_length: Option<u8>,
+    packet_length: Option<u32>,
+    corrupt_mac: Option<bool>,
+    timeout: Option<String>,
+    strict: Option<bool>,
+    banner: Option<String>,
+    pre_banner: Option<Vec<String>>,
+    kex: Option<String>,
+    host_key: Option<String>,
+    cipher: Option<String>,
+    mac: Option<String>,
+    method: Option<String>,
+    outcome: Option<String>,
+    query: Option<bool>,
+    password: Option<Bytes>,
+    command: Option<String>,
+    stdin: Option<Bytes>,
+    stdout: Option<Bytes>,
+    stderr: Option<Bytes>,
+    exit_status: Option<u32>,
+    /// Free text for readers of the file; ignored by the interpreter.
+    #[allow(dead_code)]
+    note: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawAlternative {
+    Name(String),
+    Full {
+        expect: String,
+        #[serde(rename = "match", default)]
+        matches: toml::Table,
+    },
+}
+
+/// Parses one scenario from text. `id` and `path` name it in errors and results.
+pub fn parse(id: &str, path: &Path, text: &str) -> Result<Scenario, LoadError> {
+    let at = |span: std::ops::Range<usize>, message: String| {
+        let (line, column) = line_col(text, span.start);
+        LoadError { path: path.to_path_buf(), line, column, message }
+    };
+    let raw: RawScenario = toml::from_str(text).map_err(|e| {
+        let span = e.span().unwrap_or(0..0);
+        at(span, e.message().to_string())
+    })?;
+    if let Some(f) = &raw.format {
+        if *f.get_ref() != FORMAT_VERSION {
+            return Err(at(f.span(), format!("format {} is not supported; this sshspec reads format {FORMAT_VERSION}", f.get_ref())));
+        }
+    }
+    let timeout = match &raw.timeout {
+        Some(t) => parse_duration(t.get_ref()).map_err(|m| at(t.span(), m))?,
+        None => DEFAULT_SCENARIO_TIMEOUT,
+    };
+    if raw.steps.is_empty() {
+        return Err(at(0..0, "a scenario needs at least one [[step]]".into()));
+    }
+    if raw.clauses.is_empty() {
+        return Err(at(0..0, "`clauses` must name at least one clause id from the inventory".into()));
+    }
+    let mut steps = Vec::with_capacity(raw.steps.len());
+    for s in raw.steps {
+        let span = s.span();
+        let (line, _) = line_col(text, span.start);
+        steps.push(step(s.into_inner(), line).map_err(|(key, m)| at(key.unwrap_or(span), m))?);
+    }
+    Ok(Scenario {
+        id: id.to_owned(),
+        path: path.to_path_buf(),
+        title: raw.title,
+        spec: raw.spec,
+        clauses: raw.clauses,
+        level: raw.level,
+        requirement: raw.requirement,
+        tier: raw.tier,
+        requires: raw.requires,
+        timeout,
+        steps,
+    })
+}
+
+/// A step error, located at the key that caused it when known (else at the step).
+type StepError = (Option<std::ops::Range<usize>>, String);
+
+fn step(r: RawStep, line: usize) -> Result<Step, StepError> {
+    let with_span = r.with.as_ref().map(|w| w.span());
+    let match_span = r.matches.as_ref().map(|m| m.span());
+    step_inner(r, line).map_err(|e| match e {
+        Located::With(m) => (with_span, m),
+        Located::Match(m) => (match_span, m),
+        Located::Step(m) => (None, m),
+    })
+}
+
+enum Located {
+    With(String),
+    Match(String),
+    Step(String),
+}
+
+impl From<String> for Located {
+    fn from(s: String) -> Self {
+        Located::Step(s)
+    }
+}
+
+impl From<&str> for Located {
+    fn from(s: &str) -> Self {
+        Located::Step(s.to_owned())
+    }
+}
+
+fn step_inner(r: RawStep, line: usize) -> Result<Step, Located> {
+    let actions = [
+        r.do_.is_some(),
+        r.send.is_some(),
+        r.send_payload.is_some(),
+        r.send_bytes.is_some(),
+        r.expect.is_some(),
+        r.expect_any.is_some(),
+    ];
+    match actions.iter().filter(|a| **a).count() {
+        0 => return Err("a step needs one action: do, send, send_payload, send_bytes, expect or expect_any".into()),
+        1 => {}
+        _ => return Err("a step has exactly one action (do, send, send_payload, send_bytes, expect, expect_any)".into()),
+    }
+    let timeout = r.timeout.as_deref().map(parse_duration).transpose()?;
+    let strict = r.strict.unwrap_or(false);
+    let framing = Framing {
+        padding: r.padding,
+        padding_length_field: r.padding_length,
+        packet_length_field: r.packet_length,
+        corrupt_mac: r.corrupt_mac.unwrap_or(false),
+    };
+    let framed = r.padding.is_some() || r.padding_length.is_some() || r.packet_length.is_some() || r.corrupt_mac.is_some();
+
+    // Each option belongs to some actions; a stray one is almost always a mistake.
+    let mut used: Vec<&str> = Vec::new();
+    macro_rules! take {
+        ($field:ident) => {{
+            if r.$field.is_some() {
+                used.push(stringify!($field));
+            }
+            r.$field.clone()
+        }};
+    }
+
+    let action = if let Some(d) = &r.do_ {
+        match d.as_str() {
+            "version-exchange" => Action::VersionExchange { banner: take!(banner), pre_banner: take!(pre_banner).unwrap_or_default() },
+            "key-exchange" => {
+                let with = take!(with).map(Spanned::into_inner).unwrap_or_default();
+                message::build_check("kexinit", &with).map_err(Located::With)?;
+                let pins = Pins { kex: take!(kex), host_key: take!(host_key), cipher: take!(cipher), mac: take!(mac) };
+                Action::KeyExchange { pins, with }
+            }
+            "authenticate" => {
+                let method = match take!(method).as_deref() {
+                    Some("none") => AuthKind::None,
+                    Some("password") => AuthKind::Password,
+                    Some("publickey") => AuthKind::Publickey,
+                    Some("keyboard-interactive") => AuthKind::KeyboardInteractive,
+                    Some(m) => return Err(format!("unknown method {m:?}: use none, password, publickey or keyboard-interactive").into()),
+                    None => return Err("`do = \"authenticate\"` needs `method`".into()),
+                };
+                let outcome = match take!(outcome).as_deref() {
+                    Some("success") => AuthOutcome::Success,
+                    Some("failure") => AuthOutcome::Failure,
+                    Some(o) => return Err(format!("unknown outcome {o:?}: use success or failure").into()),
+                    None if method == AuthKind::None => AuthOutcome::Failure,
+                    None => AuthOutcome::Success,
+                };
+                Action::Authenticate { method, outcome, query: take!(query).unwrap_or(false), password: take!(password) }
+            }
+            "open-session" => Action::OpenSession,
+            "exec" => Action::Exec {
+                command: take!(command).ok_or("`do = \"exec\"` needs `command`")?,
+                stdin: take!(stdin),
+                stdout: take!(stdout),
+                stderr: take!(stderr),
+                exit_status: take!(exit_status),
+            },
+            "disconnect" => Action::Disconnect,
+            other => {
+                return Err(format!(
+                    "unknown high-level step {other:?}: use version-exchange, key-exchange, authenticate, open-session, exec or disconnect"
+                )
+                .into());
+            }
+        }
+    } else if let Some(name) = &r.send {
+        let with = take!(with).map(Spanned::into_inner).unwrap_or_default();
+        message::build_check(name, &with).map_err(Located::With)?;
+        Action::Send { message: name.clone(), with, trailing: take!(trailing).map(|b| b.0).unwrap_or_default(), framing }
+    } else if let Some(p) = &r.send_payload {
+        Action::SendPayload { payload: p.0.clone(), framing }
+    } else if let Some(b) = &r.send_bytes {
+        Action::SendBytes(b.0.clone())
+    } else if let Some(e) = &r.expect {
+        Action::Expect(vec![expectation(e, take!(matches).map(Spanned::into_inner).unwrap_or_default()).map_err(Located::Match)?])
+    } else if let Some(alts) = &r.expect_any {
+        if alts.is_empty() {
+            return Err("expect_any needs at least one alternative".into());
+        }
+        let mut out = Vec::new();
+        for a in alts {
+            out.push(match a {
+                RawAlternative::Name(n) => expectation(n, toml::Table::new())?,
+                RawAlternative::Full { expect, matches } => expectation(expect, matches.clone())?,
+            });
+        }
+        Action::Expect(out)
+    } else {
+        return Err("a step needs an action".into());
+    };
+
+    let framing_ok = matches!(action, Action::Send { .. } | Action::SendPayload { .. });
+    if framed && !framing_ok {
+        return Err("padding, padding_length, packet_length and corrupt_mac apply only to send and send_payload".into());
+    }
+    let all: [(&str, bool); 20] = [
+        ("with", r.with.is_some()),
+        ("match", r.matches.is_some()),
+        ("trailing", r.trailing.is_some()),
+        ("banner", r.banner.is_some()),
+        ("pre_banner", r.pre_banner.is_some()),
+        ("kex", r.kex.is_some()),
+        ("host_key", r.host_key.is_some()),
+        ("cipher", r.cipher.is_some()),
+        ("mac", r.mac.is_some()),
+        ("method", r.method.is_some()),
+        ("outcome", r.outcome.is_some()),
+        ("query", r.query.is_some()),
+        ("password", r.password.is_some()),
+        ("command", r.command.is_some()),
+        ("stdin", r.stdin.is_some()),
+        ("stdout", r.stdout.is_some()),
+        ("stderr", r.stderr.is_some()),
+        ("exit_status", r.exit_status.is_some()),
+        ("strict", r.strict.is_some() && !matches!(action, Action::Expect(_))),
+        ("timeout", false),
+    ];
+    let used_name = |n: &str| used.iter().any(|u| *u == n || (n == "match" && *u == "matches"));
+    if let Some((stray, _)) = all.iter().find(|(n, set)| *set && !used_name(n)) {
+        return Err(format!("`{stray}` does not apply to this step's action").into());
+    }
+    Ok(Step { line, action, timeout, strict })
+}
+
+fn expectation(name: &str, matches: toml::Table) -> Result<Expectation, String> {
+    Ok(match name {
+        "close" | "nothing" if !matches.is_empty() => return Err(format!("`expect = \"{name}\"` takes no `match`")),
+        "close" => Expectation::Close,
+        "nothing" => Expectation::Nothing,
+        "banner" => {
+            message::check_banner_matchers(&matches)?;
+            Expectation::Banner { matches }
+        }
+        _ => {
+            message::build_check(name, &matches)?;
+            Expectation::Message { name: name.to_owned(), matches }
+        }
+    })
+}
+
+/// "250ms", "2s", "1.5s", "1m".
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let bad = || format!("bad duration {s:?}: write e.g. \"500ms\", \"2s\" or \"1m\"");
+    let (num, unit) = s.trim().split_at(s.trim().find(|c: char| c.is_ascii_alphabetic()).ok_or_else(bad)?);
+    let n: f64 = num.trim().parse().map_err(|_| bad())?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        _ => return Err(bad()),
+    };
+    if !(0.0..=86400.0).contains(&secs) {
+        return Err(bad());
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+    (line, column)
+}
+
+/// Loads one file; its id is its path relative to `root`, without `.toml`.
+pub fn load_file(root: &Path, path: &Path) -> Result<Scenario, LoadError> {
+    let text = std::fs::read_to_string(path).map_err(|e| LoadError {
+        path: path.to_path_buf(),
+        line: 0,
+        column: 0,
+        message: format!("cannot read: {e}"),
+    })?;
+    parse(&scenario_id(root, path), path, &text)
+}
+
+pub fn scenario_id(root: &Path, path: &Path) -> String {
+    let rel = path.strip_prefix(root).unwrap_or(path);
+    let s = rel.with_extension("").to_string_lossy().replace('\\', "/");
+    s.trim_start_matches("./").to_owned()
+}
+
+/// Loads every `*.toml` under `root`, sorted by id. All errors are returned, not just the first.
+pub fn load_dir(root: &Path) -> Result<Vec<Scenario>, Vec<LoadError>> {
+    let mut files = Vec::new();
+    collect(root, &mut files);
+    files.sort();
+    let mut ok = Vec::new();
+    let mut errs = Vec::new();
+    for f in files {
+        match load_file(root, &f) {
+            Ok(s) => ok.push(s),
+            Err(e) => errs.push(e),
+        }
+    }
+    if errs.is_empty() { Ok(ok) } else { Err(errs) }
+}
+
+fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            collect(&p, out);
+        } else if p.extension().is_some_and(|x| x == "toml") {
+            out.push(p);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+title = "t"
+spec = "RFC 4253 §7.1"
+clauses = ["4253-7.1-a"]
+level = "must"
+requirement = "quote"
+
+[[step]]
+do = "version-exchange"
+
+[[step]]
+send = "kexinit"
+with = { kex_algorithms = ["none@sshspec.invalid"] }
+
+[[step]]
+expect_any = [{ expect = "disconnect", match = { reason = "KEY_EXCHANGE_FAILED" } }, "close"]
+"#;
+
+    fn p(text: &str) -> Result<Scenario, LoadError> {
+        parse("x/y", Path::new("x/y.toml"), text)
+    }
+
+    #[test]
+    fn a_good_file_loads() {
+        let s = p(GOOD).unwrap();
+        assert_eq!(s.steps.len(), 3);
+        assert_eq!(s.steps[1].line, 11);
+        assert!(matches!(&s.steps[2].action, Action::Expect(a) if a.len() == 2));
+    }
+
+    #[test]
+    fn a_field_the_message_lacks_is_located() {
+        let bad = GOOD.replace("kex_algorithms", "kex_algoritms");
+        let e = p(&bad).unwrap_err();
+        assert_eq!((e.line, e.column), (13, 8), "{e}");
+        assert!(e.message.contains("kex_algoritms"), "{e}");
+    }
+
+    #[test]
+    fn a_toml_syntax_error_is_located() {
+        let bad = GOOD.replace("level = \"must\"", "level = \"must");
+        let e = p(&bad).unwrap_err();
+        assert_eq!(e.line, 5, "{e}");
+    }
+
+    #[test]
+    fn bad_enum_names_and_stray_options_are_refused() {
+        let bad = GOOD.replace("KEY_EXCHANGE_FAILED", "KEX_FAILED");
+        assert!(p(&bad).unwrap_err().message.contains("KEX_FAILED"));
+        let bad = GOOD.replace("do = \"version-exchange\"", "do = \"version-exchange\"\ncommand = \"x\"");
+        assert!(p(&bad).unwrap_err().message.contains("command"));
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("2s").unwrap(), Duration::from_secs(2));
+        assert!(parse_duration("2 parsecs").is_err());
+        assert!(parse_duration("s").is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_text_never_panics(s in "\\PC*") {
+            let _ = p(&s);
+        }
+
+        #[test]
+        fn mutated_good_files_never_panic(cut in 0usize..GOOD.len(), junk in "[\\[\\]={}\",a-z0-9 \n]{0,12}") {
+            let mut t = GOOD.to_owned();
+            let mut cut = cut;
+            while !t.is_char_boundary(cut) { cut -= 1; }
+            t.insert_str(cut, &junk);
+            let _ = p(&t);
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! One mechanism for both sending and expecting: a message is a TOML table (`msg` names it, the
+//! other keys are its fields). To send, the conversation's defaults are overlaid with the step's
+//! `with`; to expect, the received message is overlaid with the step's `match`, and it matches
+//! if the overlay changed nothing. Both go through the typed [`Message`], so values are checked.
+
+use sshspec_wire::Message;
+use toml::{Table, Value};
+
+/// Overlays `top` onto `base`, recursing into tables so a matcher can name one nested field.
+pub fn overlay(base: &mut Table, top: &Table) {
+    for (k, v) in top {
+        match (base.get_mut(k), v) {
+            (Some(Value::Table(b)), Value::Table(t)) => overlay(b, t),
+            _ => {
+                base.insert(k.clone(), v.clone());
+            }
+        }
+    }
+}
+
+pub fn to_table(m: &Message) -> Result<Table, String> {
+    Table::try_from(m).map_err(|e| format!("cannot represent {}: {e}", m.name()))
+}
+
+fn from_table(t: Table) -> Result<Message, String> {
+    Value::Table(t).try_into::<Message>().map_err(|e| e.message().trim().to_owned())
+}
+
+/// `base` (or the message's defaults) with `with` overlaid.
+pub fn build(name: &str, base: Option<&Message>, with: &Table) -> Result<Message, String> {
+    if !Message::NAMES.contains(&name) {
+        return Err(format!("unknown message {name:?}; known: {}", Message::NAMES.join(", ")));
+    }
+    let mut t = match base {
+        Some(m) => to_table(m)?,
+        None => Table::new(),
+    };
+    t.insert("msg".into(), Value::String(name.to_owned()));
+    overlay(&mut t, with);
+    from_table(t).map_err(|e| format!("{name}: {e}"))
+}
+
+/// Checks at load time that `name` is a message and `fields` are fields of it with valid values.
+pub fn build_check(name: &str, fields: &Table) -> Result<(), String> {
+    if fields.contains_key("msg") {
+        return Err("`msg` is set by the step's action, not in its table".into());
+    }
+    build(name, None, fields).map(|_| ())
+}
+
+/// Whether `msg` is `name` and carries the values in `matches`.
+pub fn matches(msg: &Message, name: &str, matches: &Table) -> Result<bool, String> {
+    if msg.name() != name {
+        return Ok(false);
+    }
+    let actual = to_table(msg)?;
+    let mut merged = actual.clone();
+    overlay(&mut merged, matches);
+    let normalized = to_table(&from_table(merged)?)?;
+    Ok(normalized == actual)
+}
+
+/// Fields of the server identification line a scenario can match (RFC 4253 §4.2).
+pub const BANNER_FIELDS: &[&str] = &["protoversion", "softwareversion", "comments", "pre_banner_lines"];
+
+pub fn check_banner_matchers(m: &Table) -> Result<(), String> {
+    for k in m.keys() {
+        if !BANNER_FIELDS.contains(&k.as_str()) {
+            return Err(format!("unknown banner field {k:?}; known: {}", BANNER_FIELDS.join(", ")));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sshspec_wire::msg::Disconnect;
+    use sshspec_wire::DisconnectReason;
+
+    fn t(s: &str) -> Table {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn matchers_normalise_names_and_numbers() {
+        let m = Message::Disconnect(Disconnect { reason: DisconnectReason(3), description: "x".into(), language: "".into() });
+        assert!(matches(&m, "disconnect", &t("reason = 3")).unwrap());
+        assert!(matches(&m, "disconnect", &t("reason = \"KEY_EXCHANGE_FAILED\"")).unwrap());
+        assert!(!matches(&m, "disconnect", &t("reason = \"PROTOCOL_ERROR\"")).unwrap());
+        assert!(!matches(&m, "ignore", &Table::new()).unwrap());
+    }
+
+    #[test]
+    fn nested_fields_match_partially() {
+        let m = build("channel_request", None, &t("recipient_channel = 1\nrequest = { type = \"exit-status\", exit_status = 0 }")).unwrap();
+        assert!(matches(&m, "channel_request", &t("request = { type = \"exit-status\" }")).unwrap());
+        assert!(!matches(&m, "channel_request", &t("request = { exit_status = 1 }")).unwrap());
+    }
+
+    #[test]
+    fn every_message_name_builds_from_defaults_and_round_trips() {
+        for name in Message::NAMES {
+            let m = build(name, None, &Table::new()).unwrap();
+            assert_eq!(m.name(), *name);
+            assert_eq!(build(name, Some(&m), &Table::new()).unwrap(), m);
+        }
+    }
+}

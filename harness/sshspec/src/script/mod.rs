@@ -1,0 +1,186 @@
+//! The scenario language, version 1: one TOML file per scenario (see `scenarios/README.md`).
+//!
+//! A file is loaded in full and checked before anything runs: unknown keys, bad message names,
+//! fields a message does not have and malformed values are all reported with file, line and column.
+
+mod load;
+pub mod message;
+
+pub use load::{LoadError, load_dir, load_file, parse};
+
+use crate::transport::Framing;
+use serde::{Deserialize, Serialize};
+use sshspec_wire::Bytes;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The format version this build reads (`format = 1` in files; optional).
+pub const FORMAT_VERSION: u32 = 1;
+
+/// RFC 2119 requirement level of the clause a scenario checks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Must,
+    Should,
+    May,
+}
+
+impl std::fmt::Display for Level {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Level::Must => "MUST",
+            Level::Should => "SHOULD",
+            Level::May => "MAY",
+        })
+    }
+}
+
+/// Which runs include a scenario: `smoke` is a handful that finishes in seconds; `full` is all.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Tier {
+    Smoke,
+    #[default]
+    Full,
+}
+
+/// What a scenario needs from a target; a target that cannot provide it is skipped, with the reason.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Requires {
+    pub auth: Vec<String>,
+    pub cipher: Vec<String>,
+    pub mac: Vec<String>,
+    pub kex: Vec<String>,
+    pub host_key: Vec<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    /// Stable id: the file's path under the scenarios folder, without `.toml`.
+    pub id: String,
+    pub path: PathBuf,
+    pub title: String,
+    /// The document and section, e.g. "RFC 4253 §7.1".
+    pub spec: String,
+    /// Clause ids from the inventory (shared/CLAUSES.md), e.g. "4253-7.1-c".
+    pub clauses: Vec<String>,
+    pub level: Level,
+    /// The requirement, quoted from the RFC.
+    pub requirement: String,
+    pub tier: Tier,
+    pub requires: Requires,
+    /// The whole scenario's deadline.
+    pub timeout: Duration,
+    pub steps: Vec<Step>,
+}
+
+impl Scenario {
+    /// The protocol area: the first folder of the id (`transport`, `auth`, `connection`, ...).
+    pub fn area(&self) -> &str {
+        self.id.split('/').next().unwrap_or(&self.id)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Step {
+    /// 1-based line of the `[[step]]` in the file, for evidence.
+    pub line: usize,
+    pub action: Action,
+    /// Deadline for this step's expectations (default [`DEFAULT_STEP_TIMEOUT`]).
+    pub timeout: Option<Duration>,
+    /// Deliver IGNORE and DEBUG to the expectation instead of passing over them.
+    pub strict: bool,
+}
+
+pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_SCENARIO_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Algorithms a high-level key exchange pins, in both directions.
+#[derive(Clone, Debug, Default)]
+pub struct Pins {
+    pub kex: Option<String>,
+    pub host_key: Option<String>,
+    pub cipher: Option<String>,
+    pub mac: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthKind {
+    None,
+    Password,
+    Publickey,
+    KeyboardInteractive,
+}
+
+impl AuthKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            AuthKind::None => "none",
+            AuthKind::Password => "password",
+            AuthKind::Publickey => "publickey",
+            AuthKind::KeyboardInteractive => "keyboard-interactive",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthOutcome {
+    Success,
+    Failure,
+}
+
+#[derive(Clone, Debug)]
+pub enum Action {
+    /// Send our identification (after optional pre-banner lines) and read the server's.
+    VersionExchange { banner: Option<String>, pre_banner: Vec<String> },
+    /// A complete key exchange: KEXINIT both ways, ECDH, NEWKEYS both ways.
+    KeyExchange { pins: Pins, with: toml::Table },
+    /// Service request (once) and one authentication attempt with the target's credentials.
+    Authenticate { method: AuthKind, outcome: AuthOutcome, query: bool, password: Option<Bytes> },
+    /// Open a session channel; it becomes the current channel.
+    OpenSession,
+    /// Run a command on the current channel and check what it printed and its exit status.
+    Exec { command: String, stdin: Option<Bytes>, stdout: Option<Bytes>, stderr: Option<Bytes>, exit_status: Option<u32> },
+    /// Send DISCONNECT (BY_APPLICATION) and close.
+    Disconnect,
+    /// Send one message, built from defaults for the conversation so far, with fields overridden.
+    Send { message: String, with: toml::Table, trailing: Vec<u8>, framing: Framing },
+    /// Send arbitrary bytes as one packet's payload.
+    SendPayload { payload: Vec<u8>, framing: Framing },
+    /// Write bytes to the socket outside any packet.
+    SendBytes(Vec<u8>),
+    /// Wait for one of these (a single expectation is a list of one).
+    Expect(Vec<Expectation>),
+}
+
+#[derive(Clone, Debug)]
+pub enum Expectation {
+    /// A message by name whose fields match (a partial table; unnamed fields are free).
+    Message { name: String, matches: toml::Table },
+    /// The server's identification line, checked against RFC 4253 §4.2; fields can be matched.
+    Banner { matches: toml::Table },
+    /// The target closes the connection (a DISCONNECT before the close is allowed).
+    Close,
+    /// No message (IGNORE and DEBUG aside) for the whole step timeout.
+    Nothing,
+}
+
+impl Expectation {
+    pub fn describe(&self) -> String {
+        match self {
+            Expectation::Message { name, matches } if matches.is_empty() => name.clone(),
+            Expectation::Message { name, matches } => format!("{name} {}", inline(matches)),
+            Expectation::Banner { matches } if matches.is_empty() => "a conforming identification line".into(),
+            Expectation::Banner { matches } => format!("an identification line with {}", inline(matches)),
+            Expectation::Close => "the connection closed".into(),
+            Expectation::Nothing => "no message".into(),
+        }
+    }
+}
+
+/// A table as one line of text.
+pub fn inline(t: &toml::Table) -> String {
+    serde_json::to_string(t).unwrap_or_default()
+}

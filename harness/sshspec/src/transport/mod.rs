@@ -1,0 +1,564 @@
+//! The scripted peer's transport (RFC 4253): version exchange, the binary packet protocol with
+//! every length and padding under the scenario's control, and a key-exchange state machine that
+//! watches each message sent and received, so that a scenario's low-level steps (send KEXINIT,
+//! expect KEX_ECDH_REPLY, ...) make a real key exchange without special cases.
+//!
+//! Nothing here trusts the target: every length is bounded before anything is allocated for it,
+//! and every failure says whether the target misbehaved or we could not go on.
+
+pub mod cipher;
+pub mod hostkey;
+pub mod kex;
+pub mod negotiate;
+
+use crate::transcript::{Dir, Transcript};
+use cipher::{DirectionKeys, OpenError, PacketCipher};
+use negotiate::{Negotiated, NoCommon};
+use rand::RngCore;
+use sshspec_wire::msg::{AuthMethod, ExtInfo, KexFamily, KexInit};
+use sshspec_wire::{Codec, DecodeContext, Message};
+use std::collections::VecDeque;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+/// The largest packet we accept from a target. RFC 4253 §6.1 asks for 35000 at least; OpenSSH
+/// allows 256 KiB. A larger announced length is refused before any buffer is grown for it.
+pub const MAX_PACKET: usize = 256 * 1024;
+/// The longest line we read during version exchange before calling it garbage.
+const MAX_LINE: usize = 8192;
+/// How many pre-banner lines we tolerate (RFC 4253 §4.2 sets no limit; this bounds memory).
+const MAX_PRE_BANNER_LINES: usize = 1024;
+const TAIL: usize = 64;
+
+/// Why the conversation could not go on. Each variant says whose fault it is.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum TransportError {
+    /// The target closed the TCP connection (EOF or reset).
+    #[error("the target closed the connection{}", tail_text(.last_bytes))]
+    Closed { last_bytes: Vec<u8> },
+    /// Nothing complete arrived before the deadline.
+    #[error("timed out after {waited:?} waiting for the target ({buffered} byte(s) of an incomplete packet buffered){}", tail_text(.last_bytes))]
+    Timeout { waited: Duration, buffered: usize, last_bytes: Vec<u8> },
+    /// The target broke the protocol in a way the transport itself detects.
+    #[error("the target misbehaved: {0}")]
+    Target(String),
+    /// A local I/O failure or something the harness cannot do: our fault or the environment's.
+    #[error("harness error: {0}")]
+    Ours(String),
+}
+
+fn tail_text(b: &[u8]) -> String {
+    if b.is_empty() { String::new() } else { format!("; last bytes received: {}", hex::encode(b)) }
+}
+
+/// Explicit control of one packet's framing (RFC 4253 §6), for scenarios that break it on purpose.
+#[derive(Clone, Debug, Default)]
+pub struct Framing {
+    /// Number of padding bytes to send (default: the least that aligns, at least 4).
+    pub padding: Option<usize>,
+    /// Value of the padding_length byte (default: the real padding length).
+    pub padding_length_field: Option<u8>,
+    /// Value of the packet_length field (default: the real length).
+    pub packet_length_field: Option<u32>,
+    /// Flip a bit of the MAC or AEAD tag.
+    pub corrupt_mac: bool,
+}
+
+/// One direction: its sequence number, protection, and the counts for the current key epoch.
+pub struct Direction {
+    pub seq: u32,
+    cipher: PacketCipher,
+    pending: Option<PacketCipher>,
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+impl Direction {
+    fn new() -> Self {
+        Direction { seq: 0, cipher: PacketCipher::plain(), pending: None, packets: 0, bytes: 0 }
+    }
+
+    pub fn cipher_name(&self) -> &str {
+        self.cipher.name()
+    }
+}
+
+/// What the key exchanges so far have established.
+#[derive(Default)]
+pub struct KexState {
+    pub ours: Option<(KexInit, Vec<u8>)>,
+    pub theirs: Option<(KexInit, Vec<u8>)>,
+    pub negotiated: Option<Result<Negotiated, NoCommon>>,
+    pub ecdh: Option<kex::EcdhClient>,
+    pub q_c: Option<Vec<u8>>,
+    pub session_id: Option<Vec<u8>>,
+    pub host_key: Option<Vec<u8>>,
+    /// Key exchanges completed in both directions.
+    pub completed: u32,
+    /// Strict kex as decided by the first KEXINIT pair.
+    pub strict: bool,
+    pub server_ext_info: Option<ExtInfo>,
+}
+
+impl KexState {
+    pub fn negotiated(&self) -> Option<&Negotiated> {
+        self.negotiated.as_ref().and_then(|n| n.as_ref().ok())
+    }
+}
+
+/// The server's identification and what preceded it.
+#[derive(Clone, Debug, Default)]
+pub struct ServerVersion {
+    /// The identification line as received, CR LF included if sent.
+    pub line: Vec<u8>,
+    pub pre_banner: Vec<Vec<u8>>,
+}
+
+pub struct Transport {
+    stream: TcpStream,
+    inbuf: Vec<u8>,
+    inpos: usize,
+    tail: VecDeque<u8>,
+    pub tx: Direction,
+    pub rx: Direction,
+    pub kex: KexState,
+    pub ctx: DecodeContext,
+    pub log: Transcript,
+    /// Our identification string, without CR LF (the V_C of the exchange hash).
+    pub v_c: Vec<u8>,
+    pub server: Option<ServerVersion>,
+}
+
+impl Transport {
+    pub async fn connect(addr: std::net::SocketAddr, deadline: Instant, log: Transcript) -> Result<Self, TransportError> {
+        let stream = tokio::time::timeout_at(deadline, TcpStream::connect(addr))
+            .await
+            .map_err(|_| TransportError::Ours(format!("timed out connecting to {addr}")))?
+            .map_err(|e| TransportError::Ours(format!("cannot connect to {addr}: {e}")))?;
+        let _ = stream.set_nodelay(true);
+        Ok(Self::from_stream(stream, log))
+    }
+
+    pub fn from_stream(stream: TcpStream, log: Transcript) -> Self {
+        Transport {
+            stream,
+            inbuf: Vec::with_capacity(16 * 1024),
+            inpos: 0,
+            tail: VecDeque::with_capacity(TAIL),
+            tx: Direction::new(),
+            rx: Direction::new(),
+            kex: KexState::default(),
+            ctx: DecodeContext::default(),
+            log,
+            v_c: Vec::new(),
+            server: None,
+        }
+    }
+
+    pub fn last_bytes(&self) -> Vec<u8> {
+        self.tail.iter().copied().collect()
+    }
+
+    fn buffered(&self) -> &[u8] {
+        &self.inbuf[self.inpos..]
+    }
+
+    async fn read_more(&mut self, deadline: Instant) -> Result<(), TransportError> {
+        if self.inpos > 0 && (self.inpos >= self.inbuf.len() / 2 || self.inpos > 1 << 20) {
+            self.inbuf.drain(..self.inpos);
+            self.inpos = 0;
+        }
+        self.inbuf.reserve(32 * 1024);
+        let started = Instant::now();
+        let before = self.inbuf.len();
+        match tokio::time::timeout_at(deadline, self.stream.read_buf(&mut self.inbuf)).await {
+            Err(_) => Err(TransportError::Timeout {
+                waited: started.elapsed(),
+                buffered: self.buffered().len(),
+                last_bytes: self.last_bytes(),
+            }),
+            Ok(Ok(0)) => Err(TransportError::Closed { last_bytes: self.last_bytes() }),
+            Ok(Ok(_)) => {
+                for &b in &self.inbuf[before.max(self.inbuf.len().saturating_sub(TAIL))..] {
+                    if self.tail.len() == TAIL {
+                        self.tail.pop_front();
+                    }
+                    self.tail.push_back(b);
+                }
+                Ok(())
+            }
+            Ok(Err(e)) if is_reset(&e) => Err(TransportError::Closed { last_bytes: self.last_bytes() }),
+            Ok(Err(e)) => Err(TransportError::Ours(format!("reading from the target: {e}"))),
+        }
+    }
+
+    /// Writes bytes straight to the socket, outside any packet (version lines, garbage).
+    pub async fn send_bytes(&mut self, bytes: &[u8]) -> Result<(), TransportError> {
+        self.log.push(Dir::Sent, None, format!("bytes {}", printable(bytes)));
+        self.write_all(bytes).await
+    }
+
+    async fn write_all(&mut self, bytes: &[u8]) -> Result<(), TransportError> {
+        match self.stream.write_all(bytes).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_reset(&e) => Err(TransportError::Closed { last_bytes: self.last_bytes() }),
+            Err(e) => Err(TransportError::Ours(format!("writing to the target: {e}"))),
+        }
+    }
+
+    /// Reads one line (through LF) during version exchange.
+    pub async fn read_line(&mut self, deadline: Instant) -> Result<Vec<u8>, TransportError> {
+        loop {
+            if let Some(i) = self.buffered().iter().position(|&b| b == b'\n') {
+                let line = self.buffered()[..=i].to_vec();
+                self.inpos += i + 1;
+                return Ok(line);
+            }
+            if self.buffered().len() > MAX_LINE {
+                return Err(TransportError::Target(format!(
+                    "sent {} bytes without a line feed during version exchange",
+                    self.buffered().len()
+                )));
+            }
+            self.read_more(deadline).await?;
+        }
+    }
+
+    /// Sends our identification (after any pre-banner lines of ours).
+    pub async fn send_version(&mut self, ours: &str, pre_banner: &[String]) -> Result<(), TransportError> {
+        let mut out = Vec::new();
+        for l in pre_banner {
+            out.extend_from_slice(l.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(ours.as_bytes());
+        out.extend_from_slice(b"\r\n");
+        self.v_c = ours.as_bytes().to_vec();
+        self.log.push(Dir::Sent, None, format!("version {}", printable(&out)));
+        self.write_all(&out).await
+    }
+
+    /// Reads the server's identification line, keeping the lines before it (RFC 4253 §4.2).
+    pub async fn read_version(&mut self, deadline: Instant) -> Result<ServerVersion, TransportError> {
+        let mut pre_banner = Vec::new();
+        loop {
+            let line = self.read_line(deadline).await?;
+            if line.starts_with(b"SSH-") {
+                self.log.push(Dir::Received, None, format!("version {}", printable(&line)));
+                let v = ServerVersion { line, pre_banner };
+                self.server = Some(v.clone());
+                return Ok(v);
+            }
+            self.log.push(Dir::Received, None, format!("pre-banner line {}", printable(&line)));
+            pre_banner.push(line);
+            if pre_banner.len() > MAX_PRE_BANNER_LINES {
+                return Err(TransportError::Target(format!(
+                    "sent more than {MAX_PRE_BANNER_LINES} lines before its identification string"
+                )));
+            }
+        }
+    }
+
+    /// V_S for the exchange hash: the identification line without CR LF.
+    fn v_s(&self) -> Vec<u8> {
+        let l = self.server.as_ref().map(|s| s.line.as_slice()).unwrap_or_default();
+        let l = l.strip_suffix(b"\n").unwrap_or(l);
+        l.strip_suffix(b"\r").unwrap_or(l).to_vec()
+    }
+
+    /// Sends a message with default framing.
+    pub async fn send(&mut self, msg: &Message) -> Result<(), TransportError> {
+        self.send_with(msg, &[], &Framing::default()).await
+    }
+
+    /// Sends a message; `trailing` bytes are appended to its payload, and `framing` shapes the packet.
+    pub async fn send_with(&mut self, msg: &Message, trailing: &[u8], framing: &Framing) -> Result<(), TransportError> {
+        let mut payload = msg.encode();
+        payload.extend_from_slice(trailing);
+        self.log.message(Dir::Sent, self.tx.seq, msg);
+        if !trailing.is_empty() {
+            self.log.note(format!("... with {} trailing byte(s) {}", trailing.len(), hex::encode(trailing)));
+        }
+        self.before_send(msg, &payload);
+        self.write_packet(&payload, framing).await?;
+        self.after_send(msg)
+    }
+
+    /// Sends bytes as a packet payload, whatever they are.
+    pub async fn send_payload(&mut self, payload: &[u8], framing: &Framing) -> Result<(), TransportError> {
+        self.log.push(Dir::Sent, Some(self.tx.seq), format!("raw payload {}", hex::encode(payload)));
+        self.write_packet(payload, framing).await
+    }
+
+    async fn write_packet(&mut self, payload: &[u8], f: &Framing) -> Result<(), TransportError> {
+        let block = self.tx.cipher.block_size();
+        let clear = if self.tx.cipher.length_in_clear() { 4 } else { 0 };
+        let padding = f.padding.unwrap_or_else(|| {
+            let mut p = block - ((4 + 1 + payload.len() - clear) % block);
+            if p < 4 {
+                p += block;
+            }
+            p
+        });
+        let length = (1 + payload.len() + padding) as u32;
+        let mut packet = Vec::with_capacity(4 + length as usize + self.tx.cipher.tag_len());
+        packet.extend_from_slice(&f.packet_length_field.unwrap_or(length).to_be_bytes());
+        packet.push(f.padding_length_field.unwrap_or(padding as u8));
+        packet.extend_from_slice(payload);
+        let start = packet.len();
+        packet.resize(start + padding, 0);
+        rand::thread_rng().fill_bytes(&mut packet[start..]);
+        self.tx.cipher.seal(self.tx.seq, &mut packet);
+        if f.corrupt_mac {
+            if let Some(last) = packet.last_mut() {
+                *last ^= 0x01;
+            }
+        }
+        self.tx.seq = self.tx.seq.wrapping_add(1);
+        self.tx.packets += 1;
+        self.tx.bytes += packet.len() as u64;
+        self.write_all(&packet).await
+    }
+
+    /// Receives one packet's payload, checking its framing and MAC.
+    pub async fn recv_payload(&mut self, deadline: Instant) -> Result<(u32, Vec<u8>), TransportError> {
+        loop {
+            let header = self.rx.cipher.header_len();
+            if self.buffered().len() >= header {
+                let seq = self.rx.seq;
+                let head_end = self.inpos + header;
+                let len = self.rx.cipher.packet_length(seq, &self.inbuf[self.inpos..head_end]) as usize;
+                if len > MAX_PACKET || len < 5 {
+                    return Err(TransportError::Target(format!(
+                        "announced a packet length of {len} (accepted: 5 to {MAX_PACKET}), sequence number {seq}"
+                    )));
+                }
+                let total = 4 + len + self.rx.cipher.tag_len();
+                if self.buffered().len() >= total {
+                    let mut pkt = self.inbuf[self.inpos..self.inpos + total].to_vec();
+                    self.inpos += total;
+                    self.rx.cipher.open(seq, &mut pkt).map_err(|e| match e {
+                        OpenError::BadMac { .. } | OpenError::Misaligned { .. } => TransportError::Target(e.to_string()),
+                    })?;
+                    let padding = pkt[4] as usize;
+                    if padding < 4 || padding + 1 > len {
+                        return Err(TransportError::Target(format!(
+                            "sent padding_length {padding} in a packet of length {len} (RFC 4253 §6: at least 4, inside the packet)"
+                        )));
+                    }
+                    self.rx.seq = seq.wrapping_add(1);
+                    self.rx.packets += 1;
+                    self.rx.bytes += total as u64;
+                    pkt.truncate(4 + len - padding);
+                    pkt.drain(..5);
+                    return Ok((seq, pkt));
+                }
+            }
+            self.read_more(deadline).await?;
+        }
+    }
+
+    /// Receives and decodes one message, and lets the key-exchange state machine see it.
+    pub async fn recv(&mut self, deadline: Instant) -> Result<Message, TransportError> {
+        let (seq, payload) = self.recv_payload(deadline).await?;
+        let msg = match Message::decode(&payload, self.ctx) {
+            Ok(m) => m,
+            Err(e) => {
+                self.log.push(Dir::Received, Some(seq), format!("malformed payload {}", hex::encode(&payload)));
+                return Err(TransportError::Target(format!("sent a malformed message (sequence number {seq}): {e}")));
+            }
+        };
+        self.log.message(Dir::Received, seq, &msg);
+        self.after_recv(&msg, &payload)?;
+        Ok(msg)
+    }
+
+    fn before_send(&mut self, msg: &Message, payload: &[u8]) {
+        match msg {
+            Message::KexInit(k) => {
+                self.kex.ours = Some((k.clone(), payload.to_vec()));
+                self.try_negotiate();
+            }
+            Message::KexEcdhInit(m) => self.kex.q_c = Some(m.q_c.0.clone()),
+            Message::UserauthRequest(r) => {
+                self.ctx.auth = match r.method {
+                    AuthMethod::Publickey { .. } => sshspec_wire::msg::AuthFamily::Publickey,
+                    AuthMethod::Password { .. } => sshspec_wire::msg::AuthFamily::Password,
+                    AuthMethod::KeyboardInteractive { .. } => sshspec_wire::msg::AuthFamily::KeyboardInteractive,
+                    _ => sshspec_wire::msg::AuthFamily::Unset,
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn after_send(&mut self, msg: &Message) -> Result<(), TransportError> {
+        if let Message::NewKeys(_) = msg {
+            let Some(c) = self.tx.pending.take() else {
+                self.log.note("NEWKEYS sent with no keys pending: outgoing protection unchanged");
+                return Ok(());
+            };
+            self.tx.cipher = c;
+            self.tx.packets = 0;
+            self.tx.bytes = 0;
+            if self.kex.strict {
+                self.tx.seq = 0;
+            }
+            self.log.note(format!(
+                "outgoing keys active: {}{}",
+                self.tx.cipher.name(),
+                if self.kex.strict { ", sequence number reset to 0 (strict kex)" } else { "" }
+            ));
+            self.finish_kex_if_done();
+        }
+        Ok(())
+    }
+
+    fn after_recv(&mut self, msg: &Message, payload: &[u8]) -> Result<(), TransportError> {
+        match msg {
+            Message::KexInit(k) => {
+                self.kex.theirs = Some((k.clone(), payload.to_vec()));
+                self.try_negotiate();
+            }
+            Message::KexEcdhReply(r) => self.on_ecdh_reply(&r.k_s.0, &r.q_s.0, &r.signature.0)?,
+            Message::NewKeys(_) => {
+                let Some(c) = self.rx.pending.take() else {
+                    self.log.note("NEWKEYS received with no keys pending: incoming protection unchanged");
+                    return Ok(());
+                };
+                self.rx.cipher = c;
+                self.rx.packets = 0;
+                self.rx.bytes = 0;
+                if self.kex.strict {
+                    self.rx.seq = 0;
+                }
+                self.log.note(format!("incoming keys active: {}", self.rx.cipher.name()));
+                self.finish_kex_if_done();
+            }
+            Message::ExtInfo(e) => self.kex.server_ext_info = Some(e.clone()),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn try_negotiate(&mut self) {
+        let (Some((ours, _)), Some((theirs, _))) = (&self.kex.ours, &self.kex.theirs) else { return };
+        let n = negotiate::negotiate(ours, theirs);
+        match &n {
+            Ok(n) => {
+                if self.kex.completed == 0 {
+                    self.kex.strict = n.strict;
+                }
+                self.ctx.kex = KexFamily::Ecdh;
+                self.log.note(format!(
+                    "negotiated kex={} hostkey={} cipher c2s={} s2c={} mac c2s={} s2c={} compression={}/{} strict-kex={}",
+                    n.kex,
+                    n.host_key,
+                    n.cipher_c2s,
+                    n.cipher_s2c,
+                    n.mac_c2s.as_deref().unwrap_or("(aead)"),
+                    n.mac_s2c.as_deref().unwrap_or("(aead)"),
+                    n.compression_c2s,
+                    n.compression_s2c,
+                    self.kex.strict
+                ));
+            }
+            Err(e) => self.log.note(format!("negotiation failed: {e}")),
+        }
+        self.kex.negotiated = Some(n);
+    }
+
+    fn on_ecdh_reply(&mut self, k_s: &[u8], q_s: &[u8], sig: &[u8]) -> Result<(), TransportError> {
+        let (Some(n), Some(ecdh), Some(q_c)) = (self.kex.negotiated().cloned(), self.kex.ecdh.take(), self.kex.q_c.clone())
+        else {
+            self.log.note("KEX_ECDH_REPLY outside a key exchange we started: not processed");
+            return Ok(());
+        };
+        let (Some((_, i_c)), Some((_, i_s))) = (&self.kex.ours, &self.kex.theirs) else { return Ok(()) };
+        let k = ecdh.shared_secret(q_s).ok_or_else(|| {
+            TransportError::Target(format!(
+                "sent an unusable curve25519 public key {} (RFC 8731 §3: wrong length or all-zero shared secret)",
+                hex::encode(q_s)
+            ))
+        })?;
+        let v_s = self.v_s();
+        let h = kex::exchange_hash(&kex::HashInputs { v_c: &self.v_c, v_s: &v_s, i_c, i_s, k_s, q_c: &q_c, q_s, k: &k });
+        hostkey::verify(&n.host_key, k_s, sig, &h)
+            .map_err(|e| TransportError::Target(format!("host key check failed ({}): {e}", n.host_key)))?;
+        self.log.note(format!(
+            "host key {} {} verified",
+            hostkey::key_type(k_s).unwrap_or_default(),
+            hostkey::fingerprint(k_s)
+        ));
+        self.kex.host_key = Some(k_s.to_vec());
+        let session_id = self.kex.session_id.get_or_insert_with(|| h.clone()).clone();
+        let derive = |cipher: &str, mac: &Option<String>, iv: u8, key: u8, mk: u8| -> Result<DirectionKeys, TransportError> {
+            let (klen, ivlen) = cipher::cipher_sizes(cipher)
+                .ok_or_else(|| TransportError::Ours(format!("negotiated cipher {cipher} is not one the scripted peer speaks")))?;
+            let mlen = match mac {
+                Some(m) => cipher::mac_sizes(m)
+                    .ok_or_else(|| TransportError::Ours(format!("negotiated MAC {m} is not one the scripted peer speaks")))?
+                    .0,
+                None => 0,
+            };
+            Ok(DirectionKeys {
+                cipher: cipher.to_owned(),
+                mac: mac.clone(),
+                iv: kex::derive_key(&k, &h, iv, &session_id, ivlen),
+                key: kex::derive_key(&k, &h, key, &session_id, klen),
+                mac_key: kex::derive_key(&k, &h, mk, &session_id, mlen),
+            })
+        };
+        let c2s = derive(&n.cipher_c2s, &n.mac_c2s, b'A', b'C', b'E')?;
+        let s2c = derive(&n.cipher_s2c, &n.mac_s2c, b'B', b'D', b'F')?;
+        for (name, dir) in [(&n.compression_c2s, "c2s"), (&n.compression_s2c, "s2c")] {
+            if name != "none" {
+                return Err(TransportError::Ours(format!("negotiated {dir} compression {name}, which the scripted peer does not speak yet")));
+            }
+        }
+        self.tx.pending = PacketCipher::new(&c2s);
+        self.rx.pending = PacketCipher::new(&s2c);
+        Ok(())
+    }
+
+    fn finish_kex_if_done(&mut self) {
+        if self.tx.pending.is_none() && self.rx.pending.is_none() && self.kex.ours.is_some() && self.kex.theirs.is_some() {
+            self.kex.completed += 1;
+            self.kex.ours = None;
+            self.kex.theirs = None;
+        }
+    }
+
+    pub async fn shutdown(&mut self) {
+        let _ = self.stream.shutdown().await;
+    }
+}
+
+fn is_reset(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(e.kind(), ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof)
+}
+
+/// Bytes as text with escapes, for transcripts of lines and raw sends.
+pub fn printable(b: &[u8]) -> String {
+    let mut s = String::from("\"");
+    for &c in b.iter().take(300) {
+        match c {
+            b'\r' => s.push_str("\\r"),
+            b'\n' => s.push_str("\\n"),
+            b'"' => s.push_str("\\\""),
+            0x20..=0x7e => s.push(c as char),
+            _ => s.push_str(&format!("\\x{c:02x}")),
+        }
+    }
+    s.push('"');
+    if b.len() > 300 {
+        s.push_str(&format!("...({} bytes)", b.len()));
+    }
+    s
+}
+
+#[allow(dead_code)]
+fn _assert_codec<T: Codec>() {}
