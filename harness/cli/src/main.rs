@@ -1,1 +1,321 @@
-fn main(){}
+//! `sshspec`: the command line. The engine is the `sshspec` library; this file parses flags,
+//! wires the reports and maps the outcome to the documented exit codes.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use sshspec::report::{Reporter, console::Console};
+use sshspec::run::RunOptions;
+use sshspec::script::{self, Scenario};
+use sshspec::{exit, peer, targets};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+const EXIT_CODES: &str = "Exit codes:
+  0    every scenario passed (or xfailed/skipped)
+  1    a target did not conform: a scenario FAILed or XPASSed
+  2    bad input: malformed scenario file, unknown target, bad flag
+  3    the harness could not judge: a target did not start, or a scenario ended in ERROR
+  130  interrupted (SIGINT/SIGTERM); partial reports were written";
+
+#[derive(Parser)]
+#[command(
+    name = "sshspec",
+    version,
+    about = "SSH protocol conformance tests: scripted scenarios against real servers, judged clause by clause.",
+    after_help = EXIT_CODES
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run scenarios against targets and write console, JSON and JUnit reports.
+    #[command(after_help = EXIT_CODES)]
+    Run(RunArgs),
+    /// List the scenarios with their id, clause, level and title.
+    List {
+        #[command(flatten)]
+        sel: Selection,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ListFormat::Text)]
+        format: ListFormat,
+    },
+    /// Check scenario files and target descriptions; nothing runs.
+    Check {
+        #[command(flatten)]
+        sel: Selection,
+    },
+    /// List the known targets and whether they can start here.
+    Targets,
+}
+
+#[derive(clap::Args)]
+struct Selection {
+    /// Scenario ids, id prefixes or globs (`transport/kex/*`), or files; default: all.
+    scenarios: Vec<String>,
+    /// The folder of scenario files.
+    #[arg(long, value_name = "DIR")]
+    scenarios_dir: Option<PathBuf>,
+    /// Only the smoke tier (a handful of scenarios, seconds).
+    #[arg(long)]
+    smoke: bool,
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    #[command(flatten)]
+    sel: Selection,
+    /// Target to run against (repeatable): builtin, openssh, dropbear, or remote:HOST:PORT.
+    #[arg(short, long = "target", value_name = "NAME", default_value = "builtin")]
+    targets: Vec<String>,
+    /// Write reports into this folder (default: reports/<UTC time>/, with reports/latest pointing at it).
+    #[arg(long, value_name = "DIR")]
+    report_dir: Option<PathBuf>,
+    /// Write no report files, only the console.
+    #[arg(long)]
+    no_report: bool,
+    /// Scenarios run at once per target (default: the target's own limit; 1 = serial).
+    #[arg(short, long, value_name = "N")]
+    jobs: Option<usize>,
+    /// Deadline for each step's expectations, e.g. 5s or 500ms.
+    #[arg(long, value_name = "DURATION", default_value = "10s")]
+    step_timeout: String,
+    /// Print every result (-v), and failing transcripts; -vv also streams each exchange as it happens.
+    #[arg(short, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// For remote targets: the user to log in as.
+    #[arg(long, value_name = "USER", default_value = "sshspec")]
+    user: String,
+    /// For remote targets: the environment variable holding the password.
+    #[arg(long, value_name = "VAR")]
+    password_env: Option<String>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ListFormat {
+    Text,
+    Markdown,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Command::Run(a) => run(a),
+        Command::List { sel, format } => list(&sel, format),
+        Command::Check { sel } => check(&sel),
+        Command::Targets => show_targets(),
+    };
+    ExitCode::from(code)
+}
+
+fn scenarios_dir(sel: &Selection) -> PathBuf {
+    if let Some(d) = &sel.scenarios_dir {
+        return d.clone();
+    }
+    let here = PathBuf::from("scenarios");
+    if here.is_dir() {
+        return here;
+    }
+    // Running from elsewhere in the source tree: the catalogue this binary was built with.
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios")
+}
+
+/// Loads and selects scenarios, printing every problem (file:line:column) if there are any.
+fn load(sel: &Selection) -> Result<Vec<Scenario>, u8> {
+    let dir = scenarios_dir(sel);
+    if !dir.is_dir() {
+        eprintln!("error: scenario folder {} not found (use --scenarios-dir)", dir.display());
+        return Err(exit::USAGE);
+    }
+    let all = script::load_dir(&dir).map_err(|errs| {
+        for e in &errs {
+            eprintln!("error: {e}");
+        }
+        eprintln!("{} malformed scenario file(s); nothing was run", errs.len());
+        exit::USAGE
+    })?;
+    script::select(all, &sel.scenarios, sel.smoke).map_err(|e| {
+        eprintln!("error: {e}");
+        exit::USAGE
+    })
+}
+
+fn run(a: RunArgs) -> u8 {
+    let scenarios = match load(&a.sel) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let mut infos = Vec::new();
+    for name in &a.targets {
+        match targets::find(name) {
+            Ok(t) => infos.push(t),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return exit::USAGE;
+            }
+        }
+    }
+    let step_timeout = match script::parse_duration_arg(&a.step_timeout) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: --step-timeout: {e}");
+            return exit::USAGE;
+        }
+    };
+    if a.jobs == Some(0) {
+        eprintln!("error: --jobs must be at least 1");
+        return exit::USAGE;
+    }
+    let remote_creds = match &a.password_env {
+        Some(var) => match std::env::var(var) {
+            Ok(pw) => {
+                let mut c = peer::Credentials::generate(&a.user);
+                c.password = pw;
+                Some(c)
+            }
+            Err(_) => {
+                eprintln!("error: --password-env {var}: the variable is not set");
+                return exit::USAGE;
+            }
+        },
+        None => None,
+    };
+    let report_dir = if a.no_report {
+        None
+    } else {
+        let made = match &a.report_dir {
+            Some(d) => std::fs::create_dir_all(d).map(|_| d.clone()),
+            None => sshspec::report::new_report_dir(Path::new("reports")),
+        };
+        match made {
+            Ok(d) => Some(d),
+            Err(e) => {
+                eprintln!("error: cannot create the report folder: {e}");
+                return exit::USAGE;
+            }
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return exit::HARNESS;
+        }
+    };
+    let (cancel_tx, cancel) = tokio::sync::watch::channel(false);
+    let echo = a.verbose >= 2;
+    let opts = RunOptions {
+        // Streamed transcripts are only readable one scenario at a time.
+        jobs: if echo { Some(1) } else { a.jobs },
+        peer: peer::Options { step_timeout, echo },
+        ci: is_ci(),
+        remote_creds,
+        cancel,
+    };
+    let mut reporters: Vec<Box<dyn Reporter>> = vec![Box::new(Console::new(a.verbose))];
+    let summary = rt.block_on(async {
+        tokio::spawn(async move {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            let term = async {
+                match term.as_mut() {
+                    Some(t) => t.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term => {}
+            }
+            eprintln!("\ninterrupted: stopping targets and writing partial reports");
+            let _ = cancel_tx.send(true);
+        });
+        sshspec::run::run(&infos, &scenarios, &opts, &mut reporters).await
+    });
+    if let Some(dir) = report_dir {
+        let written = sshspec::report::json::write(&dir.join("report.json"), &summary)
+            .and_then(|_| sshspec::report::junit::write(&dir.join("junit.xml"), &summary));
+        match written {
+            Ok(()) => println!("reports: {}/report.json, {}/junit.xml", dir.display(), dir.display()),
+            Err(e) => {
+                eprintln!("error: writing reports to {}: {e}", dir.display());
+                return exit::HARNESS;
+            }
+        }
+    }
+    summary.exit_code()
+}
+
+fn is_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+fn list(sel: &Selection, format: ListFormat) -> u8 {
+    let scenarios = match load(sel) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    match format {
+        ListFormat::Text => {
+            for s in &scenarios {
+                println!("{:<52} {:<16} {:<6} {}", s.id, s.spec, s.level.to_string(), s.title);
+            }
+            println!("{} scenario(s)", scenarios.len());
+        }
+        ListFormat::Markdown => print!("{}", script::catalogue_markdown(&scenarios)),
+    }
+    exit::OK
+}
+
+fn check(sel: &Selection) -> u8 {
+    let scenarios = match load(sel) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let catalog = match targets::catalog() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::USAGE;
+        }
+    };
+    let mut stale = 0;
+    if sel.scenarios.is_empty() {
+        for t in &catalog {
+            for id in t.expected_failures.keys() {
+                if !scenarios.iter().any(|s| &s.id == id) {
+                    eprintln!("error: target {}: expected failure {id:?} matches no scenario", t.name);
+                    stale += 1;
+                }
+            }
+        }
+    }
+    if stale > 0 {
+        return exit::USAGE;
+    }
+    println!("{} scenario file(s) and {} target description(s) are valid", scenarios.len(), catalog.len());
+    exit::OK
+}
+
+fn show_targets() -> u8 {
+    let catalog = match targets::catalog() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::USAGE;
+        }
+    };
+    println!("{:<10} {:<8} {:<9} {:<48} auth", "name", "server", "backend", "availability");
+    for t in &catalog {
+        println!(
+            "{:<10} {:<8} {:<9} {:<48} {}",
+            t.name,
+            t.server,
+            format!("{:?}", t.backend).to_lowercase(),
+            targets::availability(t),
+            t.auth.join(",")
+        );
+    }
+    println!("remote:HOST:PORT  any SSH server you name (password auth via --password-env)");
+    exit::OK
+}

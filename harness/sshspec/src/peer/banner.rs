@@ -1,0 +1,83 @@
+//! Judging the server's identification string against RFC 4253 §4.2:
+//! `SSH-protoversion-softwareversion SP comments CR LF`, at most 255 characters with CR LF, the
+//! version fields printable US-ASCII without whitespace or '-'.
+
+use crate::transport::{ServerVersion, printable};
+use toml::{Table, Value};
+
+pub struct Parsed {
+    pub protoversion: String,
+    pub softwareversion: String,
+    pub comments: String,
+}
+
+/// Every way the line breaks §4.2, and its fields.
+pub fn check(line: &[u8]) -> (Vec<String>, Parsed) {
+    let mut problems = Vec::new();
+    if !line.ends_with(b"\r\n") {
+        problems.push("it is not terminated by CR LF".to_owned());
+    }
+    if line.len() > 255 {
+        problems.push(format!("it is {} characters long including CR LF; the limit is 255", line.len()));
+    }
+    let body = line.strip_suffix(b"\n").unwrap_or(line);
+    let body = body.strip_suffix(b"\r").unwrap_or(body);
+    if body.iter().any(|&b| b == 0) {
+        problems.push("it contains a NUL byte".to_owned());
+    }
+    let text = String::from_utf8_lossy(body);
+    let rest = text.strip_prefix("SSH-").unwrap_or(&text);
+    let (versions, comments) = match rest.split_once(' ') {
+        Some((v, c)) => (v, c),
+        None => (rest, ""),
+    };
+    let (proto, software) = versions.split_once('-').unwrap_or((versions, ""));
+    let field_ok = |s: &str| !s.is_empty() && s.bytes().all(|b| (0x21..=0x7e).contains(&b) && b != b'-');
+    if !field_ok(proto) {
+        problems.push(format!("protoversion {proto:?} is not printable US-ASCII without '-' or spaces"));
+    }
+    if !field_ok(software) {
+        problems.push(format!("softwareversion {software:?} is empty or holds characters other than printable US-ASCII without '-' or spaces"));
+    }
+    (problems, Parsed { protoversion: proto.to_owned(), softwareversion: software.to_owned(), comments: comments.to_owned() })
+}
+
+pub fn judge(v: &ServerVersion, matches: &Table) -> Result<(), String> {
+    let (problems, p) = check(&v.line);
+    if !problems.is_empty() {
+        return Err(format!("identification {}: {}", printable(&v.line), problems.join("; ")));
+    }
+    for (k, want) in matches {
+        let got = match k.as_str() {
+            "protoversion" => Value::String(p.protoversion.clone()),
+            "softwareversion" => Value::String(p.softwareversion.clone()),
+            "comments" => Value::String(p.comments.clone()),
+            "pre_banner_lines" => Value::Integer(v.pre_banner.len() as i64),
+            _ => continue,
+        };
+        if &got != want {
+            return Err(format!("identification {}: {k} is {got}, not {want}", printable(&v.line)));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn real_banners_conform() {
+        for b in ["SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u10\r\n", "SSH-2.0-dropbear_2022.83\r\n", "SSH-2.0-russh_0.65.1\r\n"] {
+            assert!(check(b.as_bytes()).0.is_empty(), "{b}");
+        }
+    }
+
+    #[test]
+    fn each_breach_is_named() {
+        assert_eq!(check(b"SSH-2.0-x\n").0.len(), 1);
+        assert_eq!(check(b"SSH-2.0-bad-name\r\n").0.len(), 1);
+        let long = format!("SSH-2.0-{}\r\n", "a".repeat(300));
+        assert_eq!(check(long.as_bytes()).0.len(), 1);
+    }
+}

@@ -1,0 +1,169 @@
+//! Channel bookkeeping for the scripted peer (RFC 4254 §5): ids, both windows, what arrived.
+//!
+//! Our window is topped up when half is spent, so a target never stalls on us; the target's window
+//! and maximum packet size bound what we send. Data the target sends past our window or packet
+//! size is written into the transcript as a violation.
+
+use crate::transcript::Transcript;
+use sshspec_wire::Message;
+use sshspec_wire::msg::*;
+
+/// The window we offer on channels we open.
+pub const LOCAL_WINDOW: u32 = 2 * 1024 * 1024;
+/// The maximum packet size we offer.
+pub const LOCAL_MAX_PACKET: u32 = 32768;
+/// Output kept per channel for checks; beyond this only the count grows.
+const KEEP_OUTPUT: usize = 1 << 20;
+
+#[derive(Debug, Default)]
+pub struct Channel {
+    pub local: u32,
+    pub remote: Option<u32>,
+    pub remote_window: u64,
+    pub remote_max_packet: u32,
+    pub local_window: u64,
+    pub local_max_packet: u32,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    pub received_bytes: u64,
+    pub exit_status: Option<u32>,
+    pub exit_signal: Option<String>,
+    pub eof_received: bool,
+    pub close_received: bool,
+    pub close_sent: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct Channels {
+    list: Vec<Channel>,
+    next_local: u32,
+    current: Option<usize>,
+}
+
+impl Channels {
+    /// A CHANNEL_OPEN for a session with our next id and default window.
+    pub fn open_request(&self) -> ChannelOpen {
+        ChannelOpen {
+            channel_type: ChannelType::Session {},
+            sender_channel: self.next_local,
+            initial_window_size: LOCAL_WINDOW,
+            maximum_packet_size: LOCAL_MAX_PACKET,
+        }
+    }
+
+    pub fn current(&self) -> Option<&Channel> {
+        self.current.and_then(|i| self.list.get(i))
+    }
+
+    pub fn current_remote(&self) -> Option<u32> {
+        self.current().and_then(|c| c.remote)
+    }
+
+    fn by_local(&mut self, local: u32) -> Option<&mut Channel> {
+        self.list.iter_mut().find(|c| c.local == local)
+    }
+
+    fn by_remote(&mut self, remote: u32) -> Option<&mut Channel> {
+        self.list.iter_mut().find(|c| c.remote == Some(remote))
+    }
+
+    pub fn on_sent(&mut self, msg: &Message) {
+        match msg {
+            Message::ChannelOpen(o) => {
+                self.next_local = self.next_local.max(o.sender_channel.wrapping_add(1));
+                self.list.push(Channel {
+                    local: o.sender_channel,
+                    local_window: u64::from(o.initial_window_size),
+                    local_max_packet: o.maximum_packet_size,
+                    ..Default::default()
+                });
+            }
+            Message::ChannelData(d) => {
+                if let Some(c) = self.by_remote(d.recipient_channel) {
+                    c.remote_window = c.remote_window.saturating_sub(d.data.len() as u64);
+                }
+            }
+            Message::ChannelClose(m) => {
+                if let Some(c) = self.by_remote(m.recipient_channel) {
+                    c.close_sent = true;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Records what a received message means for our channels; returns a WINDOW_ADJUST to send
+    /// when our window for that channel is half spent.
+    pub fn on_received(&mut self, msg: &Message, log: &mut Transcript) -> Option<Message> {
+        match msg {
+            Message::ChannelOpenConfirmation(m) => {
+                let idx = self.list.iter().position(|c| c.local == m.recipient_channel)?;
+                let c = &mut self.list[idx];
+                c.remote = Some(m.sender_channel);
+                c.remote_window = u64::from(m.initial_window_size);
+                c.remote_max_packet = m.maximum_packet_size;
+                self.current = Some(idx);
+                None
+            }
+            Message::ChannelWindowAdjust(m) => {
+                let c = self.by_local(m.recipient_channel)?;
+                c.remote_window += u64::from(m.bytes_to_add);
+                if c.remote_window > u64::from(u32::MAX) {
+                    log.note(format!(
+                        "violation: window adjusted to {} bytes, beyond 2^32-1 (RFC 4254 §5.2)",
+                        c.remote_window
+                    ));
+                }
+                None
+            }
+            Message::ChannelData(m) => self.data(m.recipient_channel, m.data.as_slice(), false, log),
+            Message::ChannelExtendedData(m) => self.data(m.recipient_channel, m.data.as_slice(), true, log),
+            Message::ChannelRequest(r) => {
+                let c = self.by_local(r.recipient_channel)?;
+                match &r.request {
+                    ChannelRequestKind::ExitStatus { exit_status } => c.exit_status = Some(*exit_status),
+                    ChannelRequestKind::ExitSignal { signal_name, .. } => c.exit_signal = Some(signal_name.to_string()),
+                    _ => {}
+                }
+                None
+            }
+            Message::ChannelEof(m) => {
+                self.by_local(m.recipient_channel)?.eof_received = true;
+                None
+            }
+            Message::ChannelClose(m) => {
+                self.by_local(m.recipient_channel)?.close_received = true;
+                None
+            }
+            _ => None,
+        }
+    }
+
+    fn data(&mut self, local: u32, data: &[u8], extended: bool, log: &mut Transcript) -> Option<Message> {
+        let c = self.by_local(local)?;
+        let n = data.len() as u64;
+        if n > c.local_window {
+            log.note(format!(
+                "violation: {n} bytes of data with only {} left in our window (RFC 4254 §5.2)",
+                c.local_window
+            ));
+        }
+        if data.len() > c.local_max_packet as usize {
+            log.note(format!(
+                "violation: {n} bytes of data in one message, above our maximum packet size {} (RFC 4254 §5.2)",
+                c.local_max_packet
+            ));
+        }
+        c.local_window = c.local_window.saturating_sub(n);
+        c.received_bytes += n;
+        let out = if extended { &mut c.stderr } else { &mut c.stdout };
+        let keep = KEEP_OUTPUT.saturating_sub(out.len()).min(data.len());
+        out.extend_from_slice(&data[..keep]);
+        if c.local_window < u64::from(LOCAL_WINDOW / 2) && !c.close_received {
+            let bytes_to_add = LOCAL_WINDOW - c.local_window as u32;
+            c.local_window += u64::from(bytes_to_add);
+            return Some(Message::ChannelWindowAdjust(ChannelWindowAdjust { recipient_channel: c.remote?, bytes_to_add }));
+        }
+        None
+    }
+}

@@ -1,0 +1,646 @@
+//! The scripted peer: interprets a scenario's steps against a live target and judges each one.
+//!
+//! High-level steps (`key-exchange`, `authenticate`, `exec`, ...) are compositions of the same send
+//! and receive primitives the low-level steps use, so both see the same transcript and rules.
+//! A step fails when the target does something the scenario does not accept (FAIL), and errs when
+//! the harness cannot go on (ERROR); the two are never mixed.
+
+mod banner;
+mod channel;
+
+use crate::script::{self, Action, AuthKind, AuthOutcome, Expectation, Pins, Scenario, Step, message};
+use crate::transcript::{Entry, Transcript, summarize};
+use crate::transport::{self, Framing, Transport, TransportError, cipher, hostkey, kex};
+use channel::Channels;
+use ed25519_dalek::Signer;
+use rand::RngCore;
+use sshspec_wire::codec::put_string;
+use sshspec_wire::msg::*;
+use sshspec_wire::{Bool, Bytes, Cookie, DisconnectReason, Message, NameList};
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Our identification string (RFC 4253 §4.2).
+pub const OUR_BANNER: &str = concat!("SSH-2.0-sshspec_", env!("CARGO_PKG_VERSION"));
+
+/// What the peer logs in with.
+#[derive(Clone)]
+pub struct Credentials {
+    pub user: String,
+    pub password: String,
+    pub key: ed25519_dalek::SigningKey,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials").field("user", &self.user).finish_non_exhaustive()
+    }
+}
+
+impl Credentials {
+    /// A fresh random password and ed25519 key for `user`, made for one run.
+    pub fn generate(user: &str) -> Self {
+        let mut seed = [0u8; 32];
+        rand::thread_rng().fill_bytes(&mut seed);
+        let mut pw = [0u8; 12];
+        rand::thread_rng().fill_bytes(&mut pw);
+        Credentials {
+            user: user.to_owned(),
+            password: format!("sshspec-{}", hex::encode(pw)),
+            key: ed25519_dalek::SigningKey::from_bytes(&seed),
+        }
+    }
+
+    pub fn public_key(&self) -> [u8; 32] {
+        self.key.verifying_key().to_bytes()
+    }
+
+    /// The public key in `authorized_keys` form.
+    pub fn authorized_key_line(&self) -> String {
+        use base64::Engine;
+        format!("ssh-ed25519 {} sshspec", base64::engine::general_purpose::STANDARD.encode(ed25519_blob(&self.public_key())))
+    }
+}
+
+fn ed25519_blob(pk: &[u8; 32]) -> Vec<u8> {
+    let mut b = Vec::new();
+    put_string(&mut b, hostkey::SSH_ED25519.as_bytes());
+    put_string(&mut b, pk);
+    b
+}
+
+/// How a scenario ended, before expected failures are taken into account.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Judgement {
+    Pass,
+    /// The target did not do what the scenario requires.
+    Fail(Evidence),
+    /// The harness could not judge.
+    Error(Evidence),
+}
+
+/// What was expected and what happened, at which step.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Evidence {
+    /// 1-based step number, 0 for the connection itself.
+    pub step: usize,
+    /// Line of the step in the scenario file.
+    pub line: usize,
+    pub expected: String,
+    pub actual: String,
+}
+
+/// The outcome of one scenario run: its judgement and the transcript that supports it.
+#[derive(Debug)]
+pub struct Run {
+    pub judgement: Judgement,
+    pub transcript: Vec<Entry>,
+    pub duration: Duration,
+    /// The host key fingerprint, the negotiated algorithms and the server's banner, if seen.
+    pub identity: Identity,
+}
+
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct Identity {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub banner: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub negotiated: Option<transport::negotiate::Negotiated>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub step_timeout: Duration,
+    /// Echo the transcript to stderr as it happens.
+    pub echo: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { step_timeout: script::DEFAULT_STEP_TIMEOUT, echo: false }
+    }
+}
+
+/// Why a step did not pass.
+enum StepFailure {
+    Target { expected: String, actual: String },
+    Harness(String),
+}
+
+type StepResult = Result<(), StepFailure>;
+
+fn fail(expected: impl Into<String>, actual: impl Into<String>) -> StepFailure {
+    StepFailure::Target { expected: expected.into(), actual: actual.into() }
+}
+
+impl StepFailure {
+    fn from_transport(expected: &str, e: TransportError) -> Self {
+        match e {
+            TransportError::Ours(m) => StepFailure::Harness(m),
+            other => fail(expected, other.to_string()),
+        }
+    }
+}
+
+/// Runs `scenario` against the server at `addr`.
+pub async fn run(scenario: &Scenario, addr: SocketAddr, creds: &Credentials, opts: &Options) -> Run {
+    let started = Instant::now();
+    let mut log = Transcript::default();
+    log.echo = opts.echo;
+    log.note(format!("scenario {} against {addr}", scenario.id));
+    let deadline = started + scenario.timeout;
+    let t = match Transport::connect(addr, deadline, log).await {
+        Ok(t) => t,
+        Err(e) => {
+            let mut log = Transcript::default();
+            log.note(e.to_string());
+            return Run {
+                judgement: Judgement::Error(Evidence { step: 0, line: 0, expected: format!("a TCP connection to {addr}"), actual: e.to_string() }),
+                transcript: log.into_entries(),
+                duration: started.elapsed(),
+                identity: Identity::default(),
+            };
+        }
+    };
+    let mut peer = Peer { t, creds, opts, service_accepted: false, channels: Channels::default() };
+    let run = tokio::time::timeout_at(deadline, peer.steps(&scenario.steps)).await;
+    let judgement = match run {
+        Ok(j) => j,
+        Err(_) => Judgement::Fail(Evidence {
+            step: 0,
+            line: 0,
+            expected: format!("the scenario to finish within {:?}", scenario.timeout),
+            actual: format!("still running at the deadline; last bytes received: {}", hex::encode(peer.t.last_bytes())),
+        }),
+    };
+    peer.t.shutdown().await;
+    let identity = Identity {
+        banner: peer.t.server.as_ref().map(|s| String::from_utf8_lossy(&s.line).trim_end().to_owned()),
+        host_key: peer.t.kex.host_key.as_deref().map(hostkey::fingerprint),
+        negotiated: peer.t.kex.negotiated().cloned(),
+    };
+    let mut log = std::mem::take(&mut peer.t.log);
+    match &judgement {
+        Judgement::Pass => log.note("PASS"),
+        Judgement::Fail(e) => log.note(format!("FAIL at step {}: expected {}; got {}", e.step, e.expected, e.actual)),
+        Judgement::Error(e) => log.note(format!("ERROR at step {}: {}", e.step, e.actual)),
+    }
+    Run { judgement, transcript: log.into_entries(), duration: started.elapsed(), identity }
+}
+
+struct Peer<'a> {
+    t: Transport,
+    creds: &'a Credentials,
+    opts: &'a Options,
+    service_accepted: bool,
+    channels: Channels,
+}
+
+impl Peer<'_> {
+    async fn steps(&mut self, steps: &[Step]) -> Judgement {
+        for (i, step) in steps.iter().enumerate() {
+            let timeout = step.timeout.unwrap_or(self.opts.step_timeout);
+            let deadline = Instant::now() + timeout;
+            let evidence = |expected: String, actual: String| Evidence { step: i + 1, line: step.line, expected, actual };
+            match self.step(step, deadline, timeout).await {
+                Ok(()) => {}
+                Err(StepFailure::Target { expected, actual }) => return Judgement::Fail(evidence(expected, actual)),
+                Err(StepFailure::Harness(m)) => return Judgement::Error(evidence("the harness to carry out the step".into(), m)),
+            }
+        }
+        Judgement::Pass
+    }
+
+    async fn step(&mut self, step: &Step, deadline: Instant, timeout: Duration) -> StepResult {
+        match &step.action {
+            Action::VersionExchange { banner, pre_banner } => self.version_exchange(banner.as_deref(), pre_banner, deadline).await,
+            Action::KeyExchange { pins, with } => self.key_exchange(pins, with, deadline).await,
+            Action::Authenticate { method, outcome, query, password } => {
+                self.authenticate(*method, *outcome, *query, password.as_ref(), deadline).await
+            }
+            Action::OpenSession => self.open_session(deadline).await,
+            Action::Exec { command, stdin, stdout, stderr, exit_status } => {
+                self.exec(command, stdin.as_ref(), stdout.as_ref(), stderr.as_ref(), *exit_status, deadline).await
+            }
+            Action::Disconnect => {
+                let m = Message::Disconnect(Disconnect {
+                    reason: DisconnectReason::BY_APPLICATION,
+                    description: "sshspec: scenario complete".into(),
+                    language: "".into(),
+                });
+                self.send(&m).await?;
+                self.t.shutdown().await;
+                Ok(())
+            }
+            Action::Send { message, with, trailing, framing } => {
+                let base = self.default_message(message);
+                let msg = message::build(message, base.as_ref(), with).map_err(StepFailure::Harness)?;
+                self.send_framed(&msg, trailing, framing).await
+            }
+            Action::SendPayload { payload, framing } => {
+                self.t.send_payload(payload, framing).await.or_else(|e| self.tolerate_closed(e))
+            }
+            Action::SendBytes(b) => self.t.send_bytes(b).await.or_else(|e| self.tolerate_closed(e)),
+            Action::Expect(alts) => self.expect(alts, step.strict, deadline, timeout).await,
+        }
+    }
+
+    /// A write that finds the connection closed is not itself a verdict: the next expectation
+    /// decides whether a close was acceptable.
+    fn tolerate_closed(&mut self, e: TransportError) -> StepResult {
+        match e {
+            TransportError::Closed { .. } => {
+                self.t.log.note("write failed: the target had closed the connection");
+                Ok(())
+            }
+            other => Err(StepFailure::from_transport("to send", other)),
+        }
+    }
+
+    async fn send(&mut self, msg: &Message) -> StepResult {
+        self.send_framed(msg, &[], &Framing::default()).await
+    }
+
+    async fn send_framed(&mut self, msg: &Message, trailing: &[u8], framing: &Framing) -> StepResult {
+        self.t.send_with(msg, trailing, framing).await.or_else(|e| self.tolerate_closed(e))?;
+        self.channels.on_sent(msg);
+        Ok(())
+    }
+
+    /// Receives the next message that matters to a high-level step: IGNORE, DEBUG, EXT_INFO, banners
+    /// and global requests are handled here (answered where the RFC requires it) and passed over.
+    async fn next(&mut self, deadline: Instant, expecting: &str) -> Result<Message, StepFailure> {
+        loop {
+            let msg = self.t.recv(deadline).await.map_err(|e| StepFailure::from_transport(expecting, e))?;
+            let adjust = self.channels.on_received(&msg, &mut self.t.log);
+            if let Some(m) = adjust {
+                self.send(&m).await?;
+            }
+            match &msg {
+                Message::Ignore(_) | Message::Debug(_) | Message::ExtInfo(_) | Message::UserauthBanner(_) => continue,
+                Message::ChannelWindowAdjust(_) => continue,
+                Message::GlobalRequest(g) => {
+                    if g.want_reply.is_true() {
+                        // RFC 4254 §4: requests we do not know get REQUEST_FAILURE.
+                        self.send(&Message::RequestFailure(RequestFailure {})).await?;
+                    }
+                    continue;
+                }
+                _ => return Ok(msg),
+            }
+        }
+    }
+
+    async fn version_exchange(&mut self, banner: Option<&str>, pre_banner: &[String], deadline: Instant) -> StepResult {
+        self.t.send_version(banner.unwrap_or(OUR_BANNER), pre_banner).await.or_else(|e| self.tolerate_closed(e))?;
+        let v = self.t.read_version(deadline).await.map_err(|e| StepFailure::from_transport("the server's identification string", e))?;
+        if !(v.line.starts_with(b"SSH-2.0-") || v.line.starts_with(b"SSH-1.99-")) {
+            return Err(fail("protocol version 2.0 (or 1.99)", format!("identification {}", transport::printable(&v.line))));
+        }
+        Ok(())
+    }
+
+    fn default_kexinit(&self, pins: &Pins) -> KexInit {
+        let mut cookie = [0u8; 16];
+        rand::thread_rng().fill_bytes(&mut cookie);
+        let list = |pin: &Option<String>, all: &[&str]| match pin {
+            Some(p) => NameList::new([p.as_str()]),
+            None => NameList::new(all.iter().copied()),
+        };
+        let mut kex_algorithms = list(&pins.kex, kex::KEX_ALGORITHMS);
+        // The extension markers are announced only in the first key exchange (RFC 8308 §2.1, PROTOCOL §1.10).
+        if self.t.kex.completed == 0 {
+            kex_algorithms.0.push(kex::EXT_INFO_C.into());
+            kex_algorithms.0.push(kex::KEX_STRICT_C.into());
+        }
+        let ciphers = list(&pins.cipher, cipher::CIPHERS);
+        let macs = list(&pins.mac, cipher::MACS);
+        KexInit {
+            cookie: Cookie(cookie),
+            kex_algorithms,
+            server_host_key_algorithms: list(&pins.host_key, hostkey::HOST_KEY_ALGORITHMS),
+            encryption_algorithms_client_to_server: ciphers.clone(),
+            encryption_algorithms_server_to_client: ciphers,
+            mac_algorithms_client_to_server: macs.clone(),
+            mac_algorithms_server_to_client: macs,
+            compression_algorithms_client_to_server: NameList::new(["none"]),
+            compression_algorithms_server_to_client: NameList::new(["none"]),
+            languages_client_to_server: NameList::default(),
+            languages_server_to_client: NameList::default(),
+            first_kex_packet_follows: Bool::FALSE,
+            reserved: 0,
+        }
+    }
+
+    /// The message a bare `send = "NAME"` sends: sensible values for this point of the conversation.
+    fn default_message(&mut self, name: &str) -> Option<Message> {
+        let current = self.channels.current_remote();
+        Some(match name {
+            "kexinit" => Message::KexInit(self.default_kexinit(&Pins::default())),
+            "kex_ecdh_init" => {
+                let e = kex::EcdhClient::new();
+                let q_c = e.public.to_vec();
+                self.t.kex.ecdh = Some(e);
+                Message::KexEcdhInit(KexEcdhInit { q_c: Bytes(q_c) })
+            }
+            "service_request" => Message::ServiceRequest(ServiceRequest { service: "ssh-userauth".into() }),
+            "userauth_request" => Message::UserauthRequest(UserauthRequest {
+                user: self.creds.user.as_str().into(),
+                service: "ssh-connection".into(),
+                method: AuthMethod::None {},
+            }),
+            "channel_open" => Message::ChannelOpen(self.channels.open_request()),
+            "disconnect" => Message::Disconnect(Disconnect {
+                reason: DisconnectReason::BY_APPLICATION,
+                description: "sshspec".into(),
+                language: "".into(),
+            }),
+            "channel_data" => Message::ChannelData(ChannelData { recipient_channel: current?, data: Bytes::default() }),
+            "channel_eof" => Message::ChannelEof(ChannelEof { recipient_channel: current? }),
+            "channel_close" => Message::ChannelClose(ChannelClose { recipient_channel: current? }),
+            "channel_request" => Message::ChannelRequest(ChannelRequest {
+                recipient_channel: current?,
+                want_reply: Bool::TRUE,
+                request: ChannelRequestKind::Shell {},
+            }),
+            "channel_window_adjust" => {
+                Message::ChannelWindowAdjust(ChannelWindowAdjust { recipient_channel: current?, bytes_to_add: 0 })
+            }
+            _ => return None,
+        })
+    }
+
+    async fn key_exchange(&mut self, pins: &Pins, with: &toml::Table, deadline: Instant) -> StepResult {
+        let ours = Message::KexInit(self.default_kexinit(pins));
+        let ours = message::build("kexinit", Some(&ours), with).map_err(StepFailure::Harness)?;
+        self.send(&ours).await?;
+        if self.t.kex.theirs.is_none() {
+            match self.next(deadline, "the server's KEXINIT").await? {
+                Message::KexInit(_) => {}
+                other => return Err(fail("KEXINIT", summarize(&other))),
+            }
+        }
+        match &self.t.kex.negotiated {
+            Some(Err(e)) => return Err(fail("a common algorithm in every category", e.to_string())),
+            Some(Ok(n)) if !kex::KEX_ALGORITHMS.contains(&n.kex.as_str()) => {
+                return Err(StepFailure::Harness(format!("negotiated kex {}, which the scripted peer does not speak yet", n.kex)));
+            }
+            Some(Ok(_)) => {}
+            None => return Err(StepFailure::Harness("no negotiation after both KEXINITs".into())),
+        }
+        let init = self.default_message("kex_ecdh_init").ok_or_else(|| StepFailure::Harness("no ECDH init".into()))?;
+        self.send(&init).await?;
+        match self.next(deadline, "KEX_ECDH_REPLY").await? {
+            Message::KexEcdhReply(_) => {}
+            other => return Err(fail("KEX_ECDH_REPLY", summarize(&other))),
+        }
+        self.send(&Message::NewKeys(NewKeys {})).await?;
+        match self.next(deadline, "NEWKEYS").await? {
+            Message::NewKeys(_) => Ok(()),
+            other => Err(fail("NEWKEYS", summarize(&other))),
+        }
+    }
+
+    async fn authenticate(
+        &mut self,
+        method: AuthKind,
+        outcome: AuthOutcome,
+        query: bool,
+        password: Option<&Bytes>,
+        deadline: Instant,
+    ) -> StepResult {
+        if !self.service_accepted {
+            self.send(&Message::ServiceRequest(ServiceRequest { service: "ssh-userauth".into() })).await?;
+            match self.next(deadline, "SERVICE_ACCEPT").await? {
+                Message::ServiceAccept(a) if a.service.as_slice() == b"ssh-userauth" => self.service_accepted = true,
+                other => return Err(fail("SERVICE_ACCEPT for ssh-userauth", summarize(&other))),
+            }
+        }
+        let user: Bytes = self.creds.user.as_str().into();
+        let service: Bytes = "ssh-connection".into();
+        let request = |method| Message::UserauthRequest(UserauthRequest { user: user.clone(), service: service.clone(), method });
+        let password = password.cloned().unwrap_or_else(|| self.creds.password.as_str().into());
+        match method {
+            AuthKind::None => self.send(&request(AuthMethod::None {})).await?,
+            AuthKind::Password => {
+                self.send(&request(AuthMethod::Password { change: Bool::FALSE, password, new_password: None })).await?
+            }
+            AuthKind::Publickey => {
+                let key = Bytes(ed25519_blob(&self.creds.public_key()));
+                let algorithm: Bytes = hostkey::SSH_ED25519.into();
+                if query {
+                    self.send(&request(AuthMethod::Publickey {
+                        signed: Bool::FALSE,
+                        algorithm: algorithm.clone(),
+                        key: key.clone(),
+                        signature: None,
+                    }))
+                    .await?;
+                    match self.next(deadline, "USERAUTH_PK_OK").await? {
+                        Message::UserauthPkOk(ok) if ok.algorithm == algorithm && ok.key == key => {}
+                        Message::UserauthPkOk(ok) => {
+                            return Err(fail("USERAUTH_PK_OK echoing our algorithm and key (RFC 4252 §7)", format!("{ok:?}")));
+                        }
+                        other if outcome == AuthOutcome::Failure && matches!(other, Message::UserauthFailure(_)) => return Ok(()),
+                        other => return Err(fail("USERAUTH_PK_OK", summarize(&other))),
+                    }
+                }
+                let session_id = self.t.kex.session_id.clone().unwrap_or_default();
+                let mut data = Vec::new();
+                put_string(&mut data, &session_id);
+                data.push(50);
+                put_string(&mut data, user.as_slice());
+                put_string(&mut data, service.as_slice());
+                put_string(&mut data, b"publickey");
+                data.push(1);
+                put_string(&mut data, algorithm.as_slice());
+                put_string(&mut data, key.as_slice());
+                let sig = self.creds.key.sign(&data).to_bytes();
+                let mut blob = Vec::new();
+                put_string(&mut blob, algorithm.as_slice());
+                put_string(&mut blob, &sig);
+                self.send(&request(AuthMethod::Publickey { signed: Bool::TRUE, algorithm, key, signature: Some(Bytes(blob)) }))
+                    .await?;
+            }
+            AuthKind::KeyboardInteractive => {
+                self.send(&request(AuthMethod::KeyboardInteractive { language: "".into(), submethods: "".into() })).await?;
+                // RFC 4256 §3.2: any number of INFO_REQUEST rounds, including zero-prompt ones.
+                for _round in 0..16 {
+                    match self.next(deadline, "USERAUTH_INFO_REQUEST, SUCCESS or FAILURE").await? {
+                        Message::UserauthInfoRequest(r) => {
+                            let responses = r.prompts.iter().map(|_| password.clone()).collect();
+                            self.send(&Message::UserauthInfoResponse(UserauthInfoResponse { responses })).await?;
+                        }
+                        other => return self.judge_auth(method, outcome, other),
+                    }
+                }
+                return Err(fail("keyboard-interactive to end within 16 rounds", "more rounds"));
+            }
+        }
+        let reply = self.next(deadline, "USERAUTH_SUCCESS or USERAUTH_FAILURE").await?;
+        self.judge_auth(method, outcome, reply)
+    }
+
+    fn judge_auth(&mut self, method: AuthKind, outcome: AuthOutcome, reply: Message) -> StepResult {
+        match (outcome, &reply) {
+            (AuthOutcome::Success, Message::UserauthSuccess(_)) => Ok(()),
+            (AuthOutcome::Failure, Message::UserauthFailure(_)) => Ok(()),
+            (AuthOutcome::Success, Message::UserauthFailure(f)) => Err(fail(
+                format!("USERAUTH_SUCCESS for {}", method.name()),
+                format!("USERAUTH_FAILURE; methods that can continue: {}", f.methods.joined()),
+            )),
+            (AuthOutcome::Success, _) => Err(fail(format!("USERAUTH_SUCCESS for {}", method.name()), summarize(&reply))),
+            (AuthOutcome::Failure, _) => Err(fail(format!("USERAUTH_FAILURE for {}", method.name()), summarize(&reply))),
+        }
+    }
+
+    async fn open_session(&mut self, deadline: Instant) -> StepResult {
+        let open = Message::ChannelOpen(self.channels.open_request());
+        self.send(&open).await?;
+        match self.next(deadline, "CHANNEL_OPEN_CONFIRMATION").await? {
+            Message::ChannelOpenConfirmation(_) if self.channels.current_remote().is_some() => Ok(()),
+            other => Err(fail("CHANNEL_OPEN_CONFIRMATION for our session channel", summarize(&other))),
+        }
+    }
+
+    async fn exec(
+        &mut self,
+        command: &str,
+        stdin: Option<&Bytes>,
+        stdout: Option<&Bytes>,
+        stderr: Option<&Bytes>,
+        exit_status: Option<u32>,
+        deadline: Instant,
+    ) -> StepResult {
+        let Some(remote) = self.channels.current_remote() else {
+            return Err(StepFailure::Harness("exec needs an open session channel (add `do = \"open-session\"` first)".into()));
+        };
+        self.send(&Message::ChannelRequest(ChannelRequest {
+            recipient_channel: remote,
+            want_reply: Bool::TRUE,
+            request: ChannelRequestKind::Exec { command: command.into() },
+        }))
+        .await?;
+        loop {
+            match self.next(deadline, "CHANNEL_SUCCESS for exec").await? {
+                Message::ChannelSuccess(_) => break,
+                Message::ChannelFailure(_) => return Err(fail("CHANNEL_SUCCESS for exec", "CHANNEL_FAILURE")),
+                Message::ChannelData(_) | Message::ChannelExtendedData(_) | Message::ChannelRequest(_) => {}
+                other => return Err(fail("CHANNEL_SUCCESS for exec", summarize(&other))),
+            }
+        }
+        if let Some(input) = stdin {
+            self.send_data(input.as_slice(), deadline).await?;
+            self.send(&Message::ChannelEof(ChannelEof { recipient_channel: remote })).await?;
+        }
+        while !self.channels.current().is_some_and(|c| c.close_received) {
+            match self.next(deadline, "the command's output, exit status and CHANNEL_CLOSE").await? {
+                Message::ChannelData(_)
+                | Message::ChannelExtendedData(_)
+                | Message::ChannelRequest(_)
+                | Message::ChannelEof(_)
+                | Message::ChannelClose(_) => {}
+                other => return Err(fail("channel data, exit status or CHANNEL_CLOSE", summarize(&other))),
+            }
+        }
+        if self.channels.current().is_some_and(|c| !c.close_sent) {
+            // RFC 4254 §5.3: CLOSE is answered with CLOSE.
+            self.send(&Message::ChannelClose(ChannelClose { recipient_channel: remote })).await?;
+        }
+        let Some(c) = self.channels.current() else { return Ok(()) };
+        if let Some(want) = stdout {
+            if c.stdout != want.as_slice() {
+                return Err(fail(format!("stdout {want}"), format!("stdout {}", Bytes(c.stdout.clone()))));
+            }
+        }
+        if let Some(want) = stderr {
+            if c.stderr != want.as_slice() {
+                return Err(fail(format!("stderr {want}"), format!("stderr {}", Bytes(c.stderr.clone()))));
+            }
+        }
+        if let Some(want) = exit_status {
+            if c.exit_status != Some(want) {
+                let got = match (&c.exit_status, &c.exit_signal) {
+                    (Some(s), _) => format!("exit-status {s}"),
+                    (None, Some(sig)) => format!("exit-signal {sig}"),
+                    (None, None) => "no exit-status before CHANNEL_CLOSE".into(),
+                };
+                return Err(fail(format!("exit-status {want}"), got));
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends `data` on the current channel, never past the peer's window or maximum packet size
+    /// (RFC 4254 §5.2), waiting for WINDOW_ADJUST when the window is spent.
+    async fn send_data(&mut self, mut data: &[u8], deadline: Instant) -> StepResult {
+        while !data.is_empty() {
+            let Some(c) = self.channels.current() else { return Ok(()) };
+            let room = c.remote_window.min(u64::from(c.remote_max_packet)) as usize;
+            if room == 0 {
+                let msg = self.next(deadline, "CHANNEL_WINDOW_ADJUST").await?;
+                if !matches!(msg, Message::ChannelData(_) | Message::ChannelExtendedData(_) | Message::ChannelRequest(_)) {
+                    return Err(fail("CHANNEL_WINDOW_ADJUST", summarize(&msg)));
+                }
+                continue;
+            }
+            let n = room.min(data.len());
+            let Some(recipient_channel) = c.remote else { return Ok(()) };
+            self.send(&Message::ChannelData(ChannelData { recipient_channel, data: Bytes(data[..n].to_vec()) })).await?;
+            data = &data[n..];
+        }
+        Ok(())
+    }
+
+    async fn expect(&mut self, alts: &[Expectation], strict: bool, deadline: Instant, timeout: Duration) -> StepResult {
+        let expected = alts.iter().map(Expectation::describe).collect::<Vec<_>>().join(" or ");
+        if let Some(Expectation::Banner { matches }) = alts.iter().find(|a| matches!(a, Expectation::Banner { .. })) {
+            if self.t.server.is_none() {
+                self.t.read_version(deadline).await.map_err(|e| StepFailure::from_transport(&expected, e))?;
+            }
+            let v = self.t.server.clone().unwrap_or_default();
+            return banner::judge(&v, matches).map_err(|actual| fail(expected, actual));
+        }
+        let wants = |f: fn(&Expectation) -> bool| alts.iter().any(f);
+        let close_ok = wants(|a| matches!(a, Expectation::Close));
+        let nothing_ok = wants(|a| matches!(a, Expectation::Nothing));
+        loop {
+            match self.t.recv(deadline).await {
+                Ok(msg) => {
+                    if let Some(m) = self.channels.on_received(&msg, &mut self.t.log) {
+                        self.send(&m).await?;
+                    }
+                    if !strict && matches!(msg, Message::Ignore(_) | Message::Debug(_)) {
+                        continue;
+                    }
+                    for alt in alts {
+                        if let Expectation::Message { name, matches } = alt {
+                            if message::matches(&msg, name, matches).map_err(StepFailure::Harness)? {
+                                return Ok(());
+                            }
+                        }
+                    }
+                    if close_ok && matches!(msg, Message::Disconnect(_)) {
+                        continue;
+                    }
+                    return Err(fail(expected, summarize(&msg)));
+                }
+                Err(TransportError::Closed { .. }) if close_ok => return Ok(()),
+                Err(TransportError::Timeout { .. }) if nothing_ok => return Ok(()),
+                Err(TransportError::Timeout { buffered, last_bytes, .. }) => {
+                    return Err(fail(
+                        expected,
+                        format!(
+                            "nothing within {timeout:?} ({buffered} byte(s) of an incomplete packet buffered; last bytes received: {})",
+                            hex::encode(last_bytes)
+                        ),
+                    ));
+                }
+                Err(e) => return Err(StepFailure::from_transport(&expected, e)),
+            }
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! The console: what a person watching the run sees. Problems as they happen, a table at the end.
+
+use super::{Event, Reporter, transcript_text};
+use crate::verdict::Outcome;
+use std::io::Write;
+
+pub struct Console {
+    /// 0: problems and the summary; 1: every result; 2: also each failing transcript.
+    pub verbosity: u8,
+    out: Box<dyn Write + Send>,
+}
+
+impl Console {
+    pub fn new(verbosity: u8) -> Self {
+        Console { verbosity, out: Box::new(std::io::stdout()) }
+    }
+
+    pub fn to(verbosity: u8, out: Box<dyn Write + Send>) -> Self {
+        Console { verbosity, out }
+    }
+}
+
+impl Reporter for Console {
+    fn on_event(&mut self, e: &Event<'_>) {
+        let o = &mut self.out;
+        let _ = match e {
+            Event::RunStarted { targets, scenarios } => writeln!(
+                o,
+                "sshspec {}: {scenarios} scenario(s) against {} target(s): {}",
+                env!("CARGO_PKG_VERSION"),
+                targets.len(),
+                targets.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+            Event::TargetStarted { target, version, addr } => writeln!(o, "target {target}: {version} at {addr}"),
+            Event::TargetUnavailable { target, reason, outcome } => {
+                writeln!(o, "{outcome:<5} target {target}: {reason}")
+            }
+            Event::Result(r) => {
+                let show = self.verbosity >= 1
+                    || matches!(r.outcome, Outcome::Fail | Outcome::Xpass | Outcome::Error)
+                    || (r.outcome == Outcome::Skip && r.duration_ms == 0 && !r.reason.as_deref().unwrap_or("").starts_with("target "));
+                if show {
+                    let _ = writeln!(o, "{:<5} {} {} ({} ms)", r.outcome.label(), r.target, r.scenario, r.duration_ms);
+                    if let Some(ev) = &r.evidence {
+                        if r.outcome != Outcome::Pass {
+                            let _ = writeln!(o, "      step {} (line {}): expected {}", ev.step, ev.line, ev.expected);
+                            let _ = writeln!(o, "      got {}", ev.actual);
+                        }
+                    }
+                    if let Some(reason) = &r.reason {
+                        if r.evidence.as_ref().is_none_or(|ev| &ev.actual != reason) {
+                            let _ = writeln!(o, "      {reason}");
+                        }
+                    }
+                    if self.verbosity >= 2 && r.outcome != Outcome::Pass && !r.transcript.is_empty() {
+                        for l in transcript_text(r).lines() {
+                            let _ = writeln!(o, "        {l}");
+                        }
+                    }
+                }
+                Ok(())
+            }
+            Event::TargetFinished { .. } => Ok(()),
+            Event::Warning { message } => writeln!(o, "warning: {message}"),
+            Event::RunFinished { summary } => {
+                let _ = writeln!(o);
+                let _ = writeln!(
+                    o,
+                    "{:<12} {:<40} {:>5} {:>5} {:>5} {:>5} {:>5} {:>5} {:>8}",
+                    "target", "version", "pass", "fail", "xfail", "xpass", "skip", "error", "time"
+                );
+                for t in &summary.targets {
+                    let v = if t.version.is_empty() { "(unavailable)" } else { t.version.as_str() };
+                    let _ = writeln!(
+                        o,
+                        "{:<12} {:<40} {:>5} {:>5} {:>5} {:>5} {:>5} {:>5} {:>7.2}s",
+                        t.name,
+                        truncate(v, 40),
+                        t.tally.pass,
+                        t.tally.fail,
+                        t.tally.xfail,
+                        t.tally.xpass,
+                        t.tally.skip,
+                        t.tally.error,
+                        t.duration_ms as f64 / 1000.0
+                    );
+                }
+                let all = summary.tally();
+                let _ = writeln!(o);
+                let verdict = match summary.exit_code() {
+                    crate::exit::OK => "conforming",
+                    crate::exit::NONCONFORMING => "NOT CONFORMING",
+                    crate::exit::INTERRUPTED => "INTERRUPTED",
+                    _ => "ERRORS: some scenarios could not be judged",
+                };
+                writeln!(
+                    o,
+                    "sshspec: {} passed, {} failed, {} xfailed, {} xpassed, {} skipped, {} errors in {:.2}s: {verdict}",
+                    all.pass,
+                    all.fail,
+                    all.xfail,
+                    all.xpass,
+                    all.skip,
+                    all.error,
+                    summary.duration_ms as f64 / 1000.0
+                )
+            }
+        };
+        let _ = o.flush();
+    }
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n { s.to_owned() } else { format!("{}…", s.chars().take(n - 1).collect::<String>()) }
+}

@@ -1,0 +1,235 @@
+//! Targets: the servers scenarios run against. A target is described by a data file
+//! (`containers/<name>/target.toml`: what it supports and its expected deviations) and started by a
+//! backend: `builtin` (russh in-process), `process` (sshd or dropbear as a local process) or
+//! `remote` (a host and port given by the user).
+
+mod process;
+
+use crate::peer::Credentials;
+use crate::script::Scenario;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The user the process targets log in as (created by scripts/install-test-deps.sh).
+pub const TEST_USER: &str = "sshspec";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    Builtin,
+    Process,
+    Remote,
+}
+
+/// Algorithms a target supports, for matching scenarios' `requires`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Algorithms {
+    pub kex: Vec<String>,
+    pub host_key: Vec<String>,
+    pub cipher: Vec<String>,
+    pub mac: Vec<String>,
+}
+
+/// A target's description.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetInfo {
+    pub name: String,
+    pub server: String,
+    pub backend: BackendKind,
+    pub description: String,
+    pub auth: Vec<String>,
+    pub max_jobs: usize,
+    #[serde(default)]
+    pub algorithms: Algorithms,
+    /// Scenario id → the reason this target is expected to fail it.
+    #[serde(default, rename = "expected-failures")]
+    pub expected_failures: BTreeMap<String, String>,
+    /// For remote targets: where it is.
+    #[serde(skip)]
+    pub address: Option<SocketAddr>,
+}
+
+const DESCRIPTIONS: &[(&str, &str)] = &[
+    ("containers/russh/target.toml", include_str!("../../../../containers/russh/target.toml")),
+    ("containers/openssh/target.toml", include_str!("../../../../containers/openssh/target.toml")),
+    ("containers/dropbear/target.toml", include_str!("../../../../containers/dropbear/target.toml")),
+];
+
+/// Every known target, in a stable order.
+pub fn catalog() -> Result<Vec<TargetInfo>, String> {
+    DESCRIPTIONS
+        .iter()
+        .map(|(path, text)| toml::from_str::<TargetInfo>(text).map_err(|e| format!("{path}: {e}")))
+        .collect()
+}
+
+/// Looks a target up by name; `remote:HOST:PORT` names a remote target.
+pub fn find(name: &str) -> Result<TargetInfo, String> {
+    if let Some(addr) = name.strip_prefix("remote:") {
+        let address: SocketAddr =
+            addr.parse().map_err(|_| format!("remote target {addr:?} is not HOST:PORT with a numeric IP address"))?;
+        return Ok(TargetInfo {
+            name: format!("remote:{address}"),
+            server: "unknown".into(),
+            backend: BackendKind::Remote,
+            description: format!("a remote server at {address}"),
+            // What a remote device supports is unknown; password is what we can offer it.
+            auth: vec!["none".into(), "password".into()],
+            max_jobs: 2,
+            algorithms: Algorithms::default(),
+            expected_failures: BTreeMap::new(),
+            address: Some(address),
+        });
+    }
+    let all = catalog()?;
+    let names: Vec<String> = all.iter().map(|t| t.name.clone()).collect();
+    all.into_iter()
+        .find(|t| t.name == name)
+        .ok_or_else(|| format!("unknown target {name:?}; known: {}, or remote:HOST:PORT", names.join(", ")))
+}
+
+impl TargetInfo {
+    /// Why this target cannot run `s`, if it cannot.
+    pub fn unmet(&self, s: &Scenario) -> Option<String> {
+        let r = &s.requires;
+        if let Some(m) = r.auth.iter().find(|m| !self.auth.contains(m)) {
+            return Some(format!("{} does not offer the {m} authentication method", self.name));
+        }
+        if self.backend == BackendKind::Remote {
+            return None;
+        }
+        let lists = [
+            ("cipher", &r.cipher, &self.algorithms.cipher),
+            ("MAC", &r.mac, &self.algorithms.mac),
+            ("key exchange", &r.kex, &self.algorithms.kex),
+            ("host key algorithm", &r.host_key, &self.algorithms.host_key),
+        ];
+        for (what, needs, has) in lists {
+            if let Some(a) = needs.iter().find(|a| !has.contains(a)) {
+                return Some(format!("{} does not offer the {what} {a}", self.name));
+            }
+        }
+        None
+    }
+}
+
+/// Server log lines, stamped so each scenario can take the lines of its own time window.
+#[derive(Clone, Default)]
+pub struct Logs(Arc<Mutex<Vec<(Instant, String)>>>);
+
+const MAX_LOG_LINES: usize = 20_000;
+
+impl Logs {
+    pub fn push(&self, line: String) {
+        if let Ok(mut v) = self.0.lock() {
+            if v.len() < MAX_LOG_LINES {
+                v.push((Instant::now(), line));
+            }
+        }
+    }
+
+    pub fn between(&self, from: Instant, to: Instant) -> Vec<String> {
+        match self.0.lock() {
+            Ok(v) => v.iter().filter(|(t, _)| *t >= from && *t <= to).map(|(_, l)| l.clone()).collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    pub fn tail(&self, n: usize) -> Vec<String> {
+        match self.0.lock() {
+            Ok(v) => v.iter().rev().take(n).rev().map(|(_, l)| l.clone()).collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+}
+
+/// A started target.
+pub struct Running {
+    pub addr: SocketAddr,
+    /// The identification line, without CR LF.
+    pub banner: String,
+    pub creds: Credentials,
+    pub logs: Logs,
+    guard: Guard,
+}
+
+enum Guard {
+    Builtin(#[allow(dead_code)] sshspec_russh_target::RunningTarget),
+    Process(process::Child),
+    None,
+}
+
+impl Running {
+    /// The software version as the banner states it (`OpenSSH_9.2p1 Debian-2+deb12u10`).
+    pub fn version(&self) -> String {
+        self.banner.strip_prefix("SSH-2.0-").unwrap_or(&self.banner).to_owned()
+    }
+
+    /// Stops the server and removes what it left behind.
+    pub async fn stop(self) {
+        if let Guard::Process(c) = self.guard {
+            c.stop().await;
+        }
+    }
+}
+
+/// Why a target did not start.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StartError {
+    /// The server software is not installed here: a visible SKIP outside CI, an ERROR in CI.
+    #[error("{0}")]
+    Missing(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+pub async fn start(t: &TargetInfo, remote_creds: Option<Credentials>) -> Result<Running, StartError> {
+    match t.backend {
+        BackendKind::Builtin => {
+            let creds = Credentials::generate(TEST_USER);
+            let c = sshspec_russh_target::Credentials {
+                user: creds.user.clone(),
+                password: creds.password.clone(),
+                authorized_ed25519: vec![creds.public_key()],
+            };
+            let bind: SocketAddr = ([127, 0, 0, 1], 0).into();
+            let running = sshspec_russh_target::start(bind, c)
+                .await
+                .map_err(|e| StartError::Failed(format!("the russh server did not start: {e}")))?;
+            Ok(Running {
+                addr: running.addr,
+                banner: running.banner.clone(),
+                creds,
+                logs: Logs::default(),
+                guard: Guard::Builtin(running),
+            })
+        }
+        BackendKind::Process => {
+            let creds = Credentials::generate(TEST_USER);
+            let (child, addr, banner) = process::start(&t.server, &creds).await?;
+            Ok(Running { addr, banner, creds, logs: child.logs.clone(), guard: Guard::Process(child) })
+        }
+        BackendKind::Remote => {
+            let addr = t.address.ok_or_else(|| StartError::Failed("remote target without an address".into()))?;
+            let banner = process::read_banner(addr, Duration::from_secs(10))
+                .await
+                .map_err(|e| StartError::Failed(format!("{addr}: {e}")))?;
+            let creds = remote_creds.unwrap_or_else(|| Credentials::generate(TEST_USER));
+            Ok(Running { addr, banner, creds, logs: Logs::default(), guard: Guard::None })
+        }
+    }
+}
+
+/// Whether the target can start on this machine, in words (for `sshspec targets`).
+pub fn availability(t: &TargetInfo) -> String {
+    match t.backend {
+        BackendKind::Builtin => "ready (in-process)".into(),
+        BackendKind::Remote => "remote".into(),
+        BackendKind::Process => process::availability(&t.server),
+    }
+}

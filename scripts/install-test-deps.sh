@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what the tests need beyond Rust: the OpenSSH and Dropbear servers from Debian packages,
+# and the unprivileged `sshspec` user the process targets log in as (each run sets it a fresh random
+# password; it never has one otherwise). Idempotent: a second run changes nothing.
+set -euo pipefail
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-test-deps: must run as root (apt-get, useradd)" >&2
+  exit 1
+fi
+
+need=()
+[ -x /usr/sbin/sshd ] || need+=(openssh-server)
+[ -x /usr/bin/ssh-keygen ] || need+=(openssh-client)
+[ -x /usr/sbin/dropbear ] || need+=(dropbear-bin)
+command -v chpasswd >/dev/null || need+=(passwd)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "install-test-deps: installing ${need[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+if ! getent passwd sshspec >/dev/null; then
+  echo "install-test-deps: creating user sshspec"
+  useradd --create-home --shell /bin/sh sshspec
+fi
+passwd -l sshspec >/dev/null 2>&1 || true
+mkdir -p /run/sshd
+
+echo "install-test-deps: $(/usr/sbin/sshd -V 2>&1 | head -1); $(/usr/sbin/dropbear -V 2>&1 | head -1)"
