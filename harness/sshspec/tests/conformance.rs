@@ -1,1 +1,124 @@
-fn main(){}
+//! The catalogue as `cargo test` trials: one per scenario × target, named `<target>::<scenario-id>`,
+//! filterable as usual (`cargo test --test conformance -- openssh::sanity`).
+//!
+//! Skips are decided while listing, not at run time, so every runner shows them as skipped. A target
+//! that cannot start here is a visible skip with its reason, except under `CI=true`, where each of
+//! its trials fails instead: CI must never pass by not running something.
+
+use libtest_mimic::{Arguments, Failed, Trial};
+use sshspec::peer;
+use sshspec::run::result_of;
+use sshspec::script::{self, Scenario};
+use sshspec::targets::{self, Running, TargetInfo};
+use sshspec::verdict::Outcome;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use tokio::sync::OnceCell;
+
+const TARGETS: &[&str] = &["builtin", "openssh", "dropbear"];
+
+struct Target {
+    info: TargetInfo,
+    running: OnceCell<Result<Running, String>>,
+}
+
+fn main() -> ExitCode {
+    let args = Arguments::from_args();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios");
+    let scenarios = match script::load_dir(&root) {
+        Ok(s) => s,
+        Err(errs) => {
+            for e in errs {
+                eprintln!("error: {e}");
+            }
+            return ExitCode::FAILURE;
+        }
+    };
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => Arc::new(rt),
+        Err(e) => {
+            eprintln!("error: no tokio runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut trials = Vec::new();
+    let mut all_targets = Vec::new();
+    for name in TARGETS {
+        let info = match targets::find(name) {
+            Ok(i) => i,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let availability = targets::availability(&info);
+        let unavailable = !availability.starts_with("ready");
+        if unavailable && !ci {
+            eprintln!("note: skipping every {name} trial: {availability} (run scripts/install-test-deps.sh as root)");
+        }
+        let target = Arc::new(Target { info, running: OnceCell::new() });
+        all_targets.push(target.clone());
+        for s in &scenarios {
+            let trial_name = format!("{name}::{}", s.id);
+            if unavailable && !ci {
+                trials.push(Trial::test(trial_name, || Ok(())).with_ignored_flag(true));
+                continue;
+            }
+            if unavailable {
+                let why = format!("target {name} is unavailable in CI: {availability}");
+                trials.push(Trial::test(trial_name, move || Err(Failed::from(why))));
+                continue;
+            }
+            if target.info.unmet(s).is_some() {
+                trials.push(Trial::test(trial_name, || Ok(())).with_ignored_flag(true));
+                continue;
+            }
+            let (rt, target, s) = (rt.clone(), target.clone(), s.clone());
+            trials.push(Trial::test(trial_name, move || rt.block_on(trial(&target, &s))));
+        }
+    }
+    let conclusion = libtest_mimic::run(&args, trials);
+    let stops = Mutex::new(Vec::new());
+    for t in all_targets {
+        if let Ok(t) = Arc::try_unwrap(t)
+            && let Some(Ok(r)) = t.running.into_inner()
+                && let Ok(mut v) = stops.lock() {
+                    v.push(r);
+                }
+    }
+    rt.block_on(async {
+        let v = stops.lock().map(|mut v| std::mem::take(&mut *v)).unwrap_or_default();
+        for r in v {
+            r.stop().await;
+        }
+    });
+    conclusion.exit_code()
+}
+
+async fn trial(target: &Target, s: &Scenario) -> Result<(), Failed> {
+    let running = target
+        .running
+        .get_or_init(|| async { targets::start(&target.info, None).await.map_err(|e| e.to_string()) })
+        .await
+        .as_ref()
+        .map_err(|e| Failed::from(format!("target {} did not start: {e}", target.info.name)))?;
+    let run = peer::run(s, running.addr, &running.creds, &peer::Options::default()).await;
+    let r = result_of(&target.info, &running.version(), s, run, Vec::new());
+    match r.outcome {
+        Outcome::Pass | Outcome::Xfail | Outcome::Skip => Ok(()),
+        _ => {
+            let mut msg = format!("{}: {} {}", r.outcome, s.spec, s.title);
+            if let Some(e) = &r.evidence {
+                msg.push_str(&format!("\nstep {} (line {}): expected {}\ngot {}", e.step, e.line, e.expected, e.actual));
+            }
+            if let Some(reason) = &r.reason {
+                msg.push_str(&format!("\n{reason}"));
+            }
+            msg.push_str("\ntranscript:\n");
+            msg.push_str(&sshspec::report::transcript_text(&r));
+            Err(Failed::from(msg))
+        }
+    }
+}

@@ -22,7 +22,7 @@ pub fn check(line: &[u8]) -> (Vec<String>, Parsed) {
     }
     let body = line.strip_suffix(b"\n").unwrap_or(line);
     let body = body.strip_suffix(b"\r").unwrap_or(body);
-    if body.iter().any(|&b| b == 0) {
+    if body.contains(&0) {
         problems.push("it contains a NUL byte".to_owned());
     }
     let text = String::from_utf8_lossy(body);

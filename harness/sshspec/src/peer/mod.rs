@@ -551,18 +551,16 @@ impl Peer<'_> {
             self.send(&Message::ChannelClose(ChannelClose { recipient_channel: remote })).await?;
         }
         let Some(c) = self.channels.current() else { return Ok(()) };
-        if let Some(want) = stdout {
-            if c.stdout != want.as_slice() {
+        if let Some(want) = stdout
+            && c.stdout != want.as_slice() {
                 return Err(fail(format!("stdout {want}"), format!("stdout {}", Bytes(c.stdout.clone()))));
             }
-        }
-        if let Some(want) = stderr {
-            if c.stderr != want.as_slice() {
+        if let Some(want) = stderr
+            && c.stderr != want.as_slice() {
                 return Err(fail(format!("stderr {want}"), format!("stderr {}", Bytes(c.stderr.clone()))));
             }
-        }
-        if let Some(want) = exit_status {
-            if c.exit_status != Some(want) {
+        if let Some(want) = exit_status
+            && c.exit_status != Some(want) {
                 let got = match (&c.exit_status, &c.exit_signal) {
                     (Some(s), _) => format!("exit-status {s}"),
                     (None, Some(sig)) => format!("exit-signal {sig}"),
@@ -570,7 +568,6 @@ impl Peer<'_> {
                 };
                 return Err(fail(format!("exit-status {want}"), got));
             }
-        }
         Ok(())
     }
 
@@ -617,11 +614,10 @@ impl Peer<'_> {
                         continue;
                     }
                     for alt in alts {
-                        if let Expectation::Message { name, matches } = alt {
-                            if message::matches(&msg, name, matches).map_err(StepFailure::Harness)? {
+                        if let Expectation::Message { name, matches } = alt
+                            && message::matches(&msg, name, matches).map_err(StepFailure::Harness)? {
                                 return Ok(());
                             }
-                        }
                     }
                     if close_ok && matches!(msg, Message::Disconnect(_)) {
                         continue;

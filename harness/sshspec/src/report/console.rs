@@ -41,17 +41,15 @@ impl Reporter for Console {
                     || (r.outcome == Outcome::Skip && r.duration_ms == 0 && !r.reason.as_deref().unwrap_or("").starts_with("target "));
                 if show {
                     let _ = writeln!(o, "{:<5} {} {} ({} ms)", r.outcome.label(), r.target, r.scenario, r.duration_ms);
-                    if let Some(ev) = &r.evidence {
-                        if r.outcome != Outcome::Pass {
+                    if let Some(ev) = &r.evidence
+                        && r.outcome != Outcome::Pass {
                             let _ = writeln!(o, "      step {} (line {}): expected {}", ev.step, ev.line, ev.expected);
                             let _ = writeln!(o, "      got {}", ev.actual);
                         }
-                    }
-                    if let Some(reason) = &r.reason {
-                        if r.evidence.as_ref().is_none_or(|ev| &ev.actual != reason) {
+                    if let Some(reason) = &r.reason
+                        && r.evidence.as_ref().is_none_or(|ev| &ev.actual != reason) {
                             let _ = writeln!(o, "      {reason}");
                         }
-                    }
                     if self.verbosity >= 2 && r.outcome != Outcome::Pass && !r.transcript.is_empty() {
                         for l in transcript_text(r).lines() {
                             let _ = writeln!(o, "        {l}");

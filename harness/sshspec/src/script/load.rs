@@ -106,11 +106,10 @@ pub fn parse(id: &str, path: &Path, text: &str) -> Result<Scenario, LoadError> {
         let span = e.span().unwrap_or(0..0);
         at(span, e.message().to_string())
     })?;
-    if let Some(f) = &raw.format {
-        if *f.get_ref() != FORMAT_VERSION {
+    if let Some(f) = &raw.format
+        && *f.get_ref() != FORMAT_VERSION {
             return Err(at(f.span(), format!("format {} is not supported; this sshspec reads format {FORMAT_VERSION}", f.get_ref())));
         }
-    }
     let timeout = match &raw.timeout {
         Some(t) => parse_duration(t.get_ref()).map_err(|m| at(t.span(), m))?,
         None => DEFAULT_SCENARIO_TIMEOUT,

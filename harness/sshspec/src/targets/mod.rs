@@ -126,11 +126,10 @@ const MAX_LOG_LINES: usize = 20_000;
 
 impl Logs {
     pub fn push(&self, line: String) {
-        if let Ok(mut v) = self.0.lock() {
-            if v.len() < MAX_LOG_LINES {
+        if let Ok(mut v) = self.0.lock()
+            && v.len() < MAX_LOG_LINES {
                 v.push((Instant::now(), line));
             }
-        }
     }
 
     pub fn between(&self, from: Instant, to: Instant) -> Vec<String> {

@@ -374,7 +374,7 @@ impl PacketCipher {
         len.copy_from_slice(&buf[..4]);
         if let State::ChaCha { header, .. } = &self.state {
             let nonce = u64::from(seq).to_be_bytes();
-            let mut hc = chacha20::ChaCha20Legacy::new((&*header).into(), &nonce.into());
+            let mut hc = chacha20::ChaCha20Legacy::new(header.into(), &nonce.into());
             hc.apply_keystream(&mut len);
         }
         len

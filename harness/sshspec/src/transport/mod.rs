@@ -311,11 +311,10 @@ impl Transport {
         packet.resize(start + padding, 0);
         rand::thread_rng().fill_bytes(&mut packet[start..]);
         self.tx.cipher.seal(self.tx.seq, &mut packet);
-        if f.corrupt_mac {
-            if let Some(last) = packet.last_mut() {
+        if f.corrupt_mac
+            && let Some(last) = packet.last_mut() {
                 *last ^= 0x01;
             }
-        }
         self.tx.seq = self.tx.seq.wrapping_add(1);
         self.tx.packets += 1;
         self.tx.bytes += packet.len() as u64;
@@ -330,7 +329,7 @@ impl Transport {
                 let seq = self.rx.seq;
                 let head_end = self.inpos + header;
                 let len = self.rx.cipher.packet_length(seq, &self.inbuf[self.inpos..head_end]) as usize;
-                if len > MAX_PACKET || len < 5 {
+                if !(5..=MAX_PACKET).contains(&len) {
                     return Err(TransportError::Target(format!(
                         "announced a packet length of {len} (accepted: 5 to {MAX_PACKET}), sequence number {seq}"
                     )));

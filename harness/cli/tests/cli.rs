@@ -1,0 +1,85 @@
+//! The `sshspec` binary as a user meets it: exit codes, error locations, and the report files.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn sshspec(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sshspec")).args(args).current_dir(cwd).output().unwrap()
+}
+
+fn repo() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+}
+
+#[test]
+fn run_against_builtin_writes_json_and_junit() {
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("r");
+    let o = sshspec(&["run", "--report-dir", dir.to_str().unwrap(), "sanity"], repo());
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&o.stderr));
+    assert!(stdout.contains("passed"), "{stdout}");
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("report.json")).unwrap()).unwrap();
+    assert_eq!(json["schema_version"], 1);
+    let results = json["results"].as_array().unwrap();
+    assert_eq!(results.len(), 3);
+    for r in results {
+        assert_eq!(r["target"], "builtin");
+        assert_eq!(r["outcome"], "PASS");
+        assert!(r["scenario"].as_str().unwrap().starts_with("sanity/"));
+        assert!(!r["transcript"].as_array().unwrap().is_empty());
+    }
+    let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
+    assert!(junit.contains("<testsuite name=\"builtin\""), "{junit}");
+    assert!(junit.contains("sanity/password-session"));
+}
+
+#[test]
+fn a_malformed_scenario_names_file_line_and_column_and_nothing_runs() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(d.path().join("scenarios/x")).unwrap();
+    std::fs::write(
+        d.path().join("scenarios/x/bad.toml"),
+        "title = \"t\"\nspec = \"s\"\nclauses = [\"c\"]\nlevel = \"must\"\nrequirement = \"r\"\n\n[[step]]\nsend = \"kexinit\"\nwith = { kex = [\"a\"] }\n",
+    )
+    .unwrap();
+    let o = sshspec(&["run", "--no-report"], d.path());
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("bad.toml:9:8"), "{stderr}");
+    assert!(stderr.contains("unknown field `kex`"), "{stderr}");
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("target builtin"), "nothing may run");
+}
+
+#[test]
+fn an_unknown_target_is_a_usage_error() {
+    let o = sshspec(&["run", "--no-report", "--target", "nosuch"], repo());
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("unknown target \"nosuch\""));
+}
+
+#[test]
+fn a_failing_target_exits_1_with_evidence() {
+    // A scenario every conforming server fails: it demands protoversion 1.99.
+    let d = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(d.path().join("scenarios")).unwrap();
+    std::fs::write(
+        d.path().join("scenarios/wrong-banner.toml"),
+        "title = \"t\"\nspec = \"RFC 4253 §4.2\"\nclauses = [\"4253-4.2-c\"]\nlevel = \"must\"\nrequirement = \"r\"\n\n\
+         [[step]]\ndo = \"version-exchange\"\n\n[[step]]\nexpect = \"banner\"\nmatch = { protoversion = \"1.99\" }\n",
+    )
+    .unwrap();
+    let o = sshspec(&["run", "--no-report"], d.path());
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("FAIL  builtin wrong-banner"), "{stdout}");
+    assert!(stdout.contains("protoversion is \"2.0\", not \"1.99\""), "{stdout}");
+}
+
+#[test]
+fn list_and_check_work_on_the_catalogue() {
+    let o = sshspec(&["check"], repo());
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = sshspec(&["list"], repo());
+    assert!(String::from_utf8_lossy(&o.stdout).contains("transport/kex/no-common-kex-algorithm"));
+}

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The whole test suite: installs what the tests need (scripts/install-test-deps.sh), then builds and
+# runs every test, including the conformance trials against builtin, OpenSSH and Dropbear, and
+# checks that the generated scenario catalogue is current. Run as root. CI runs exactly this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/install-test-deps.sh
+cargo build --workspace --all-targets --locked
+cargo run -q --locked -p sshspec-cli -- check
+if ! diff -u scenarios/CATALOGUE.md <(cargo run -q --locked -p sshspec-cli -- list --format markdown); then
+  echo "scenarios/CATALOGUE.md is stale: regenerate it with" >&2
+  echo "  cargo run -p sshspec-cli -- list --format markdown > scenarios/CATALOGUE.md" >&2
+  exit 1
+fi
+cargo test --workspace --locked
