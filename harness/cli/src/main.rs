@@ -81,6 +81,12 @@ struct RunArgs {
     /// Deadline for each step's expectations, e.g. 5s or 500ms.
     #[arg(long, value_name = "DURATION", default_value = "10s")]
     step_timeout: String,
+    /// Deadline for each scenario, replacing the scenario file's own (default 60s).
+    #[arg(long, value_name = "DURATION")]
+    scenario_timeout: Option<String>,
+    /// Deadline for the whole run; scenarios unfinished by then end in ERROR.
+    #[arg(long, value_name = "DURATION")]
+    run_timeout: Option<String>,
     /// Print every result (-v), and failing transcripts; -vv also streams each exchange as it happens.
     #[arg(short, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -90,6 +96,22 @@ struct RunArgs {
     /// For remote targets: the environment variable holding the password.
     #[arg(long, value_name = "VAR")]
     password_env: Option<String>,
+    /// For remote targets: an unencrypted OpenSSH ed25519 private key to log in with.
+    #[arg(long, value_name = "FILE")]
+    identity: Option<PathBuf>,
+    /// For remote targets: the host key's SHA256 fingerprint (repeatable). A different key stops the run
+    /// before anything authenticates.
+    #[arg(long = "host-key", value_name = "SHA256:...")]
+    host_keys: Vec<String>,
+    /// For remote targets: pin the host key to the entries of this known_hosts file.
+    #[arg(long, value_name = "FILE")]
+    known_hosts: Option<PathBuf>,
+    /// For remote targets: least time between two connections (default 200ms).
+    #[arg(long, value_name = "DURATION")]
+    connect_interval: Option<String>,
+    /// Let scenarios marked destructive (floods, exhaustion) run against remote targets.
+    #[arg(long)]
+    allow_destructive: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -146,40 +168,78 @@ fn run(a: RunArgs) -> u8 {
         Ok(s) => s,
         Err(code) => return code,
     };
+    let duration = |flag: &str, v: &Option<String>| -> Result<Option<std::time::Duration>, u8> {
+        v.as_deref().map(script::parse_duration_arg).transpose().map_err(|e| {
+            eprintln!("error: {flag}: {e}");
+            exit::USAGE
+        })
+    };
+    let (step_timeout, scenario_timeout, run_timeout, connect_interval) = match (
+        duration("--step-timeout", &Some(a.step_timeout.clone())),
+        duration("--scenario-timeout", &a.scenario_timeout),
+        duration("--run-timeout", &a.run_timeout),
+        duration("--connect-interval", &a.connect_interval),
+    ) {
+        (Ok(Some(s)), Ok(sc), Ok(r), Ok(c)) => (s, sc, r, c),
+        _ => return exit::USAGE,
+    };
     let mut infos = Vec::new();
     for name in &a.targets {
-        match targets::find(name) {
-            Ok(t) => infos.push(t),
+        let mut t = match targets::find(name) {
+            Ok(t) => t,
             Err(e) => {
                 eprintln!("error: {e}");
                 return exit::USAGE;
             }
+        };
+        if let Some(addr) = t.address {
+            t.pinned_host_keys = a.host_keys.clone();
+            if let Some(file) = &a.known_hosts {
+                match sshspec::keys::known_host_fingerprints(file, addr) {
+                    Ok(fps) => t.pinned_host_keys.extend(fps),
+                    Err(e) => {
+                        eprintln!("error: --known-hosts: {e}");
+                        return exit::USAGE;
+                    }
+                }
+            }
+            if let Some(i) = connect_interval {
+                t.connect_interval = i;
+            }
+            t.allow_destructive = a.allow_destructive;
+            if a.identity.is_some() {
+                t.auth.push("publickey".into());
+            }
         }
+        infos.push(t);
     }
-    let step_timeout = match script::parse_duration_arg(&a.step_timeout) {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("error: --step-timeout: {e}");
-            return exit::USAGE;
-        }
-    };
     if a.jobs == Some(0) {
         eprintln!("error: --jobs must be at least 1");
         return exit::USAGE;
     }
-    let remote_creds = match &a.password_env {
-        Some(var) => match std::env::var(var) {
-            Ok(pw) => {
-                let mut c = peer::Credentials::generate(&a.user);
-                c.password = pw;
-                Some(c)
+    let creds = if a.password_env.is_some() || a.identity.is_some() {
+        let mut c = peer::Credentials::generate(&a.user);
+        if let Some(var) = &a.password_env {
+            match std::env::var(var) {
+                Ok(pw) => c.password = pw,
+                Err(_) => {
+                    eprintln!("error: --password-env {var}: the variable is not set");
+                    return exit::USAGE;
+                }
             }
-            Err(_) => {
-                eprintln!("error: --password-env {var}: the variable is not set");
-                return exit::USAGE;
+        }
+        if let Some(file) = &a.identity {
+            match sshspec::keys::load_identity(file) {
+                Ok(k) => c.key = k,
+                Err(e) => {
+                    eprintln!("error: --identity: {e}");
+                    return exit::USAGE;
+                }
             }
-        },
-        None => None,
+        }
+        Some(c)
+    } else {
+        None
     };
     let report_dir = if a.no_report {
         None
@@ -208,10 +268,11 @@ fn run(a: RunArgs) -> u8 {
     let opts = RunOptions {
         // Streamed transcripts are only readable one scenario at a time.
         jobs: if echo { Some(1) } else { a.jobs },
-        peer: peer::Options { step_timeout, echo },
+        peer: peer::Options { step_timeout, scenario_timeout, echo, pinned_host_keys: Vec::new() },
         ci: is_ci(),
-        remote_creds,
+        creds,
         cancel,
+        run_timeout,
     };
     let mut reporters: Vec<Box<dyn Reporter>> = vec![Box::new(Console::new(a.verbose))];
     let summary = rt.block_on(async {

@@ -7,6 +7,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod exit;
+pub mod keys;
 pub mod peer;
 pub mod report;
 pub mod run;

@@ -19,9 +19,12 @@ pub struct RunOptions {
     pub peer: peer::Options,
     /// In CI a target that cannot start is an ERROR, never a SKIP.
     pub ci: bool,
-    pub remote_creds: Option<Credentials>,
+    /// Credentials to use instead of generated ones (a remote target's user; known ones in tests).
+    pub creds: Option<Credentials>,
     /// Set to true to stop the run (Ctrl-C); what finished is still reported.
     pub cancel: watch::Receiver<bool>,
+    /// The whole run's deadline: scenarios not finished by then end in ERROR.
+    pub run_timeout: Option<Duration>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -126,6 +129,7 @@ pub async fn run(targets: &[TargetInfo], scenarios: &[Scenario], opts: &RunOptio
     let emit = |reporters: &mut [Box<dyn Reporter>], e: &Event<'_>| reporters.iter_mut().for_each(|r| r.on_event(e));
     emit(reporters, &Event::RunStarted { targets, scenarios: scenarios.len() });
     let scenarios: Arc<Vec<Scenario>> = Arc::new(scenarios.to_vec());
+    let deadline = opts.run_timeout.map(|d| tokio::time::Instant::now() + d);
     let mut summary = Summary { targets: Vec::new(), results: Vec::new(), duration_ms: 0, interrupted: false };
     for t in targets {
         if *opts.cancel.borrow() {
@@ -133,7 +137,7 @@ pub async fn run(targets: &[TargetInfo], scenarios: &[Scenario], opts: &RunOptio
             break;
         }
         let t_started = Instant::now();
-        let (mut results, version, banner, unavailable, interrupted) = run_target(t, &scenarios, opts, reporters).await;
+        let (mut results, version, banner, unavailable, interrupted) = run_target(t, &scenarios, opts, deadline, reporters).await;
         results.sort_by(|a, b| a.scenario.cmp(&b.scenario));
         let mut tally = Tally::default();
         results.iter().for_each(|r| tally.add(r.outcome));
@@ -162,9 +166,66 @@ pub async fn run(targets: &[TargetInfo], scenarios: &[Scenario], opts: &RunOptio
 
 type TargetRun = (Vec<ScenarioResult>, String, String, Option<String>, bool);
 
-async fn run_target(t: &TargetInfo, scenarios: &Arc<Vec<Scenario>>, opts: &RunOptions, reporters: &mut [Box<dyn Reporter>]) -> TargetRun {
+/// A scenario that only connects and exchanges keys: how the host key is learned before any login.
+fn host_key_probe() -> Scenario {
+    use crate::script::{Action, Level, Pins, Requires, Step, Tier};
+    let step = |action| Step { line: 0, action, timeout: None, strict: false };
+    Scenario {
+        id: "sshspec/host-key-probe".into(),
+        path: Default::default(),
+        title: "host key probe".into(),
+        spec: "RFC 4251 §4.1".into(),
+        clauses: vec!["4251-4.1-a".into()],
+        level: Level::Should,
+        requirement: String::new(),
+        tier: Tier::Full,
+        requires: Requires::default(),
+        destructive: false,
+        timeout: Duration::from_secs(30),
+        steps: vec![
+            step(Action::VersionExchange { banner: None, pre_banner: Vec::new() }),
+            step(Action::KeyExchange { pins: Pins::default(), with: toml::Table::new() }),
+        ],
+    }
+}
+
+/// With pinned host keys, the key is checked once before any scenario runs; a mismatch stops the
+/// target's run before anything authenticates.
+async fn check_pinned(t: &TargetInfo, addr: std::net::SocketAddr, creds: &Credentials, opts: &RunOptions) -> Result<(), String> {
+    if t.pinned_host_keys.is_empty() {
+        return Ok(());
+    }
+    let run = peer::run(&host_key_probe(), addr, creds, &peer::Options { echo: false, ..opts.peer.clone() }).await;
+    match (run.judgement, run.identity.host_key) {
+        (_, Some(fp)) if t.pinned_host_keys.contains(&fp) => Ok(()),
+        (_, Some(fp)) => Err(format!(
+            "host key mismatch: {} presented {fp}, pinned {}; nothing was run",
+            t.name,
+            t.pinned_host_keys.join(", ")
+        )),
+        (Judgement::Fail(e) | Judgement::Error(e), None) => Err(format!("could not read the host key: {}", e.actual)),
+        (Judgement::Pass, None) => Err("the key exchange gave no host key".into()),
+    }
+}
+
+async fn run_target(
+    t: &TargetInfo,
+    scenarios: &Arc<Vec<Scenario>>,
+    opts: &RunOptions,
+    deadline: Option<tokio::time::Instant>,
+    reporters: &mut [Box<dyn Reporter>],
+) -> TargetRun {
     let emit = |reporters: &mut [Box<dyn Reporter>], e: &Event<'_>| reporters.iter_mut().for_each(|r| r.on_event(e));
-    let running = match targets::start(t, opts.remote_creds.clone()).await {
+    let unavailable = |reporters: &mut [Box<dyn Reporter>], outcome: Outcome, reason: String| {
+        emit(reporters, &Event::TargetUnavailable { target: &t.name, reason: &reason, outcome });
+        let results: Vec<_> = scenarios.iter().map(|s| not_run(t, "", s, outcome, reason.clone())).collect();
+        results.iter().for_each(|r| emit(reporters, &Event::Result(r)));
+        (results, String::new(), String::new(), Some(reason), false)
+    };
+    if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+        return unavailable(reporters, Outcome::Error, "the run's deadline passed before this target started".into());
+    }
+    let running = match targets::start(t, opts.creds.clone()).await {
         Ok(r) => r,
         Err(e) => {
             let (outcome, reason) = match &e {
@@ -172,19 +233,26 @@ async fn run_target(t: &TargetInfo, scenarios: &Arc<Vec<Scenario>>, opts: &RunOp
                 StartError::Missing(m) => (Outcome::Error, format!("target {} unavailable in CI: {m}", t.name)),
                 StartError::Failed(m) => (Outcome::Error, format!("target {} did not start: {m}", t.name)),
             };
-            emit(reporters, &Event::TargetUnavailable { target: &t.name, reason: &reason, outcome });
-            let results: Vec<_> = scenarios.iter().map(|s| not_run(t, "", s, outcome, reason.clone())).collect();
-            results.iter().for_each(|r| emit(reporters, &Event::Result(r)));
-            return (results, String::new(), String::new(), Some(reason), false);
+            return unavailable(reporters, outcome, reason);
         }
     };
+    if let Err(why) = check_pinned(t, running.addr, &running.creds, opts).await {
+        running.stop().await;
+        return unavailable(reporters, Outcome::Error, why);
+    }
     let version = running.version();
     emit(reporters, &Event::TargetStarted { target: &t.name, version: &version, addr: running.addr });
     let jobs = opts.jobs.unwrap_or(t.max_jobs).max(1);
     let sem = Arc::new(Semaphore::new(jobs));
     let mut set = tokio::task::JoinSet::new();
     let mut results = Vec::with_capacity(scenarios.len());
-    let shared = Arc::new((running.addr, running.creds.clone(), opts.peer.clone()));
+    let mut popts = opts.peer.clone();
+    popts.pinned_host_keys = t.pinned_host_keys.clone();
+    let shared = Arc::new((running.addr, running.creds.clone(), popts));
+    // Connections to the target are spaced by its connect interval (remote devices may rate-limit).
+    let pace = Arc::new(tokio::sync::Mutex::new(tokio::time::Instant::now()));
+    let interval = t.connect_interval;
+    let mut pending: Vec<usize> = Vec::new();
     for (i, s) in scenarios.iter().enumerate() {
         if let Some(why) = t.unmet(s) {
             let r = not_run(t, &version, s, Outcome::Skip, why);
@@ -195,8 +263,15 @@ async fn run_target(t: &TargetInfo, scenarios: &Arc<Vec<Scenario>>, opts: &RunOp
         let sem = sem.clone();
         let shared = shared.clone();
         let scenarios = scenarios.clone();
+        let pace = pace.clone();
+        pending.push(i);
         set.spawn(async move {
             let _permit = sem.acquire_owned().await;
+            if !interval.is_zero() {
+                let mut next = pace.lock().await;
+                tokio::time::sleep_until(*next).await;
+                *next = tokio::time::Instant::now() + interval;
+            }
             let (addr, creds, popts) = &*shared;
             let from = Instant::now();
             let run = peer::run(&scenarios[i], *addr, creds, popts).await;
@@ -205,11 +280,19 @@ async fn run_target(t: &TargetInfo, scenarios: &Arc<Vec<Scenario>>, opts: &RunOp
     }
     let mut cancel = opts.cancel.clone();
     let mut interrupted = false;
+    let run_deadline = async {
+        match deadline {
+            Some(d) => tokio::time::sleep_until(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(run_deadline);
     loop {
         tokio::select! {
             next = set.join_next() => match next {
                 None => break,
                 Some(Ok((i, run, from, to))) => {
+                    pending.retain(|p| *p != i);
                     let s = &scenarios[i];
                     let r = result_of(t, &version, s, run, running.logs.between(from, to + Duration::from_millis(50)));
                     emit(reporters, &Event::Result(&r));
@@ -226,6 +309,15 @@ async fn run_target(t: &TargetInfo, scenarios: &Arc<Vec<Scenario>>, opts: &RunOp
                     interrupted = true;
                     break;
                 }
+            }
+            _ = &mut run_deadline => {
+                set.abort_all();
+                for &i in &pending {
+                    let r = not_run(t, &version, &scenarios[i], Outcome::Error, "the run's deadline (--run-timeout) passed before this scenario finished".into());
+                    emit(reporters, &Event::Result(&r));
+                    results.push(r);
+                }
+                break;
             }
         }
     }

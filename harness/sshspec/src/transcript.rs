@@ -104,7 +104,7 @@ pub fn summarize(msg: &Message) -> String {
     };
     let mut v = serde_json::to_value(msg).unwrap_or(serde_json::Value::Null);
     if let serde_json::Value::Object(m) = &mut v {
-        m.remove("msg");
+        m.shift_remove("msg");
     }
     shorten(&mut v);
     format!("{} {}", msg.name(), v)

@@ -114,13 +114,17 @@ pub struct Identity {
 #[derive(Clone, Debug)]
 pub struct Options {
     pub step_timeout: Duration,
+    /// Replaces every scenario's own deadline.
+    pub scenario_timeout: Option<Duration>,
     /// Echo the transcript to stderr as it happens.
     pub echo: bool,
+    /// SHA256 fingerprints the host key must have; a different key stops the scenario before auth.
+    pub pinned_host_keys: Vec<String>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { step_timeout: script::DEFAULT_STEP_TIMEOUT, echo: false }
+        Options { step_timeout: script::DEFAULT_STEP_TIMEOUT, scenario_timeout: None, echo: false, pinned_host_keys: Vec::new() }
     }
 }
 
@@ -151,9 +155,13 @@ pub async fn run(scenario: &Scenario, addr: SocketAddr, creds: &Credentials, opt
     let mut log = Transcript::default();
     log.echo = opts.echo;
     log.note(format!("scenario {} against {addr}", scenario.id));
-    let deadline = started + scenario.timeout;
+    let timeout = opts.scenario_timeout.unwrap_or(scenario.timeout);
+    let deadline = started + timeout;
     let t = match Transport::connect(addr, deadline, log).await {
-        Ok(t) => t,
+        Ok(mut t) => {
+            t.pinned_host_keys = opts.pinned_host_keys.clone();
+            t
+        }
         Err(e) => {
             let mut log = Transcript::default();
             log.note(e.to_string());
@@ -172,7 +180,7 @@ pub async fn run(scenario: &Scenario, addr: SocketAddr, creds: &Credentials, opt
         Err(_) => Judgement::Fail(Evidence {
             step: 0,
             line: 0,
-            expected: format!("the scenario to finish within {:?}", scenario.timeout),
+            expected: format!("the scenario to finish within {timeout:?}"),
             actual: format!("still running at the deadline; last bytes received: {}", hex::encode(peer.t.last_bytes())),
         }),
     };

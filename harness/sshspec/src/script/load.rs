@@ -38,6 +38,8 @@ struct RawScenario {
     #[serde(default)]
     requires: Requires,
     #[serde(default)]
+    destructive: bool,
+    #[serde(default)]
     timeout: Option<Spanned<String>>,
     #[serde(rename = "step")]
     steps: Vec<Spanned<RawStep>>,
@@ -136,6 +138,7 @@ pub fn parse(id: &str, path: &Path, text: &str) -> Result<Scenario, LoadError> {
         requirement: raw.requirement,
         tier: raw.tier,
         requires: raw.requires,
+        destructive: raw.destructive,
         timeout,
         steps,
     })

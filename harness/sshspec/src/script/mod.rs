@@ -71,6 +71,8 @@ pub struct Scenario {
     pub requirement: String,
     pub tier: Tier,
     pub requires: Requires,
+    /// Floods, resource exhaustion and the like: never run against a remote target unless asked.
+    pub destructive: bool,
     /// The whole scenario's deadline.
     pub timeout: Duration,
     pub steps: Vec<Step>,

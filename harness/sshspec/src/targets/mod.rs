@@ -52,6 +52,15 @@ pub struct TargetInfo {
     /// For remote targets: where it is.
     #[serde(skip)]
     pub address: Option<SocketAddr>,
+    /// SHA256 fingerprints the target's host key must have; empty means not pinned.
+    #[serde(skip)]
+    pub pinned_host_keys: Vec<String>,
+    /// Least time between two connections we open to it (remote devices may rate-limit).
+    #[serde(skip)]
+    pub connect_interval: Duration,
+    /// Whether destructive scenarios may run against it (always for our own local targets).
+    #[serde(skip)]
+    pub allow_destructive: bool,
 }
 
 const DESCRIPTIONS: &[(&str, &str)] = &[
@@ -84,19 +93,31 @@ pub fn find(name: &str) -> Result<TargetInfo, String> {
             algorithms: Algorithms::default(),
             expected_failures: BTreeMap::new(),
             address: Some(address),
+            pinned_host_keys: Vec::new(),
+            connect_interval: Duration::from_millis(200),
+            allow_destructive: false,
         });
     }
     let all = catalog()?;
     let names: Vec<String> = all.iter().map(|t| t.name.clone()).collect();
-    all.into_iter()
+    let mut t = all
+        .into_iter()
         .find(|t| t.name == name)
-        .ok_or_else(|| format!("unknown target {name:?}; known: {}, or remote:HOST:PORT", names.join(", ")))
+        .ok_or_else(|| format!("unknown target {name:?}; known: {}, or remote:HOST:PORT", names.join(", ")))?;
+    t.allow_destructive = true;
+    Ok(t)
 }
 
 impl TargetInfo {
     /// Why this target cannot run `s`, if it cannot.
     pub fn unmet(&self, s: &Scenario) -> Option<String> {
         let r = &s.requires;
+        if s.destructive && !self.allow_destructive {
+            return Some(format!(
+                "destructive scenario: not run against {} unless --allow-destructive is given",
+                self.name
+            ));
+        }
         if let Some(m) = r.auth.iter().find(|m| !self.auth.contains(m)) {
             return Some(format!("{} does not offer the {m} authentication method", self.name));
         }
@@ -187,10 +208,13 @@ pub enum StartError {
     Failed(String),
 }
 
-pub async fn start(t: &TargetInfo, remote_creds: Option<Credentials>) -> Result<Running, StartError> {
+/// Starts a target. `creds` replaces the freshly generated credentials (for remote targets, the
+/// user's; in tests, known ones).
+pub async fn start(t: &TargetInfo, creds: Option<Credentials>) -> Result<Running, StartError> {
+    let generated = || Credentials::generate(TEST_USER);
     match t.backend {
         BackendKind::Builtin => {
-            let creds = Credentials::generate(TEST_USER);
+            let creds = creds.unwrap_or_else(generated);
             let c = sshspec_russh_target::Credentials {
                 user: creds.user.clone(),
                 password: creds.password.clone(),
@@ -209,16 +233,22 @@ pub async fn start(t: &TargetInfo, remote_creds: Option<Credentials>) -> Result<
             })
         }
         BackendKind::Process => {
-            let creds = Credentials::generate(TEST_USER);
+            let creds = creds.unwrap_or_else(generated);
             let (child, addr, banner) = process::start(&t.server, &creds).await?;
             Ok(Running { addr, banner, creds, logs: child.logs.clone(), guard: Guard::Process(child) })
         }
         BackendKind::Remote => {
             let addr = t.address.ok_or_else(|| StartError::Failed("remote target without an address".into()))?;
-            let banner = process::read_banner(addr, Duration::from_secs(10))
+            // Unreachable is the environment's problem (ERROR); a reachable server that sends no
+            // proper banner is the server's, which the scenarios judge one by one (FAIL).
+            tokio::time::timeout(Duration::from_secs(10), tokio::net::TcpStream::connect(addr))
                 .await
+                .map_err(|_| StartError::Failed(format!("{addr}: no TCP connection within 10 s")))?
                 .map_err(|e| StartError::Failed(format!("{addr}: {e}")))?;
-            let creds = remote_creds.unwrap_or_else(|| Credentials::generate(TEST_USER));
+            let banner = process::read_banner(addr, Duration::from_secs(5))
+                .await
+                .unwrap_or_else(|e| format!("(no identification string: {e})"));
+            let creds = creds.unwrap_or_else(generated);
             Ok(Running { addr, banner, creds, logs: Logs::default(), guard: Guard::None })
         }
     }

@@ -231,11 +231,13 @@ pub async fn read_banner(addr: SocketAddr, timeout: Duration) -> Result<String, 
         let mut s = tokio::net::TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
         let mut buf = Vec::new();
         let mut chunk = [0u8; 512];
+        let mut total = 0usize;
         loop {
             let n = s.read(&mut chunk).await.map_err(|e| e.to_string())?;
             if n == 0 {
                 return Err("closed before sending a banner".to_owned());
             }
+            total += n;
             buf.extend_from_slice(&chunk[..n]);
             while let Some(i) = buf.iter().position(|&b| b == b'\n') {
                 let line: Vec<u8> = buf.drain(..=i).collect();
@@ -243,7 +245,7 @@ pub async fn read_banner(addr: SocketAddr, timeout: Duration) -> Result<String, 
                     return Ok(String::from_utf8_lossy(&line).trim_end().to_owned());
                 }
             }
-            if buf.len() > 64 * 1024 {
+            if total > 64 * 1024 {
                 return Err("no SSH- line in the first 64 KiB".to_owned());
             }
         }

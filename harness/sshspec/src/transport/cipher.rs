@@ -281,7 +281,11 @@ impl PacketCipher {
 
     /// How many bytes must be buffered before [`Self::packet_length`] can be called.
     pub fn header_len(&self) -> usize {
-        if self.length_in_clear() { 4 } else { self.block_size().max(4) }
+        match self.state {
+            State::Plain => 4,
+            _ if self.length_in_clear() => 4,
+            _ => self.block_size(),
+        }
     }
 
     /// Reads the packet length from the first `header_len()` bytes, decrypting them if need be.

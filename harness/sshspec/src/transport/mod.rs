@@ -38,8 +38,9 @@ pub enum TransportError {
     /// The target closed the TCP connection (EOF or reset).
     #[error("the target closed the connection{}", tail_text(.last_bytes))]
     Closed { last_bytes: Vec<u8> },
-    /// Nothing complete arrived before the deadline.
-    #[error("timed out after {waited:?} waiting for the target ({buffered} byte(s) of an incomplete packet buffered){}", tail_text(.last_bytes))]
+    /// Nothing complete arrived before the deadline (`waited` is zero when the target kept sending
+    /// but the deadline passed between packets).
+    #[error("{} ({buffered} byte(s) of an incomplete packet buffered){}", waited_text(.waited), tail_text(.last_bytes))]
     Timeout { waited: Duration, buffered: usize, last_bytes: Vec<u8> },
     /// The target broke the protocol in a way the transport itself detects.
     #[error("the target misbehaved: {0}")]
@@ -47,6 +48,14 @@ pub enum TransportError {
     /// A local I/O failure or something the harness cannot do: our fault or the environment's.
     #[error("harness error: {0}")]
     Ours(String),
+}
+
+fn waited_text(w: &Duration) -> String {
+    if w.is_zero() {
+        "the deadline passed while the target was still sending".into()
+    } else {
+        format!("timed out after {w:.1?} waiting for the target")
+    }
 }
 
 fn tail_text(b: &[u8]) -> String {
@@ -129,6 +138,8 @@ pub struct Transport {
     /// Our identification string, without CR LF (the V_C of the exchange hash).
     pub v_c: Vec<u8>,
     pub server: Option<ServerVersion>,
+    /// If not empty, the host key's fingerprint must be one of these.
+    pub pinned_host_keys: Vec<String>,
 }
 
 impl Transport {
@@ -154,6 +165,7 @@ impl Transport {
             log,
             v_c: Vec::new(),
             server: None,
+            pinned_host_keys: Vec::new(),
         }
     }
 
@@ -323,6 +335,10 @@ impl Transport {
 
     /// Receives one packet's payload, checking its framing and MAC.
     pub async fn recv_payload(&mut self, deadline: Instant) -> Result<(u32, Vec<u8>), TransportError> {
+        // A target that floods us keeps the socket always readable; the deadline must still win.
+        if Instant::now() >= deadline {
+            return Err(TransportError::Timeout { waited: Duration::ZERO, buffered: self.buffered().len(), last_bytes: self.last_bytes() });
+        }
         loop {
             let header = self.rx.cipher.header_len();
             if self.buffered().len() >= header {
@@ -491,6 +507,13 @@ impl Transport {
             hostkey::key_type(k_s).unwrap_or_default(),
             hostkey::fingerprint(k_s)
         ));
+        let fp = hostkey::fingerprint(k_s);
+        if !self.pinned_host_keys.is_empty() && !self.pinned_host_keys.contains(&fp) {
+            return Err(TransportError::Ours(format!(
+                "host key {fp} is not the pinned key ({}); stopping before authentication",
+                self.pinned_host_keys.join(", ")
+            )));
+        }
         self.kex.host_key = Some(k_s.to_vec());
         let session_id = self.kex.session_id.get_or_insert_with(|| h.clone()).clone();
         let derive = |cipher: &str, mac: &Option<String>, iv: u8, key: u8, mk: u8| -> Result<DirectionKeys, TransportError> {

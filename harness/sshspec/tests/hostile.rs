@@ -1,0 +1,279 @@
+//! The catalogue against a hostile server. Whatever the server does, every scenario must end in
+//! FAIL or ERROR with a reason, within its deadline, without a panic or a hang, and with bounded
+//! memory. Each mode below is one way a broken or malicious server behaves.
+
+use rand::RngCore;
+use sshspec::report::Reporter;
+use sshspec::run::{RunOptions, run};
+use sshspec::verdict::Outcome;
+use sshspec::{peer, script, targets};
+use sshspec_wire::msg::{ChannelWindowAdjust, Ignore, KexInit};
+use sshspec_wire::{Cookie, Message, NameList};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+#[derive(Clone, Copy, Debug)]
+enum Mode {
+    StallMidPacket,
+    TrickleOneBytePerSecond,
+    FloodIgnore,
+    FloodWindowAdjust,
+    Announce4GiBPacket,
+    EndlessPreBanner,
+    CloseOnAccept,
+    CloseMidBanner,
+    CloseAfterBanner,
+    CloseMidPacket,
+    CloseAfterKexinit,
+    RandomBytesAfterBanner,
+    ReplayOldPacket,
+}
+
+const MODES: &[Mode] = &[
+    Mode::StallMidPacket,
+    Mode::TrickleOneBytePerSecond,
+    Mode::FloodIgnore,
+    Mode::FloodWindowAdjust,
+    Mode::Announce4GiBPacket,
+    Mode::EndlessPreBanner,
+    Mode::CloseOnAccept,
+    Mode::CloseMidBanner,
+    Mode::CloseAfterBanner,
+    Mode::CloseMidPacket,
+    Mode::CloseAfterKexinit,
+    Mode::RandomBytesAfterBanner,
+    Mode::ReplayOldPacket,
+];
+
+const BANNER: &[u8] = b"SSH-2.0-hostile_1.0\r\n";
+
+/// A plaintext packet (RFC 4253 §6) around `payload`.
+fn packet(payload: &[u8]) -> Vec<u8> {
+    let mut pad = 8 - (5 + payload.len()) % 8;
+    if pad < 4 {
+        pad += 8;
+    }
+    let mut p = ((1 + payload.len() + pad) as u32).to_be_bytes().to_vec();
+    p.push(pad as u8);
+    p.extend_from_slice(payload);
+    p.extend(std::iter::repeat_n(0u8, pad));
+    p
+}
+
+fn kexinit() -> Vec<u8> {
+    let l = |v: &[&str]| NameList::new(v.iter().copied());
+    packet(
+        &Message::KexInit(KexInit {
+            cookie: Cookie([7; 16]),
+            kex_algorithms: l(&["curve25519-sha256", "kex-strict-s-v00@openssh.com"]),
+            server_host_key_algorithms: l(&["ssh-ed25519"]),
+            encryption_algorithms_client_to_server: l(&["chacha20-poly1305@openssh.com"]),
+            encryption_algorithms_server_to_client: l(&["chacha20-poly1305@openssh.com"]),
+            mac_algorithms_client_to_server: l(&["hmac-sha2-256"]),
+            mac_algorithms_server_to_client: l(&["hmac-sha2-256"]),
+            compression_algorithms_client_to_server: l(&["none"]),
+            compression_algorithms_server_to_client: l(&["none"]),
+            ..Default::default()
+        })
+        .encode(),
+    )
+}
+
+/// Holds the connection open, reading and discarding, until the client goes away.
+async fn hold(s: &mut TcpStream) {
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = s.read(&mut buf).await {
+        if n == 0 {
+            break;
+        }
+    }
+}
+
+async fn misbehave(mode: Mode, mut s: TcpStream) -> std::io::Result<()> {
+    let k = kexinit();
+    match mode {
+        Mode::CloseOnAccept => return Ok(()),
+        Mode::CloseMidBanner => {
+            s.write_all(&BANNER[..8]).await?;
+            return Ok(());
+        }
+        Mode::EndlessPreBanner => {
+            for n in 0u64.. {
+                s.write_all(format!("welcome line {n}\r\n").as_bytes()).await?;
+            }
+        }
+        _ => s.write_all(BANNER).await?,
+    }
+    match mode {
+        Mode::StallMidPacket => {
+            s.write_all(&k[..k.len() / 2]).await?;
+            hold(&mut s).await;
+        }
+        Mode::TrickleOneBytePerSecond => {
+            for b in &k {
+                s.write_all(&[*b]).await?;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            hold(&mut s).await;
+        }
+        Mode::FloodIgnore => {
+            s.write_all(&k).await?;
+            let p = packet(&Message::Ignore(Ignore { data: vec![0x55; 1024].into() }).encode());
+            let burst: Vec<u8> = p.iter().copied().cycle().take(p.len() * 64).collect();
+            loop {
+                s.write_all(&burst).await?;
+            }
+        }
+        Mode::FloodWindowAdjust => {
+            s.write_all(&k).await?;
+            let p = packet(&Message::ChannelWindowAdjust(ChannelWindowAdjust { recipient_channel: 0, bytes_to_add: u32::MAX }).encode());
+            let burst: Vec<u8> = p.iter().copied().cycle().take(p.len() * 512).collect();
+            loop {
+                s.write_all(&burst).await?;
+            }
+        }
+        Mode::Announce4GiBPacket => {
+            s.write_all(&[0xff, 0xff, 0xff, 0xff, 4, 20]).await?;
+            hold(&mut s).await;
+        }
+        Mode::CloseMidPacket => s.write_all(&k[..k.len() / 2]).await?,
+        Mode::CloseAfterKexinit => {
+            s.write_all(&k).await?;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Mode::RandomBytesAfterBanner => {
+            let mut junk = vec![0u8; 4096];
+            rand::thread_rng().fill_bytes(&mut junk);
+            s.write_all(&junk).await?;
+            hold(&mut s).await;
+        }
+        Mode::ReplayOldPacket => {
+            for _ in 0..3 {
+                s.write_all(&k).await?;
+            }
+            hold(&mut s).await;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+async fn serve(mode: Mode) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        while let Ok((s, _)) = l.accept().await {
+            tokio::spawn(misbehave(mode, s));
+        }
+    });
+    (addr, task)
+}
+
+/// Peak resident memory of this process since the last reset (Linux: VmHWM, reset by clear_refs 5).
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .unwrap_or(0)
+}
+
+struct Quiet;
+impl Reporter for Quiet {
+    fn on_event(&mut self, _: &sshspec::report::Event<'_>) {}
+}
+
+/// The scenarios a mode may pass, and why: the part of the exchange they judge is still conforming.
+fn may_pass(mode: Mode, scenario: &str) -> bool {
+    match mode {
+        // The banner and KEXINIT are well formed; IGNORE may come at any time, and the window
+        // adjusts arrive after the KEXINIT the scenario checks.
+        Mode::FloodIgnore | Mode::FloodWindowAdjust => scenario == "transport/version/server-identification",
+        // Closing after its KEXINIT is what RFC 4253 §7.1 asks when no kex is common.
+        Mode::CloseAfterKexinit => {
+            matches!(scenario, "transport/version/server-identification" | "transport/kex/no-common-kex-algorithm")
+        }
+        Mode::ReplayOldPacket => scenario == "transport/version/server-identification",
+        _ => false,
+    }
+}
+
+const STEP: Duration = Duration::from_millis(1500);
+const SCENARIO: Duration = Duration::from_secs(3);
+
+#[test]
+fn every_mode_ends_every_scenario_in_fail_or_error_within_its_deadline() {
+    let scenarios = script::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios")).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let mut table = Vec::new();
+    let mut problems = Vec::new();
+    for &mode in MODES {
+        let (addr, server) = rt.block_on(serve(mode));
+        let mut t = targets::find(&format!("remote:{addr}")).unwrap();
+        t.connect_interval = Duration::ZERO;
+        t.max_jobs = 16;
+        t.auth = ["none", "password", "publickey", "keyboard-interactive"].map(String::from).to_vec();
+        let (_tx, cancel) = tokio::sync::watch::channel(false);
+        let opts = RunOptions {
+            jobs: None,
+            peer: peer::Options { step_timeout: STEP, scenario_timeout: Some(SCENARIO), ..Default::default() },
+            ci: false,
+            creds: None,
+            cancel,
+            run_timeout: Some(Duration::from_secs(60)),
+        };
+        reset_peak_rss();
+        let started = Instant::now();
+        let mut reporters: Vec<Box<dyn Reporter>> = vec![Box::new(Quiet)];
+        let summary = rt.block_on(run(&[t], &scenarios, &opts, &mut reporters));
+        let wall = started.elapsed();
+        let peak = peak_rss_kib();
+        server.abort();
+        let mut worst = 0;
+        let mut fails = 0;
+        let mut errors = 0;
+        let mut passes = 0;
+        for r in &summary.results {
+            worst = worst.max(r.duration_ms);
+            match r.outcome {
+                Outcome::Fail => fails += 1,
+                Outcome::Error => errors += 1,
+                Outcome::Pass if may_pass(mode, &r.scenario) => {
+                    passes += 1;
+                    continue;
+                }
+                other => problems.push(format!("{mode:?}: {} ended {other}", r.scenario)),
+            }
+            let reason = r.evidence.as_ref().map(|e| e.actual.clone()).or(r.reason.clone()).unwrap_or_default();
+            if reason.is_empty() {
+                problems.push(format!("{mode:?}: {} has no reason", r.scenario));
+            }
+            if r.duration_ms > (SCENARIO + Duration::from_millis(1500)).as_millis() as u64 {
+                problems.push(format!("{mode:?}: {} took {} ms", r.scenario, r.duration_ms));
+            }
+        }
+        let sample = summary.results.iter().find_map(|r| r.evidence.as_ref().map(|e| e.actual.clone())).unwrap_or_default();
+        table.push(format!(
+            "{:<24} {:>2} FAIL {:>2} ERROR {:>2} PASS  slowest {:>5} ms  run {:>5} ms  peak RSS {:>6} KiB  e.g. {}",
+            format!("{mode:?}"),
+            fails,
+            errors,
+            passes,
+            worst,
+            wall.as_millis(),
+            peak,
+            sample.chars().take(110).collect::<String>()
+        ));
+        if peak > 100 * 1024 {
+            problems.push(format!("{mode:?}: peak RSS {peak} KiB exceeds 100 MiB"));
+        }
+    }
+    eprintln!("hostile modes ({} scenarios each):\n{}", scenarios.len(), table.join("\n"));
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
