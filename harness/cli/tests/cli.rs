@@ -83,3 +83,19 @@ fn list_and_check_work_on_the_catalogue() {
     let o = sshspec(&["list"], repo());
     assert!(String::from_utf8_lossy(&o.stdout).contains("transport/kex/no-common-kex-algorithm"));
 }
+
+#[test]
+fn unreadable_key_files_and_bad_flags_are_usage_errors() {
+    let o = sshspec(&["run", "--no-report", "-t", "remote:127.0.0.1:9", "--identity", "/nonexistent/id_ed25519"], repo());
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("cannot read key file /nonexistent/id_ed25519"), "{stderr}");
+    let o = sshspec(&["run", "--no-report", "--step-timeout", "soon"], repo());
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("bad duration \"soon\""));
+    let o = sshspec(&["run", "--no-such-flag"], repo());
+    assert_eq!(o.status.code(), Some(2));
+    let o = sshspec(&["run", "--no-report", "nothing/matches/this"], repo());
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no scenario matches"));
+}

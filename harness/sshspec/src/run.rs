@@ -85,21 +85,16 @@ pub fn result_of(t: &TargetInfo, version: &str, s: &Scenario, run: peer::Run, se
             (Outcome::Error, Some(e), Some(reason))
         }
     };
+    // The server's log explains what went wrong; on a pass it is noise.
+    let keep_log = outcome != Outcome::Pass;
     ScenarioResult {
-        scenario: s.id.clone(),
-        target: t.name.clone(),
-        target_version: version.to_owned(),
-        outcome,
-        level: s.level,
-        spec: s.spec.clone(),
-        clauses: s.clauses.clone(),
-        title: s.title.clone(),
-        duration_ms: run.duration.as_millis() as u64,
         reason,
         evidence,
+        duration_ms: run.duration.as_millis() as u64,
         identity: Some(run.identity),
         transcript: run.transcript,
-        server_log: if outcome.is_failure() || outcome == Outcome::Error || outcome == Outcome::Xfail { server_log } else { Vec::new() },
+        server_log: if keep_log { server_log } else { Vec::new() },
+        ..not_run(t, version, s, outcome, String::new())
     }
 }
 
@@ -115,7 +110,7 @@ pub fn not_run(t: &TargetInfo, version: &str, s: &Scenario, outcome: Outcome, re
         clauses: s.clauses.clone(),
         title: s.title.clone(),
         duration_ms: 0,
-        reason: Some(reason),
+        reason: (!reason.is_empty()).then_some(reason),
         evidence: None,
         identity: None,
         transcript: Vec::new(),

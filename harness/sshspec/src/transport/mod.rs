@@ -295,7 +295,8 @@ impl Transport {
         }
         self.before_send(msg, &payload);
         self.write_packet(&payload, framing).await?;
-        self.after_send(msg)
+        self.after_send(msg);
+        Ok(())
     }
 
     /// Sends bytes as a packet payload, whatever they are.
@@ -409,26 +410,10 @@ impl Transport {
         }
     }
 
-    fn after_send(&mut self, msg: &Message) -> Result<(), TransportError> {
+    fn after_send(&mut self, msg: &Message) {
         if let Message::NewKeys(_) = msg {
-            let Some(c) = self.tx.pending.take() else {
-                self.log.note("NEWKEYS sent with no keys pending: outgoing protection unchanged");
-                return Ok(());
-            };
-            self.tx.cipher = c;
-            self.tx.packets = 0;
-            self.tx.bytes = 0;
-            if self.kex.strict {
-                self.tx.seq = 0;
-            }
-            self.log.note(format!(
-                "outgoing keys active: {}{}",
-                self.tx.cipher.name(),
-                if self.kex.strict { ", sequence number reset to 0 (strict kex)" } else { "" }
-            ));
-            self.finish_kex_if_done();
+            self.on_newkeys(true);
         }
-        Ok(())
     }
 
     fn after_recv(&mut self, msg: &Message, payload: &[u8]) -> Result<(), TransportError> {
@@ -438,24 +423,35 @@ impl Transport {
                 self.try_negotiate();
             }
             Message::KexEcdhReply(r) => self.on_ecdh_reply(&r.k_s.0, &r.q_s.0, &r.signature.0)?,
-            Message::NewKeys(_) => {
-                let Some(c) = self.rx.pending.take() else {
-                    self.log.note("NEWKEYS received with no keys pending: incoming protection unchanged");
-                    return Ok(());
-                };
-                self.rx.cipher = c;
-                self.rx.packets = 0;
-                self.rx.bytes = 0;
-                if self.kex.strict {
-                    self.rx.seq = 0;
-                }
-                self.log.note(format!("incoming keys active: {}", self.rx.cipher.name()));
-                self.finish_kex_if_done();
-            }
+            Message::NewKeys(_) => self.on_newkeys(false),
             Message::ExtInfo(e) => self.kex.server_ext_info = Some(e.clone()),
             _ => {}
         }
         Ok(())
+    }
+
+    /// NEWKEYS sent (`outgoing`) or received: that direction switches to its pending keys, and under
+    /// strict kex its sequence number restarts at 0 (OpenSSH PROTOCOL §1.10).
+    fn on_newkeys(&mut self, outgoing: bool) {
+        let strict = self.kex.strict;
+        let (dir, which) = if outgoing { (&mut self.tx, "outgoing") } else { (&mut self.rx, "incoming") };
+        let Some(c) = dir.pending.take() else {
+            self.log.note(format!("NEWKEYS with no keys pending: {which} protection unchanged"));
+            return;
+        };
+        dir.cipher = c;
+        dir.packets = 0;
+        dir.bytes = 0;
+        if strict {
+            dir.seq = 0;
+        }
+        let note = format!(
+            "{which} keys active: {}{}",
+            dir.cipher.name(),
+            if strict { ", sequence number reset to 0 (strict kex)" } else { "" }
+        );
+        self.log.note(note);
+        self.finish_kex_if_done();
     }
 
     fn try_negotiate(&mut self) {
