@@ -270,7 +270,7 @@ fn run(a: RunArgs) -> u8 {
     let opts = RunOptions {
         // Streamed transcripts are only readable one scenario at a time.
         jobs: if echo { Some(1) } else { a.jobs },
-        peer: peer::Options { step_timeout, scenario_timeout, echo, pinned_host_keys: Vec::new() },
+        peer: peer::Options { step_timeout, scenario_timeout, echo, ..Default::default() },
         ci: is_ci(),
         creds,
         cancel,

@@ -198,3 +198,35 @@ fn destructive_scenarios_run_against_a_remote_target_only_when_asked() {
     let allowed = run(&["--allow-destructive"]);
     assert!(allowed.contains("PASS"), "{allowed}");
 }
+
+/// Concurrency changes nothing but time: a parallel run gives exactly the serial run's verdicts.
+#[test]
+fn parallel_and_serial_runs_give_the_same_verdicts() {
+    let mut targets = vec!["builtin"];
+    if process_targets_ready() {
+        targets.extend(["openssh", "dropbear"]);
+    }
+    let verdicts = |jobs: &[&str]| {
+        let d = tempfile::tempdir().unwrap();
+        let mut args = vec!["run", "--report-dir", d.path().to_str().unwrap()];
+        for t in &targets {
+            args.extend(["-t", t]);
+        }
+        args.extend(jobs);
+        let o = Command::new(bin()).args(&args).current_dir(repo()).output().unwrap();
+        assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stdout));
+        let json: serde_json::Value = serde_json::from_slice(&std::fs::read(d.path().join("report.json")).unwrap()).unwrap();
+        let mut v: Vec<(String, String, String)> = json["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| (r["target"].to_string(), r["scenario"].to_string(), r["outcome"].to_string()))
+            .collect();
+        v.sort();
+        v
+    };
+    let serial = verdicts(&["--jobs", "1"]);
+    let parallel = verdicts(&[]);
+    assert_eq!(serial, parallel);
+    assert!(serial.len() >= 9 * targets.len());
+}

@@ -118,44 +118,57 @@ pub fn not_run(t: &TargetInfo, version: &str, s: &Scenario, outcome: Outcome, re
     }
 }
 
-/// Runs every scenario against every target, in the order given.
-pub async fn run(targets: &[TargetInfo], scenarios: &[Scenario], opts: &RunOptions, reporters: &mut [Box<dyn Reporter>]) -> Summary {
-    let started = Instant::now();
-    let emit = |reporters: &mut [Box<dyn Reporter>], e: &Event<'_>| reporters.iter_mut().for_each(|r| r.on_event(e));
-    emit(reporters, &Event::RunStarted { targets, scenarios: scenarios.len() });
-    let scenarios: Arc<Vec<Scenario>> = Arc::new(scenarios.to_vec());
-    let deadline = opts.run_timeout.map(|d| tokio::time::Instant::now() + d);
-    let mut summary = Summary { targets: Vec::new(), results: Vec::new(), duration_ms: 0, interrupted: false };
-    for t in targets {
-        if *opts.cancel.borrow() {
-            summary.interrupted = true;
-            break;
-        }
-        let t_started = Instant::now();
-        let (mut results, version, banner, unavailable, interrupted) = run_target(t, &scenarios, opts, deadline, reporters).await;
-        results.sort_by(|a, b| a.scenario.cmp(&b.scenario));
-        let mut tally = Tally::default();
-        results.iter().for_each(|r| tally.add(r.outcome));
-        let ts = TargetSummary {
-            name: t.name.clone(),
-            server: t.server.clone(),
-            backend: t.backend,
-            version,
-            banner,
-            tally,
-            duration_ms: t_started.elapsed().as_millis() as u64,
-            unavailable,
-        };
-        emit(reporters, &Event::TargetFinished { summary: &ts });
-        summary.targets.push(ts);
-        summary.results.extend(results);
-        if interrupted {
-            summary.interrupted = true;
-            break;
+/// Hands each event to every reporter; shared by the targets running side by side.
+struct Emitter<'a>(std::sync::Mutex<&'a mut [Box<dyn Reporter>]>);
+
+impl Emitter<'_> {
+    fn emit(&self, e: &Event<'_>) {
+        if let Ok(mut r) = self.0.lock() {
+            r.iter_mut().for_each(|r| r.on_event(e));
         }
     }
+}
+
+/// Runs every scenario against every target; targets run side by side, each up to its own limit.
+pub async fn run(targets: &[TargetInfo], scenarios: &[Scenario], opts: &RunOptions, reporters: &mut [Box<dyn Reporter>]) -> Summary {
+    let started = Instant::now();
+    let out = Emitter(std::sync::Mutex::new(reporters));
+    out.emit(&Event::RunStarted { targets, scenarios: scenarios.len() });
+    let scenarios: Arc<Vec<Scenario>> = Arc::new(scenarios.to_vec());
+    let deadline = opts.run_timeout.map(|d| tokio::time::Instant::now() + d);
+    // One set of credentials per run: the process targets share one system user, and they start
+    // side by side.
+    let creds = opts.creds.clone().unwrap_or_else(|| Credentials::generate(targets::TEST_USER));
+    let runs = targets.iter().map(|t| {
+        let (scenarios, out, creds) = (&scenarios, &out, &creds);
+        async move {
+            let t_started = Instant::now();
+            let (mut results, version, banner, unavailable, interrupted) = run_target(t, scenarios, opts, creds, deadline, out).await;
+            results.sort_by(|a, b| a.scenario.cmp(&b.scenario));
+            let mut tally = Tally::default();
+            results.iter().for_each(|r| tally.add(r.outcome));
+            let ts = TargetSummary {
+                name: t.name.clone(),
+                server: t.server.clone(),
+                backend: t.backend,
+                version,
+                banner,
+                tally,
+                duration_ms: t_started.elapsed().as_millis() as u64,
+                unavailable,
+            };
+            out.emit(&Event::TargetFinished { summary: &ts });
+            (ts, results, interrupted)
+        }
+    });
+    let mut summary = Summary { targets: Vec::new(), results: Vec::new(), duration_ms: 0, interrupted: false };
+    for (ts, results, interrupted) in futures::future::join_all(runs).await {
+        summary.targets.push(ts);
+        summary.results.extend(results);
+        summary.interrupted |= interrupted;
+    }
     summary.duration_ms = started.elapsed().as_millis() as u64;
-    emit(reporters, &Event::RunFinished { summary: &summary });
+    out.emit(&Event::RunFinished { summary: &summary });
     summary
 }
 
@@ -207,20 +220,23 @@ async fn run_target(
     t: &TargetInfo,
     scenarios: &Arc<Vec<Scenario>>,
     opts: &RunOptions,
+    creds: &Credentials,
     deadline: Option<tokio::time::Instant>,
-    reporters: &mut [Box<dyn Reporter>],
+    out: &Emitter<'_>,
 ) -> TargetRun {
-    let emit = |reporters: &mut [Box<dyn Reporter>], e: &Event<'_>| reporters.iter_mut().for_each(|r| r.on_event(e));
-    let unavailable = |reporters: &mut [Box<dyn Reporter>], outcome: Outcome, reason: String| {
-        emit(reporters, &Event::TargetUnavailable { target: &t.name, reason: &reason, outcome });
+    let unavailable = |outcome: Outcome, reason: String| {
+        out.emit(&Event::TargetUnavailable { target: &t.name, reason: &reason, outcome });
         let results: Vec<_> = scenarios.iter().map(|s| not_run(t, "", s, outcome, reason.clone())).collect();
-        results.iter().for_each(|r| emit(reporters, &Event::Result(r)));
+        results.iter().for_each(|r| out.emit(&Event::Result(r)));
         (results, String::new(), String::new(), Some(reason), false)
     };
-    if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
-        return unavailable(reporters, Outcome::Error, "the run's deadline passed before this target started".into());
+    if *opts.cancel.borrow() {
+        return unavailable(Outcome::Error, "the run was interrupted before this target started".into());
     }
-    let running = match targets::start(t, opts.creds.clone()).await {
+    if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+        return unavailable(Outcome::Error, "the run's deadline passed before this target started".into());
+    }
+    let running = match targets::start(t, Some(creds.clone())).await {
         Ok(r) => r,
         Err(e) => {
             let (outcome, reason) = match &e {
@@ -228,15 +244,15 @@ async fn run_target(
                 StartError::Missing(m) => (Outcome::Error, format!("target {} unavailable in CI: {m}", t.name)),
                 StartError::Failed(m) => (Outcome::Error, format!("target {} did not start: {m}", t.name)),
             };
-            return unavailable(reporters, outcome, reason);
+            return unavailable(outcome, reason);
         }
     };
     if let Err(why) = check_pinned(t, running.addr, &running.creds, opts).await {
         running.stop().await;
-        return unavailable(reporters, Outcome::Error, why);
+        return unavailable(Outcome::Error, why);
     }
     let version = running.version();
-    emit(reporters, &Event::TargetStarted { target: &t.name, version: &version, addr: running.addr });
+    out.emit(&Event::TargetStarted { target: &t.name, version: &version, addr: running.addr });
     let jobs = opts.jobs.unwrap_or(t.max_jobs).max(1);
     let sem = Arc::new(Semaphore::new(jobs));
     let mut set = tokio::task::JoinSet::new();
@@ -251,7 +267,7 @@ async fn run_target(
     for (i, s) in scenarios.iter().enumerate() {
         if let Some(why) = t.unmet(s) {
             let r = not_run(t, &version, s, Outcome::Skip, why);
-            emit(reporters, &Event::Result(&r));
+            out.emit(&Event::Result(&r));
             results.push(r);
             continue;
         }
@@ -259,6 +275,7 @@ async fn run_target(
         let shared = shared.clone();
         let scenarios = scenarios.clone();
         let pace = pace.clone();
+        let source = t.source_address(i, running.addr);
         pending.push(i);
         set.spawn(async move {
             let _permit = sem.acquire_owned().await;
@@ -268,8 +285,9 @@ async fn run_target(
                 *next = tokio::time::Instant::now() + interval;
             }
             let (addr, creds, popts) = &*shared;
+            let popts = peer::Options { source, ..popts.clone() };
             let from = Instant::now();
-            let run = peer::run(&scenarios[i], *addr, creds, popts).await;
+            let run = peer::run(&scenarios[i], *addr, creds, &popts).await;
             (i, run, from, Instant::now())
         });
     }
@@ -290,12 +308,12 @@ async fn run_target(
                     pending.retain(|p| *p != i);
                     let s = &scenarios[i];
                     let r = result_of(t, &version, s, run, running.logs.between(from, to + Duration::from_millis(50)));
-                    emit(reporters, &Event::Result(&r));
+                    out.emit(&Event::Result(&r));
                     results.push(r);
                 }
                 Some(Err(e)) => {
                     // A panicking scenario is a harness bug; it must not take the run down with it.
-                    emit(reporters, &Event::Warning { message: &format!("a scenario task failed: {e}") });
+                    out.emit(&Event::Warning { message: &format!("a scenario task failed: {e}") });
                 }
             },
             _ = cancel.changed() => {
@@ -309,7 +327,7 @@ async fn run_target(
                 set.abort_all();
                 for &i in &pending {
                     let r = not_run(t, &version, &scenarios[i], Outcome::Error, "the run's deadline (--run-timeout) passed before this scenario finished".into());
-                    emit(reporters, &Event::Result(&r));
+                    out.emit(&Event::Result(&r));
                     results.push(r);
                 }
                 break;

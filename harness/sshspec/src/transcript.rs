@@ -94,6 +94,11 @@ impl Transcript {
 
 /// One line for a message: its name and fields, secrets redacted, long strings shortened.
 pub fn summarize(msg: &Message) -> String {
+    let full = match msg {
+        Message::ChannelData(d) => Some(d.data.len()),
+        Message::ChannelExtendedData(d) => Some(d.data.len()),
+        _ => None,
+    };
     let redacted;
     let msg = match redact(msg) {
         Some(r) => {
@@ -107,14 +112,25 @@ pub fn summarize(msg: &Message) -> String {
         m.shift_remove("msg");
     }
     shorten(&mut v);
-    format!("{} {}", msg.name(), v)
+    match full {
+        Some(n) if n > MAX_FIELD => format!("{} {} ({n} bytes of data, first {MAX_FIELD} shown)", msg.name(), v),
+        _ => format!("{} {}", msg.name(), v),
+    }
 }
 
 const REDACTED: &str = "<redacted>";
 
-/// Passwords and keyboard-interactive answers never reach a transcript.
+/// Passwords and keyboard-interactive answers never reach a transcript; bulk data is cut before
+/// it is serialised, so summarising a 32 KiB data packet costs what summarising 96 bytes does.
 fn redact(msg: &Message) -> Option<Message> {
+    let cut = |b: &sshspec_wire::Bytes| sshspec_wire::Bytes(b.as_slice()[..MAX_FIELD.min(b.len())].to_vec());
     match msg {
+        Message::ChannelData(d) if d.data.len() > MAX_FIELD => {
+            Some(Message::ChannelData(sshspec_wire::msg::ChannelData { recipient_channel: d.recipient_channel, data: cut(&d.data) }))
+        }
+        Message::ChannelExtendedData(d) if d.data.len() > MAX_FIELD => {
+            Some(Message::ChannelExtendedData(sshspec_wire::msg::ChannelExtendedData { data: cut(&d.data), ..d.clone() }))
+        }
         Message::UserauthRequest(r) => match &r.method {
             AuthMethod::Password { change, new_password, .. } => {
                 let mut r = r.clone();
@@ -157,6 +173,14 @@ fn shorten(v: &mut serde_json::Value) {
 mod tests {
     use super::*;
     use sshspec_wire::msg::UserauthRequest;
+
+    #[test]
+    fn bulk_data_is_cut_and_its_length_kept() {
+        let m = Message::ChannelData(sshspec_wire::msg::ChannelData { recipient_channel: 0, data: vec![b'a'; 32768].into() });
+        let s = summarize(&m);
+        assert!(s.len() < 300, "{s}");
+        assert!(s.contains("32768 bytes of data"), "{s}");
+    }
 
     #[test]
     fn passwords_are_redacted() {

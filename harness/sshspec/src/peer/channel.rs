@@ -15,7 +15,7 @@ pub const LOCAL_MAX_PACKET: u32 = 32768;
 /// Output kept per channel for checks; beyond this only the count grows.
 const KEEP_OUTPUT: usize = 1 << 20;
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Channel {
     pub local: u32,
     pub remote: Option<u32>,
@@ -26,6 +26,9 @@ pub struct Channel {
     pub stdout: Vec<u8>,
     pub stderr: Vec<u8>,
     pub received_bytes: u64,
+    /// SHA-256 of everything received on stdout, for integrity checks of any size.
+    pub stdout_digest: sha2::Sha256,
+    pub stdout_len: u64,
     pub exit_status: Option<u32>,
     pub exit_signal: Option<String>,
     pub eof_received: bool,
@@ -156,6 +159,11 @@ impl Channels {
         }
         c.local_window = c.local_window.saturating_sub(n);
         c.received_bytes += n;
+        if !extended {
+            use sha2::Digest;
+            c.stdout_digest.update(data);
+            c.stdout_len += n;
+        }
         let out = if extended { &mut c.stderr } else { &mut c.stdout };
         let keep = KEEP_OUTPUT.saturating_sub(out.len()).min(data.len());
         out.extend_from_slice(&data[..keep]);

@@ -8,7 +8,7 @@
 mod banner;
 mod channel;
 
-use crate::script::{self, Action, AuthKind, AuthOutcome, Expectation, Pins, Scenario, Step, message};
+use crate::script::{self, Action, AuthKind, AuthOutcome, Expectation, Input, Pins, Scenario, Step, message};
 use crate::transcript::{Entry, Transcript, summarize};
 use crate::transport::{self, Framing, Transport, TransportError, cipher, hostkey, kex};
 use channel::Channels;
@@ -61,6 +61,19 @@ impl Credentials {
         use base64::Engine;
         format!("ssh-ed25519 {} sshspec", base64::engine::general_purpose::STANDARD.encode(ed25519_blob(&self.public_key())))
     }
+}
+
+/// 64 KiB of fixed pseudo-random bytes (xorshift), repeated for generated stdin.
+fn pattern() -> Vec<u8> {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    (0..64 * 1024)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
 }
 
 fn ed25519_blob(pk: &[u8; 32]) -> Vec<u8> {
@@ -120,11 +133,19 @@ pub struct Options {
     pub echo: bool,
     /// SHA256 fingerprints the host key must have; a different key stops the scenario before auth.
     pub pinned_host_keys: Vec<String>,
+    /// The local address to connect from (default: the system's choice).
+    pub source: Option<std::net::IpAddr>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { step_timeout: script::DEFAULT_STEP_TIMEOUT, scenario_timeout: None, echo: false, pinned_host_keys: Vec::new() }
+        Options {
+            step_timeout: script::DEFAULT_STEP_TIMEOUT,
+            scenario_timeout: None,
+            echo: false,
+            pinned_host_keys: Vec::new(),
+            source: None,
+        }
     }
 }
 
@@ -157,7 +178,7 @@ pub async fn run(scenario: &Scenario, addr: SocketAddr, creds: &Credentials, opt
     log.note(format!("scenario {} against {addr}", scenario.id));
     let timeout = opts.scenario_timeout.unwrap_or(scenario.timeout);
     let deadline = started + timeout;
-    let t = match Transport::connect(addr, deadline, log).await {
+    let t = match Transport::connect(addr, opts.source, deadline, log).await {
         Ok(mut t) => {
             t.pinned_host_keys = opts.pinned_host_keys.clone();
             t
@@ -230,8 +251,8 @@ impl Peer<'_> {
                 self.authenticate(*method, *outcome, *query, password.as_ref(), deadline).await
             }
             Action::OpenSession => self.open_session(deadline).await,
-            Action::Exec { command, stdin, stdout, stderr, exit_status } => {
-                self.exec(command, stdin.as_ref(), stdout.as_ref(), stderr.as_ref(), *exit_status, deadline).await
+            Action::Exec { command, stdin, stdout, stderr, exit_status, echo } => {
+                self.exec(command, stdin.as_ref(), stdout.as_ref(), stderr.as_ref(), *exit_status, *echo, deadline).await
             }
             Action::Disconnect => {
                 let m = Message::Disconnect(Disconnect {
@@ -514,13 +535,15 @@ impl Peer<'_> {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn exec(
         &mut self,
         command: &str,
-        stdin: Option<&Bytes>,
+        stdin: Option<&Input>,
         stdout: Option<&Bytes>,
         stderr: Option<&Bytes>,
         exit_status: Option<u32>,
+        echo: bool,
         deadline: Instant,
     ) -> StepResult {
         let Some(remote) = self.channels.current_remote() else {
@@ -540,9 +563,18 @@ impl Peer<'_> {
                 other => return Err(fail("CHANNEL_SUCCESS for exec", summarize(&other))),
             }
         }
+        let mut sent_digest = None;
         if let Some(input) = stdin {
-            self.send_data(input.as_slice(), deadline).await?;
+            let started = Instant::now();
+            sent_digest = Some(self.send_input(input, deadline).await?);
             self.send(&Message::ChannelEof(ChannelEof { recipient_channel: remote })).await?;
+            let secs = started.elapsed().as_secs_f64().max(1e-9);
+            self.t.log.note(format!(
+                "sent {} bytes of stdin in {:.1} ms ({:.1} MiB/s)",
+                input.len(),
+                secs * 1000.0,
+                input.len() as f64 / secs / (1 << 20) as f64
+            ));
         }
         while !self.channels.current().is_some_and(|c| c.close_received) {
             match self.next(deadline, "the command's output, exit status and CHANNEL_CLOSE").await? {
@@ -559,6 +591,16 @@ impl Peer<'_> {
             self.send(&Message::ChannelClose(ChannelClose { recipient_channel: remote })).await?;
         }
         let Some(c) = self.channels.current() else { return Ok(()) };
+        if let (true, Some(want), Some(input)) = (echo, sent_digest, stdin) {
+            use sha2::Digest;
+            let got: [u8; 32] = c.stdout_digest.clone().finalize().into();
+            if c.stdout_len != input.len() || got != want {
+                return Err(fail(
+                    format!("stdout to equal the {} bytes of stdin (sha256 {})", input.len(), hex::encode(want)),
+                    format!("{} bytes (sha256 {})", c.stdout_len, hex::encode(got)),
+                ));
+            }
+        }
         if let Some(want) = stdout
             && c.stdout != want.as_slice() {
                 return Err(fail(format!("stdout {want}"), format!("stdout {}", Bytes(c.stdout.clone()))));
@@ -577,6 +619,31 @@ impl Peer<'_> {
                 return Err(fail(format!("exit-status {want}"), got));
             }
         Ok(())
+    }
+
+    /// Sends the input on the current channel, returning the SHA-256 of what was sent.
+    async fn send_input(&mut self, input: &Input, deadline: Instant) -> Result<[u8; 32], StepFailure> {
+        use sha2::Digest;
+        let mut digest = sha2::Sha256::new();
+        match input {
+            Input::Bytes(b) => {
+                digest.update(b.as_slice());
+                self.send_data(b.as_slice(), deadline).await?;
+            }
+            Input::Generated(n) => {
+                let block = pattern();
+                let (mut left, mut at) = (*n, 0usize);
+                while left > 0 {
+                    let take = (block.len() - at).min(usize::try_from(left).unwrap_or(usize::MAX));
+                    let chunk = &block[at..at + take];
+                    digest.update(chunk);
+                    self.send_data(chunk, deadline).await?;
+                    at = (at + take) % block.len();
+                    left -= take as u64;
+                }
+            }
+        }
+        Ok(digest.finalize().into())
     }
 
     /// Sends `data` on the current channel, never past the peer's window or maximum packet size

@@ -79,6 +79,8 @@ struct RawStep {
     password: Option<Bytes>,
     command: Option<String>,
     stdin: Option<Bytes>,
+    stdin_size: Option<toml::Value>,
+    echo: Option<bool>,
     stdout: Option<Bytes>,
     stderr: Option<Bytes>,
     exit_status: Option<u32>,
@@ -238,13 +240,26 @@ fn step_inner(r: RawStep, line: usize) -> Result<Step, Located> {
                 Action::Authenticate { method, outcome, query: take!(query).unwrap_or(false), password: take!(password) }
             }
             "open-session" => Action::OpenSession,
-            "exec" => Action::Exec {
-                command: take!(command).ok_or("`do = \"exec\"` needs `command`")?,
-                stdin: take!(stdin),
-                stdout: take!(stdout),
-                stderr: take!(stderr),
-                exit_status: take!(exit_status),
-            },
+            "exec" => {
+                let stdin = match (take!(stdin), take!(stdin_size)) {
+                    (Some(_), Some(_)) => return Err("`stdin` and `stdin_size` exclude each other".into()),
+                    (Some(b), None) => Some(Input::Bytes(b)),
+                    (None, Some(n)) => Some(Input::Generated(parse_size(&n)?)),
+                    (None, None) => None,
+                };
+                let echo = take!(echo).unwrap_or(false);
+                if echo && stdin.is_none() {
+                    return Err("`echo = true` needs `stdin` or `stdin_size`".into());
+                }
+                Action::Exec {
+                    command: take!(command).ok_or("`do = \"exec\"` needs `command`")?,
+                    stdin,
+                    stdout: take!(stdout),
+                    stderr: take!(stderr),
+                    exit_status: take!(exit_status),
+                    echo,
+                }
+            }
             "disconnect" => Action::Disconnect,
             other => {
                 return Err(format!(
@@ -283,7 +298,9 @@ fn step_inner(r: RawStep, line: usize) -> Result<Step, Located> {
     if framed && !framing_ok {
         return Err("padding, padding_length, packet_length and corrupt_mac apply only to send and send_payload".into());
     }
-    let all: [(&str, bool); 20] = [
+    let all: [(&str, bool); 22] = [
+        ("stdin_size", r.stdin_size.is_some()),
+        ("echo", r.echo.is_some()),
         ("with", r.with.is_some()),
         ("match", r.matches.is_some()),
         ("trailing", r.trailing.is_some()),
@@ -326,6 +343,28 @@ fn expectation(name: &str, matches: toml::Table) -> Result<Expectation, String> 
             Expectation::Message { name: name.to_owned(), matches }
         }
     })
+}
+
+/// A byte count: an integer, or "64KiB", "100MiB", "1GiB".
+pub fn parse_size(v: &toml::Value) -> Result<u64, String> {
+    let bad = || format!("bad size {v}: write a number of bytes or e.g. \"64KiB\", \"100MiB\", \"1GiB\"");
+    match v {
+        toml::Value::Integer(n) => u64::try_from(*n).map_err(|_| bad()),
+        toml::Value::String(s) => {
+            let s = s.trim();
+            let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+            let n: u64 = s[..split].parse().map_err(|_| bad())?;
+            let unit = match s[split..].trim() {
+                "" | "B" => 1,
+                "KiB" => 1 << 10,
+                "MiB" => 1 << 20,
+                "GiB" => 1 << 30,
+                _ => return Err(bad()),
+            };
+            n.checked_mul(unit).ok_or_else(bad)
+        }
+        _ => Err(bad()),
+    }
 }
 
 /// "250ms", "2s", "1.5s", "1m".

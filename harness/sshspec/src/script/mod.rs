@@ -144,7 +144,15 @@ pub enum Action {
     /// Open a session channel; it becomes the current channel.
     OpenSession,
     /// Run a command on the current channel and check what it printed and its exit status.
-    Exec { command: String, stdin: Option<Bytes>, stdout: Option<Bytes>, stderr: Option<Bytes>, exit_status: Option<u32> },
+    Exec {
+        command: String,
+        stdin: Option<Input>,
+        stdout: Option<Bytes>,
+        stderr: Option<Bytes>,
+        exit_status: Option<u32>,
+        /// stdout must equal stdin byte for byte (checked by length and SHA-256, so any size works).
+        echo: bool,
+    },
     /// Send DISCONNECT (BY_APPLICATION) and close.
     Disconnect,
     /// Send one message, built from defaults for the conversation so far, with fields overridden.
@@ -155,6 +163,27 @@ pub enum Action {
     SendBytes(Vec<u8>),
     /// Wait for one of these (a single expectation is a list of one).
     Expect(Vec<Expectation>),
+}
+
+/// What `exec` writes to the command's stdin.
+#[derive(Clone, Debug)]
+pub enum Input {
+    Bytes(Bytes),
+    /// This many bytes of a fixed pseudo-random pattern (bulk transfer).
+    Generated(u64),
+}
+
+impl Input {
+    pub fn len(&self) -> u64 {
+        match self {
+            Input::Bytes(b) => b.len() as u64,
+            Input::Generated(n) => *n,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 #[derive(Clone, Debug)]

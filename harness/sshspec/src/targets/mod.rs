@@ -44,6 +44,10 @@ pub struct TargetInfo {
     pub description: String,
     pub auth: Vec<String>,
     pub max_jobs: usize,
+    /// Connect from this many loopback source addresses (127.0.0.2, ...), for servers that limit
+    /// connections per source address; 0 means the default source.
+    #[serde(default)]
+    pub source_addresses: u8,
     #[serde(default)]
     pub algorithms: Algorithms,
     /// Scenario id → the reason this target is expected to fail it.
@@ -90,6 +94,7 @@ pub fn find(name: &str) -> Result<TargetInfo, String> {
             // What a remote device supports is unknown; password is what we can offer it.
             auth: vec!["none".into(), "password".into()],
             max_jobs: 2,
+            source_addresses: 0,
             algorithms: Algorithms::default(),
             expected_failures: BTreeMap::new(),
             address: Some(address),
@@ -109,6 +114,15 @@ pub fn find(name: &str) -> Result<TargetInfo, String> {
 }
 
 impl TargetInfo {
+    /// The source address for the `n`th connection to a loopback target.
+    pub fn source_address(&self, n: usize, target: SocketAddr) -> Option<std::net::IpAddr> {
+        if self.source_addresses == 0 || !target.ip().is_loopback() || !target.is_ipv4() {
+            return None;
+        }
+        let last = 2 + (n % usize::from(self.source_addresses)) as u8;
+        Some(std::net::IpAddr::from([127, 0, 0, last]))
+    }
+
     /// Why this target cannot run `s`, if it cannot.
     pub fn unmet(&self, s: &Scenario) -> Option<String> {
         let r = &s.requires;

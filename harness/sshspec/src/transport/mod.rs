@@ -143,8 +143,23 @@ pub struct Transport {
 }
 
 impl Transport {
-    pub async fn connect(addr: std::net::SocketAddr, deadline: Instant, log: Transcript) -> Result<Self, TransportError> {
-        let stream = tokio::time::timeout_at(deadline, TcpStream::connect(addr))
+    pub async fn connect(
+        addr: std::net::SocketAddr,
+        source: Option<std::net::IpAddr>,
+        deadline: Instant,
+        log: Transcript,
+    ) -> Result<Self, TransportError> {
+        let connect = async {
+            match source {
+                None => TcpStream::connect(addr).await,
+                Some(ip) => {
+                    let s = if ip.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+                    s.bind((ip, 0).into())?;
+                    s.connect(addr).await
+                }
+            }
+        };
+        let stream = tokio::time::timeout_at(deadline, connect)
             .await
             .map_err(|_| TransportError::Ours(format!("timed out connecting to {addr}")))?
             .map_err(|e| TransportError::Ours(format!("cannot connect to {addr}: {e}")))?;
