@@ -299,26 +299,33 @@ impl Peer<'_> {
         Ok(())
     }
 
-    /// Receives the next message that matters to a high-level step: IGNORE, DEBUG, EXT_INFO, banners
-    /// and global requests are handled here (answered where the RFC requires it) and passed over.
+    /// Receives one message and does its bookkeeping: channel windows and output, our window
+    /// top-ups, and REQUEST_FAILURE for global requests that want a reply (RFC 4254 §4).
+    async fn recv_any(&mut self, deadline: Instant, expecting: &str) -> Result<Message, StepFailure> {
+        let msg = self.t.recv(deadline).await.map_err(|e| StepFailure::from_transport(expecting, e))?;
+        if let Some(adjust) = self.channels.on_received(&msg, &mut self.t.log) {
+            self.send(&adjust).await?;
+        }
+        if let Message::GlobalRequest(g) = &msg
+            && g.want_reply.is_true()
+        {
+            self.send(&Message::RequestFailure(RequestFailure {})).await?;
+        }
+        Ok(msg)
+    }
+
+    /// Receives the next message that matters to a high-level step: IGNORE, DEBUG, EXT_INFO,
+    /// banners, window adjusts and global requests are handled by [`Self::recv_any`] and passed over.
     async fn next(&mut self, deadline: Instant, expecting: &str) -> Result<Message, StepFailure> {
         loop {
-            let msg = self.t.recv(deadline).await.map_err(|e| StepFailure::from_transport(expecting, e))?;
-            let adjust = self.channels.on_received(&msg, &mut self.t.log);
-            if let Some(m) = adjust {
-                self.send(&m).await?;
-            }
-            match &msg {
-                Message::Ignore(_) | Message::Debug(_) | Message::ExtInfo(_) | Message::UserauthBanner(_) => continue,
-                Message::ChannelWindowAdjust(_) => continue,
-                Message::GlobalRequest(g) => {
-                    if g.want_reply.is_true() {
-                        // RFC 4254 §4: requests we do not know get REQUEST_FAILURE.
-                        self.send(&Message::RequestFailure(RequestFailure {})).await?;
-                    }
-                    continue;
-                }
-                _ => return Ok(msg),
+            match self.recv_any(deadline, expecting).await? {
+                Message::Ignore(_)
+                | Message::Debug(_)
+                | Message::ExtInfo(_)
+                | Message::UserauthBanner(_)
+                | Message::ChannelWindowAdjust(_)
+                | Message::GlobalRequest(_) => continue,
+                msg => return Ok(msg),
             }
         }
     }
@@ -653,9 +660,10 @@ impl Peer<'_> {
             let Some(c) = self.channels.current() else { return Ok(()) };
             let room = c.remote_window.min(u64::from(c.remote_max_packet)) as usize;
             if room == 0 {
-                let msg = self.next(deadline, "CHANNEL_WINDOW_ADJUST").await?;
-                if !matches!(msg, Message::ChannelData(_) | Message::ChannelExtendedData(_) | Message::ChannelRequest(_)) {
-                    return Err(fail("CHANNEL_WINDOW_ADJUST", summarize(&msg)));
+                // Wait for window; data, requests and background messages may come meanwhile.
+                let msg = self.recv_any(deadline, "CHANNEL_WINDOW_ADJUST").await?;
+                if matches!(msg, Message::ChannelClose(_) | Message::ChannelEof(_) | Message::Disconnect(_)) {
+                    return Err(fail("CHANNEL_WINDOW_ADJUST so our data can go on", summarize(&msg)));
                 }
                 continue;
             }
