@@ -35,7 +35,12 @@ pub struct TargetSummary {
     pub version: String,
     pub banner: String,
     pub tally: Tally,
+    /// Start, scenarios and stop.
     pub duration_ms: u64,
+    /// Starting the target until its banner could be read.
+    pub start_ms: u64,
+    /// From the target being ready to the last verdict.
+    pub scenarios_ms: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unavailable: Option<String>,
 }
@@ -143,7 +148,8 @@ pub async fn run(targets: &[TargetInfo], scenarios: &[Scenario], opts: &RunOptio
         let (scenarios, out, creds) = (&scenarios, &out, &creds);
         async move {
             let t_started = Instant::now();
-            let (mut results, version, banner, unavailable, interrupted) = run_target(t, scenarios, opts, creds, deadline, out).await;
+            let TargetRun { mut results, version, banner, unavailable, interrupted, start_ms, scenarios_ms } =
+                run_target(t, scenarios, opts, creds, deadline, out).await;
             results.sort_by(|a, b| a.scenario.cmp(&b.scenario));
             let mut tally = Tally::default();
             results.iter().for_each(|r| tally.add(r.outcome));
@@ -155,6 +161,8 @@ pub async fn run(targets: &[TargetInfo], scenarios: &[Scenario], opts: &RunOptio
                 banner,
                 tally,
                 duration_ms: t_started.elapsed().as_millis() as u64,
+                start_ms,
+                scenarios_ms,
                 unavailable,
             };
             out.emit(&Event::TargetFinished { summary: &ts });
@@ -172,7 +180,19 @@ pub async fn run(targets: &[TargetInfo], scenarios: &[Scenario], opts: &RunOptio
     summary
 }
 
-type TargetRun = (Vec<ScenarioResult>, String, String, Option<String>, bool);
+/// What one target's run produced.
+#[derive(Default)]
+struct TargetRun {
+    results: Vec<ScenarioResult>,
+    version: String,
+    banner: String,
+    unavailable: Option<String>,
+    interrupted: bool,
+    /// Time to start the target until its banner could be read.
+    start_ms: u64,
+    /// Time from the target being ready to the last scenario's verdict.
+    scenarios_ms: u64,
+}
 
 /// A scenario that only connects and exchanges keys: how the host key is learned before any login.
 fn host_key_probe() -> Scenario {
@@ -228,7 +248,7 @@ async fn run_target(
         out.emit(&Event::TargetUnavailable { target: &t.name, reason: &reason, outcome });
         let results: Vec<_> = scenarios.iter().map(|s| not_run(t, "", s, outcome, reason.clone())).collect();
         results.iter().for_each(|r| out.emit(&Event::Result(r)));
-        (results, String::new(), String::new(), Some(reason), false)
+        TargetRun { results, unavailable: Some(reason), ..TargetRun::default() }
     };
     if *opts.cancel.borrow() {
         return unavailable(Outcome::Error, "the run was interrupted before this target started".into());
@@ -236,6 +256,7 @@ async fn run_target(
     if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
         return unavailable(Outcome::Error, "the run's deadline passed before this target started".into());
     }
+    let start_clock = Instant::now();
     let running = match targets::start(t, Some(creds.clone())).await {
         Ok(r) => r,
         Err(e) => {
@@ -251,6 +272,8 @@ async fn run_target(
         running.stop().await;
         return unavailable(Outcome::Error, why);
     }
+    let start_ms = start_clock.elapsed().as_millis() as u64;
+    let scenarios_clock = Instant::now();
     let version = running.version();
     out.emit(&Event::TargetStarted { target: &t.name, version: &version, addr: running.addr });
     let jobs = opts.jobs.unwrap_or(t.max_jobs).max(1);
@@ -334,7 +357,8 @@ async fn run_target(
             }
         }
     }
+    let scenarios_ms = scenarios_clock.elapsed().as_millis() as u64;
     let banner = running.banner.clone();
     running.stop().await;
-    (results, version, banner, None, interrupted)
+    TargetRun { results, version, banner, unavailable: None, interrupted, start_ms, scenarios_ms }
 }

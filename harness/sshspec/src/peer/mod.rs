@@ -303,15 +303,20 @@ impl Peer<'_> {
     /// top-ups, and REQUEST_FAILURE for global requests that want a reply (RFC 4254 §4).
     async fn recv_any(&mut self, deadline: Instant, expecting: &str) -> Result<Message, StepFailure> {
         let msg = self.t.recv(deadline).await.map_err(|e| StepFailure::from_transport(expecting, e))?;
-        if let Some(adjust) = self.channels.on_received(&msg, &mut self.t.log) {
+        self.after_recv(&msg).await?;
+        Ok(msg)
+    }
+
+    async fn after_recv(&mut self, msg: &Message) -> StepResult {
+        if let Some(adjust) = self.channels.on_received(msg, &mut self.t.log) {
             self.send(&adjust).await?;
         }
-        if let Message::GlobalRequest(g) = &msg
+        if let Message::GlobalRequest(g) = msg
             && g.want_reply.is_true()
         {
             self.send(&Message::RequestFailure(RequestFailure {})).await?;
         }
-        Ok(msg)
+        Ok(())
     }
 
     /// Receives the next message that matters to a high-level step: IGNORE, DEBUG, EXT_INFO,

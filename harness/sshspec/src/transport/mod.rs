@@ -31,6 +31,8 @@ const MAX_LINE: usize = 8192;
 /// How many pre-banner lines we tolerate (RFC 4253 §4.2 sets no limit; this bounds memory).
 const MAX_PRE_BANNER_LINES: usize = 1024;
 const TAIL: usize = 64;
+/// packet_length (4) and padding_length (1).
+const PACKET_HEADER: usize = 5;
 
 /// Why the conversation could not go on. Each variant says whose fault it is.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -302,14 +304,17 @@ impl Transport {
 
     /// Sends a message; `trailing` bytes are appended to its payload, and `framing` shapes the packet.
     pub async fn send_with(&mut self, msg: &Message, trailing: &[u8], framing: &Framing) -> Result<(), TransportError> {
-        let mut payload = msg.encode();
-        payload.extend_from_slice(trailing);
+        // The payload is encoded straight into the packet buffer, after room for the header.
+        let mut packet = Vec::with_capacity(PACKET_HEADER + 64 + trailing.len());
+        packet.resize(PACKET_HEADER, 0);
+        msg.encode_into(&mut packet);
+        packet.extend_from_slice(trailing);
         self.log.message(Dir::Sent, self.tx.seq, msg);
         if !trailing.is_empty() {
             self.log.note(format!("... with {} trailing byte(s) {}", trailing.len(), hex::encode(trailing)));
         }
-        self.before_send(msg, &payload);
-        self.write_packet(&payload, framing).await?;
+        self.before_send(msg, &packet[PACKET_HEADER..]);
+        self.write_packet(packet, framing).await?;
         self.after_send(msg);
         Ok(())
     }
@@ -317,24 +322,27 @@ impl Transport {
     /// Sends bytes as a packet payload, whatever they are.
     pub async fn send_payload(&mut self, payload: &[u8], framing: &Framing) -> Result<(), TransportError> {
         self.log.push(Dir::Sent, Some(self.tx.seq), format!("raw payload {}", hex::encode(payload)));
-        self.write_packet(payload, framing).await
+        let mut packet = vec![0u8; PACKET_HEADER];
+        packet.extend_from_slice(payload);
+        self.write_packet(packet, framing).await
     }
 
-    async fn write_packet(&mut self, payload: &[u8], f: &Framing) -> Result<(), TransportError> {
+    /// Frames, protects and writes a packet whose payload follows `PACKET_HEADER` bytes of room.
+    async fn write_packet(&mut self, mut packet: Vec<u8>, f: &Framing) -> Result<(), TransportError> {
+        let payload_len = packet.len() - PACKET_HEADER;
         let block = self.tx.cipher.block_size();
         let clear = if self.tx.cipher.length_in_clear() { 4 } else { 0 };
         let padding = f.padding.unwrap_or_else(|| {
-            let mut p = block - ((4 + 1 + payload.len() - clear) % block);
+            let mut p = block - ((4 + 1 + payload_len - clear) % block);
             if p < 4 {
                 p += block;
             }
             p
         });
-        let length = (1 + payload.len() + padding) as u32;
-        let mut packet = Vec::with_capacity(4 + length as usize + self.tx.cipher.tag_len());
-        packet.extend_from_slice(&f.packet_length_field.unwrap_or(length).to_be_bytes());
-        packet.push(f.padding_length_field.unwrap_or(padding as u8));
-        packet.extend_from_slice(payload);
+        let length = (1 + payload_len + padding) as u32;
+        packet.reserve(padding + self.tx.cipher.tag_len());
+        packet[..4].copy_from_slice(&f.packet_length_field.unwrap_or(length).to_be_bytes());
+        packet[4] = f.padding_length_field.unwrap_or(padding as u8);
         let start = packet.len();
         packet.resize(start + padding, 0);
         rand::thread_rng().fill_bytes(&mut packet[start..]);
@@ -351,10 +359,6 @@ impl Transport {
 
     /// Receives one packet's payload, checking its framing and MAC.
     pub async fn recv_payload(&mut self, deadline: Instant) -> Result<(u32, Vec<u8>), TransportError> {
-        // A target that floods us keeps the socket always readable; the deadline must still win.
-        if Instant::now() >= deadline {
-            return Err(TransportError::Timeout { waited: Duration::ZERO, buffered: self.buffered().len(), last_bytes: self.last_bytes() });
-        }
         loop {
             let header = self.rx.cipher.header_len();
             if self.buffered().len() >= header {
@@ -393,6 +397,10 @@ impl Transport {
 
     /// Receives and decodes one message, and lets the key-exchange state machine see it.
     pub async fn recv(&mut self, deadline: Instant) -> Result<Message, TransportError> {
+        // A target that floods us keeps the socket always readable; the deadline must still win.
+        if Instant::now() >= deadline {
+            return Err(TransportError::Timeout { waited: Duration::ZERO, buffered: self.buffered().len(), last_bytes: self.last_bytes() });
+        }
         let (seq, payload) = self.recv_payload(deadline).await?;
         let msg = match Message::decode(&payload, self.ctx) {
             Ok(m) => m,

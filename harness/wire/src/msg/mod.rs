@@ -105,12 +105,18 @@ macro_rules! messages {
 
             /// The payload: message number, then the body.
             pub fn encode(&self) -> Vec<u8> {
-                let mut out = vec![self.msg_type().0];
-                match self {
-                    $(Message::$variant(m) => m.encode(&mut out),)*
-                    Message::Unknown(u) => u.body.encode(&mut out),
-                }
+                let mut out = Vec::new();
+                self.encode_into(&mut out);
                 out
+            }
+
+            /// Appends the payload to `out` (so a packet can be built in one buffer).
+            pub fn encode_into(&self, out: &mut Vec<u8>) {
+                out.push(self.msg_type().0);
+                match self {
+                    $(Message::$variant(m) => m.encode(out),)*
+                    Message::Unknown(u) => u.body.encode(out),
+                }
             }
         }
 
