@@ -190,21 +190,23 @@ fn main() -> ExitCode {
         let running = rt.block_on(targets::start(t, Some(creds.clone()))).unwrap_or_else(|e| panic!("{e}"));
         let hs = stats((0..15).map(|_| rt.block_on(peer_once(&probe, &running))).collect()).median;
         rt.block_on(running.stop());
-        let s = rt.block_on(run(std::slice::from_ref(t), &catalogue, &options(None, &creds), &mut [Box::new(Quiet) as Box<dyn Reporter>]));
-        let wall = s.targets[0].scenarios_ms as f64;
-        let conns = s.results.iter().filter(|r| r.outcome != Outcome::Skip).count();
-        let limit = conns as f64 * hs / t.max_jobs.min(conns.max(1)) as f64;
-        println!(
-            "   {:<10} {:>5} {:>5} {:>13.1} ms {:>9.1} {:>9.1} {:>10.2} {:>26}",
-            t.name,
-            conns,
-            t.max_jobs,
-            hs,
-            limit,
-            wall,
-            wall / limit,
-            s.targets[0].start_ms
-        );
+        for jobs in [1usize, 2, 4, t.max_jobs] {
+            let s = rt.block_on(run(std::slice::from_ref(t), &catalogue, &options(Some(jobs), &creds), &mut [Box::new(Quiet) as Box<dyn Reporter>]));
+            let wall = s.targets[0].scenarios_ms as f64;
+            let conns = s.results.iter().filter(|r| r.outcome != Outcome::Skip).count();
+            let limit = conns as f64 * hs / jobs.min(conns.max(1)) as f64;
+            println!(
+                "   {:<10} {:>5} {:>5} {:>13.1} ms {:>9.1} {:>9.1} {:>10.2} {:>26}",
+                t.name,
+                conns,
+                jobs,
+                hs,
+                limit,
+                wall,
+                wall / limit,
+                s.targets[0].start_ms
+            );
+        }
     }
 
     // 4. Cost against work.
