@@ -13,4 +13,4 @@ if ! diff -u scenarios/CATALOGUE.md <(cargo run -q --locked -p sshspec-cli -- li
   echo "  cargo run -p sshspec-cli -- list --format markdown > scenarios/CATALOGUE.md" >&2
   exit 1
 fi
-cargo test --workspace --locked
+cargo test --workspace --locked --no-fail-fast

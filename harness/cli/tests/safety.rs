@@ -47,24 +47,40 @@ expect = "nothing"
 timeout = "30s"
 "#;
 
-fn server_pids() -> Vec<(u32, String)> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let comm = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default();
-        let comm = comm.trim();
-        if comm == "sshd" || comm == "dropbear" {
-            out.push((pid, comm.to_owned()));
+/// Tests that start process targets take turns: the targets share one test user.
+static PROCESS_TARGETS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn process_stat(pid: u32) -> Option<(String, u32)> {
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Field 5 (process group) comes after the parenthesised command name.
+    let pgrp = stat.rsplit_once(')')?.1.split_whitespace().nth(2)?.parse().ok()?;
+    Some((String::from_utf8_lossy(&cmdline).replace('\0', " "), pgrp))
+}
+
+/// The server processes of one run: the masters, found by their files under the run's own
+/// TMPDIR, and everything in their process groups (sshd's per-connection children).
+fn run_processes(tmp: &Path, groups: &mut Vec<u32>) -> Vec<(u32, String)> {
+    let tmp = tmp.to_string_lossy().into_owned();
+    let all: Vec<(u32, String, u32)> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().parse::<u32>().ok())
+        .filter_map(|pid| process_stat(pid).map(|(cmd, pgrp)| (pid, cmd, pgrp)))
+        .collect();
+    for (pid, cmd, _) in &all {
+        if cmd.contains(&tmp) && !groups.contains(pid) {
+            groups.push(*pid);
         }
     }
-    out
+    all.into_iter().filter(|(_, cmd, pgrp)| cmd.contains(&tmp) || groups.contains(pgrp)).map(|(p, c, _)| (p, c)).collect()
 }
 
 fn interrupt_mid_run(signal: i32) {
+    let _turn = PROCESS_TARGETS.lock().unwrap_or_else(|e| e.into_inner());
     if !process_targets_ready() {
         return;
     }
-    let before = server_pids();
     let d = tempfile::tempdir().unwrap();
     let scenarios = d.path().join("scenarios");
     std::fs::create_dir_all(&scenarios).unwrap();
@@ -95,7 +111,8 @@ fn interrupt_mid_run(signal: i32) {
     }
     assert!(seen.iter().any(|l| l.starts_with("target openssh:")), "{seen:?}");
     std::thread::sleep(Duration::from_millis(1500));
-    let during = server_pids().len();
+    let mut groups = Vec::new();
+    let during = run_processes(&tmp, &mut groups);
     unsafe {
         libc::kill(child.id() as i32, signal);
     }
@@ -109,11 +126,11 @@ fn interrupt_mid_run(signal: i32) {
     };
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     assert_eq!(status.code(), Some(130), "{seen:?}\n{rest:?}");
-    assert!(during > before.len(), "the run should have had sshd processes during the run");
+    assert!(during.len() >= 2, "the run should have had server processes: {during:?}");
     // Every server process of the run is gone (give the kernel a moment to reap).
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let left: Vec<_> = server_pids().into_iter().filter(|p| !before.contains(p)).collect();
+        let left = run_processes(&tmp, &mut groups);
         if left.is_empty() {
             break;
         }
@@ -202,6 +219,7 @@ fn destructive_scenarios_run_against_a_remote_target_only_when_asked() {
 /// Concurrency changes nothing but time: a parallel run gives exactly the serial run's verdicts.
 #[test]
 fn parallel_and_serial_runs_give_the_same_verdicts() {
+    let _turn = PROCESS_TARGETS.lock().unwrap_or_else(|e| e.into_inner());
     let mut targets = vec!["builtin"];
     if process_targets_ready() {
         targets.extend(["openssh", "dropbear"]);

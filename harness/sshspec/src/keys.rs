@@ -190,10 +190,10 @@ mod write_tests {
         let key = ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]);
         write_identity(&f, &key).unwrap();
         assert_eq!(load_identity(&f).unwrap().to_bytes(), key.to_bytes());
-        if let Ok(out) = std::process::Command::new("ssh-keygen").arg("-y").arg("-f").arg(&f).output() {
-            if out.status.success() {
-                assert!(String::from_utf8_lossy(&out.stdout).starts_with("ssh-ed25519 "));
-            }
+        if let Ok(out) = std::process::Command::new("ssh-keygen").arg("-y").arg("-f").arg(&f).output()
+            && out.status.success()
+        {
+            assert!(String::from_utf8_lossy(&out.stdout).starts_with("ssh-ed25519 "));
         }
     }
 }

@@ -197,7 +197,7 @@ struct TargetRun {
 /// A scenario that only connects and exchanges keys: how the host key is learned before any login.
 fn host_key_probe() -> Scenario {
     use crate::script::{Action, Level, Pins, Requires, Step, Tier};
-    let step = |action| Step { line: 0, action, timeout: None, strict: false };
+    let step = |action| Step { line: 0, action, timeout: None, strict: false, pass_over: Vec::new() };
     Scenario {
         id: "sshspec/host-key-probe".into(),
         path: Default::default(),

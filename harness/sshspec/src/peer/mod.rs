@@ -273,7 +273,7 @@ impl Peer<'_> {
                 self.t.send_payload(payload, framing).await.or_else(|e| self.tolerate_closed(e))
             }
             Action::SendBytes(b) => self.t.send_bytes(b).await.or_else(|e| self.tolerate_closed(e)),
-            Action::Expect(alts) => self.expect(alts, step.strict, deadline, timeout).await,
+            Action::Expect(alts) => self.expect(alts, step, deadline, timeout).await,
         }
     }
 
@@ -680,7 +680,7 @@ impl Peer<'_> {
         Ok(())
     }
 
-    async fn expect(&mut self, alts: &[Expectation], strict: bool, deadline: Instant, timeout: Duration) -> StepResult {
+    async fn expect(&mut self, alts: &[Expectation], step: &Step, deadline: Instant, timeout: Duration) -> StepResult {
         let expected = alts.iter().map(Expectation::describe).collect::<Vec<_>>().join(" or ");
         if let Some(Expectation::Banner { matches }) = alts.iter().find(|a| matches!(a, Expectation::Banner { .. })) {
             if self.t.server.is_none() {
@@ -698,7 +698,10 @@ impl Peer<'_> {
                     if let Some(m) = self.channels.on_received(&msg, &mut self.t.log) {
                         self.send(&m).await?;
                     }
-                    if !strict && matches!(msg, Message::Ignore(_) | Message::Debug(_)) {
+                    if !step.strict && matches!(msg, Message::Ignore(_) | Message::Debug(_)) {
+                        continue;
+                    }
+                    if step.pass_over.iter().any(|n| n == msg.name()) {
                         continue;
                     }
                     for alt in alts {

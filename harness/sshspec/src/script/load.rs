@@ -67,6 +67,7 @@ struct RawStep {
     corrupt_mac: Option<bool>,
     timeout: Option<String>,
     strict: Option<bool>,
+    pass_over: Option<Vec<String>>,
     banner: Option<String>,
     pre_banner: Option<Vec<String>>,
     kex: Option<String>,
@@ -298,7 +299,12 @@ fn step_inner(r: RawStep, line: usize) -> Result<Step, Located> {
     if framed && !framing_ok {
         return Err("padding, padding_length, packet_length and corrupt_mac apply only to send and send_payload".into());
     }
-    let all: [(&str, bool); 22] = [
+    let pass_over = r.pass_over.clone().unwrap_or_default();
+    if let Some(bad) = pass_over.iter().find(|n| !sshspec_wire::Message::NAMES.contains(&n.as_str())) {
+        return Err(format!("pass_over: unknown message {bad:?}").into());
+    }
+    let all: [(&str, bool); 23] = [
+        ("pass_over", r.pass_over.is_some() && !matches!(action, Action::Expect(_))),
         ("stdin_size", r.stdin_size.is_some()),
         ("echo", r.echo.is_some()),
         ("with", r.with.is_some()),
@@ -326,7 +332,7 @@ fn step_inner(r: RawStep, line: usize) -> Result<Step, Located> {
     if let Some((stray, _)) = all.iter().find(|(n, set)| *set && !used_name(n)) {
         return Err(format!("`{stray}` does not apply to this step's action").into());
     }
-    Ok(Step { line, action, timeout, strict })
+    Ok(Step { line, action, timeout, strict, pass_over })
 }
 
 fn expectation(name: &str, matches: toml::Table) -> Result<Expectation, String> {

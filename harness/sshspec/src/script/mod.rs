@@ -94,6 +94,9 @@ pub struct Step {
     pub timeout: Option<Duration>,
     /// Deliver IGNORE and DEBUG to the expectation instead of passing over them.
     pub strict: bool,
+    /// Further messages (by name) the expectation passes over, e.g. a server's unsolicited
+    /// `global_request` after login.
+    pub pass_over: Vec<String>,
 }
 
 pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(10);

@@ -88,6 +88,39 @@ fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
+/// Held for the life of the process once a process target starts: the test user is one account
+/// per machine, and each run sets its password, so two runs must not overlap.
+static TEST_USER_LOCK: tokio::sync::OnceCell<std::fs::File> = tokio::sync::OnceCell::const_new();
+
+async fn lock_test_user() -> Result<(), StartError> {
+    TEST_USER_LOCK
+        .get_or_try_init(|| async {
+            let dir = if Path::new("/run/lock").is_dir() { "/run/lock" } else { "/tmp" };
+            let path = format!("{dir}/sshspec-{TEST_USER}.lock");
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)
+                .map_err(|e| StartError::Failed(format!("{path}: {e}")))?;
+            use std::os::fd::AsRawFd;
+            let fd = file.as_raw_fd();
+            // SAFETY: flock on a descriptor we own; it only takes an advisory lock.
+            if unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+                eprintln!("note: another sshspec run is using the {TEST_USER:?} test user; waiting for it to finish");
+                let blocked = tokio::task::spawn_blocking(move || unsafe { libc::flock(fd, libc::LOCK_EX) })
+                    .await
+                    .map_err(|e| StartError::Failed(e.to_string()))?;
+                if blocked != 0 {
+                    return Err(StartError::Failed(format!("cannot lock {path}")));
+                }
+            }
+            Ok(file)
+        })
+        .await
+        .map(|_| ())
+}
+
 async fn set_password(creds: &Credentials) -> Result<(), StartError> {
     use tokio::io::AsyncWriteExt;
     let mut c = Command::new("chpasswd")
@@ -127,6 +160,7 @@ pub async fn start(server: &str, creds: &Credentials) -> Result<(Child, SocketAd
         return Err(StartError::Missing(format!("the {server} process target needs root (to check passwords and switch users)")));
     }
     let user = test_user()?;
+    lock_test_user().await?;
     set_password(creds).await?;
     let dir = tempfile::Builder::new().prefix("sshspec-").tempdir().map_err(|e| StartError::Failed(e.to_string()))?;
     let d = dir.path();
