@@ -8,20 +8,39 @@ pub struct Console {
     /// 0: problems and the summary; 1: every result; 2: also each failing transcript.
     pub verbosity: u8,
     out: Box<dyn Write + Send>,
+    /// A one-line progress counter, redrawn in place; only on a terminal.
+    progress: bool,
+    done: usize,
+    total: usize,
 }
 
 impl Console {
     pub fn new(verbosity: u8) -> Self {
-        Console { verbosity, out: Box::new(std::io::stdout()) }
+        use std::io::IsTerminal;
+        let progress = std::io::stdout().is_terminal();
+        Console { verbosity, out: Box::new(std::io::stdout()), progress, done: 0, total: 0 }
     }
 
     pub fn to(verbosity: u8, out: Box<dyn Write + Send>) -> Self {
-        Console { verbosity, out }
+        Console { verbosity, out, progress: false, done: 0, total: 0 }
+    }
+
+    fn clear_progress(&mut self) {
+        if self.progress {
+            let _ = write!(self.out, "\r\x1b[2K");
+        }
     }
 }
 
 impl Reporter for Console {
     fn on_event(&mut self, e: &Event<'_>) {
+        self.clear_progress();
+        if let Event::RunStarted { targets, scenarios } = e {
+            self.total = targets.len() * scenarios;
+        }
+        if let Event::Result(_) = e {
+            self.done += 1;
+        }
         let o = &mut self.out;
         let _ = match e {
             Event::RunStarted { targets, scenarios } => writeln!(
@@ -104,7 +123,10 @@ impl Reporter for Console {
                 )
             }
         };
-        let _ = o.flush();
+        if self.progress && self.done < self.total && !matches!(e, Event::RunFinished { .. }) {
+            let _ = write!(self.out, "  [{}/{}] scenarios judged", self.done, self.total);
+        }
+        let _ = self.out.flush();
     }
 }
 
