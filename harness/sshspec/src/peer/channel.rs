@@ -22,6 +22,8 @@ pub struct Channel {
     pub remote_window: u64,
     pub remote_max_packet: u32,
     pub local_window: u64,
+    /// The window we announced when opening; top-ups refill to it.
+    pub initial_window: u64,
     pub local_max_packet: u32,
     pub stdout: Vec<u8>,
     pub stderr: Vec<u8>,
@@ -34,6 +36,8 @@ pub struct Channel {
     pub eof_received: bool,
     pub close_received: bool,
     pub close_sent: bool,
+    /// Flow-control rules the target broke on this channel (RFC 4254 §5.2), in order.
+    pub violations: Vec<String>,
 }
 
 #[derive(Debug, Default)]
@@ -77,6 +81,7 @@ impl Channels {
                 self.list.push(Channel {
                     local: o.sender_channel,
                     local_window: u64::from(o.initial_window_size),
+                    initial_window: u64::from(o.initial_window_size),
                     local_max_packet: o.maximum_packet_size,
                     ..Default::default()
                 });
@@ -95,9 +100,10 @@ impl Channels {
         }
     }
 
-    /// Records what a received message means for our channels; returns a WINDOW_ADJUST to send
-    /// when our window for that channel is half spent.
-    pub fn on_received(&mut self, msg: &Message, log: &mut Transcript) -> Option<Message> {
+    /// Records what a received message means for our channels. With `top_up`, returns a
+    /// WINDOW_ADJUST to send when our window for that channel is half spent; low-level steps pass
+    /// false, because a scenario that shapes the window must be the only one to adjust it.
+    pub fn on_received(&mut self, msg: &Message, top_up: bool, log: &mut Transcript) -> Option<Message> {
         match msg {
             Message::ChannelOpenConfirmation(m) => {
                 let idx = self.list.iter().position(|c| c.local == m.recipient_channel)?;
@@ -112,15 +118,14 @@ impl Channels {
                 let c = self.by_local(m.recipient_channel)?;
                 c.remote_window += u64::from(m.bytes_to_add);
                 if c.remote_window > u64::from(u32::MAX) {
-                    log.note(format!(
-                        "violation: window adjusted to {} bytes, beyond 2^32-1 (RFC 4254 §5.2)",
-                        c.remote_window
-                    ));
+                    let v = format!("window adjusted to {} bytes, beyond 2^32-1 (RFC 4254 §5.2)", c.remote_window);
+                    log.note(format!("violation: {v}"));
+                    c.violations.push(v);
                 }
                 None
             }
-            Message::ChannelData(m) => self.data(m.recipient_channel, m.data.as_slice(), false, log),
-            Message::ChannelExtendedData(m) => self.data(m.recipient_channel, m.data.as_slice(), true, log),
+            Message::ChannelData(m) => self.data(m.recipient_channel, m.data.as_slice(), false, top_up, log),
+            Message::ChannelExtendedData(m) => self.data(m.recipient_channel, m.data.as_slice(), true, top_up, log),
             Message::ChannelRequest(r) => {
                 let c = self.by_local(r.recipient_channel)?;
                 match &r.request {
@@ -142,20 +147,19 @@ impl Channels {
         }
     }
 
-    fn data(&mut self, local: u32, data: &[u8], extended: bool, log: &mut Transcript) -> Option<Message> {
+    fn data(&mut self, local: u32, data: &[u8], extended: bool, top_up: bool, log: &mut Transcript) -> Option<Message> {
         let c = self.by_local(local)?;
         let n = data.len() as u64;
+        let mut broke = Vec::new();
         if n > c.local_window {
-            log.note(format!(
-                "violation: {n} bytes of data with only {} left in our window (RFC 4254 §5.2)",
-                c.local_window
-            ));
+            broke.push(format!("{n} bytes of data with only {} left in our window (RFC 4254 §5.2)", c.local_window));
         }
         if data.len() > c.local_max_packet as usize {
-            log.note(format!(
-                "violation: {n} bytes of data in one message, above our maximum packet size {} (RFC 4254 §5.2)",
-                c.local_max_packet
-            ));
+            broke.push(format!("{n} bytes of data in one message, above our maximum packet size {} (RFC 4254 §5.2)", c.local_max_packet));
+        }
+        for v in broke {
+            log.note(format!("violation: {v}"));
+            c.violations.push(v);
         }
         c.local_window = c.local_window.saturating_sub(n);
         c.received_bytes += n;
@@ -167,8 +171,8 @@ impl Channels {
         let out = if extended { &mut c.stderr } else { &mut c.stdout };
         let keep = KEEP_OUTPUT.saturating_sub(out.len()).min(data.len());
         out.extend_from_slice(&data[..keep]);
-        if c.local_window < u64::from(LOCAL_WINDOW / 2) && !c.close_received {
-            let bytes_to_add = LOCAL_WINDOW - c.local_window as u32;
+        if top_up && c.local_window < c.initial_window / 2 && !c.close_received {
+            let bytes_to_add = u32::try_from(c.initial_window - c.local_window).unwrap_or(u32::MAX);
             c.local_window += u64::from(bytes_to_add);
             return Some(Message::ChannelWindowAdjust(ChannelWindowAdjust { recipient_channel: c.remote?, bytes_to_add }));
         }

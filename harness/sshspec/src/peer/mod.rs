@@ -308,7 +308,7 @@ impl Peer<'_> {
     }
 
     async fn after_recv(&mut self, msg: &Message) -> StepResult {
-        if let Some(adjust) = self.channels.on_received(msg, &mut self.t.log) {
+        if let Some(adjust) = self.channels.on_received(msg, true, &mut self.t.log) {
             self.send(&adjust).await?;
         }
         if let Message::GlobalRequest(g) = msg
@@ -603,6 +603,9 @@ impl Peer<'_> {
             self.send(&Message::ChannelClose(ChannelClose { recipient_channel: remote })).await?;
         }
         let Some(c) = self.channels.current() else { return Ok(()) };
+        if let Some(v) = c.violations.first() {
+            return Err(fail("flow control within our window and maximum packet size", v.clone()));
+        }
         if let (true, Some(want), Some(input)) = (echo, sent_digest, stdin) {
             use sha2::Digest;
             let got: [u8; 32] = c.stdout_digest.clone().finalize().into();
@@ -695,20 +698,22 @@ impl Peer<'_> {
         loop {
             match self.t.recv(deadline).await {
                 Ok(msg) => {
-                    if let Some(m) = self.channels.on_received(&msg, &mut self.t.log) {
-                        self.send(&m).await?;
-                    }
+                    self.channels.on_received(&msg, false, &mut self.t.log);
                     if !step.strict && matches!(msg, Message::Ignore(_) | Message::Debug(_)) {
                         continue;
                     }
                     if step.pass_over.iter().any(|n| n == msg.name()) {
                         continue;
                     }
+                    let sent_seq = self.t.tx.seq.wrapping_sub(1);
+                    let vars = |v: &str| (v == "$sent_seq").then_some(toml::Value::Integer(i64::from(sent_seq)));
                     for alt in alts {
-                        if let Expectation::Message { name, matches } = alt
-                            && message::matches(&msg, name, matches).map_err(StepFailure::Harness)? {
+                        if let Expectation::Message { name, matches } = alt {
+                            let matches = message::bind(matches, &vars).map_err(StepFailure::Harness)?;
+                            if message::matches(&msg, name, &matches).map_err(StepFailure::Harness)? {
                                 return Ok(());
                             }
+                        }
                     }
                     if close_ok && matches!(msg, Message::Disconnect(_)) {
                         continue;

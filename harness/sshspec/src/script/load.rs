@@ -345,7 +345,7 @@ fn expectation(name: &str, matches: toml::Table) -> Result<Expectation, String> 
             Expectation::Banner { matches }
         }
         _ => {
-            message::build_check(name, &matches)?;
+            message::match_check(name, &matches)?;
             Expectation::Message { name: name.to_owned(), matches }
         }
     })

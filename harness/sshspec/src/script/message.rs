@@ -60,6 +60,31 @@ pub fn matches(msg: &Message, name: &str, matches: &Table) -> Result<bool, Strin
     Ok(normalized == actual)
 }
 
+/// Variables a `match` table may use as a value; bound when the expectation is judged.
+/// `$sent_seq`: the sequence number of the last packet we sent (what UNIMPLEMENTED must echo).
+pub const VARIABLES: &[&str] = &["$sent_seq"];
+
+/// Replaces variable values (`"$name"`) in `t` with what `value` gives for them.
+pub fn bind(t: &Table, value: &dyn Fn(&str) -> Option<Value>) -> Result<Table, String> {
+    fn walk(v: &Value, value: &dyn Fn(&str) -> Option<Value>) -> Result<Value, String> {
+        Ok(match v {
+            Value::String(s) if s.starts_with('$') => value(s).ok_or_else(|| {
+                format!("unknown variable {s:?}; known: {}", VARIABLES.join(", "))
+            })?,
+            Value::Table(t) => Value::Table(t.iter().map(|(k, v)| Ok((k.clone(), walk(v, value)?))).collect::<Result<_, String>>()?),
+            Value::Array(a) => Value::Array(a.iter().map(|v| walk(v, value)).collect::<Result<_, _>>()?),
+            other => other.clone(),
+        })
+    }
+    t.iter().map(|(k, v)| Ok((k.clone(), walk(v, value)?))).collect()
+}
+
+/// Checks a `match` table at load time, with every variable standing in as 0.
+pub fn match_check(name: &str, matches: &Table) -> Result<(), String> {
+    let placeholder = |v: &str| VARIABLES.contains(&v).then_some(Value::Integer(0));
+    build_check(name, &bind(matches, &placeholder)?)
+}
+
 /// Fields of the server identification line a scenario can match (RFC 4253 §4.2).
 pub const BANNER_FIELDS: &[&str] = &["protoversion", "softwareversion", "comments", "pre_banner_lines"];
 
