@@ -5,14 +5,15 @@
 //! A step fails when the target does something the scenario does not accept (FAIL), and errs when
 //! the harness cannot go on (ERROR); the two are never mixed.
 
+mod auth;
 mod banner;
 mod channel;
+mod session;
 
-use crate::script::{self, Action, AuthKind, AuthOutcome, Expectation, Input, Pins, Scenario, Step, message};
+use crate::script::{self, Action, Expectation, Pins, Scenario, Step, message};
 use crate::transcript::{Entry, Transcript, summarize};
 use crate::transport::{self, Framing, Transport, TransportError, cipher, hostkey, kex};
 use channel::Channels;
-use ed25519_dalek::Signer;
 use rand::RngCore;
 use sshspec_wire::codec::put_string;
 use sshspec_wire::msg::*;
@@ -61,19 +62,6 @@ impl Credentials {
         use base64::Engine;
         format!("ssh-ed25519 {} sshspec", base64::engine::general_purpose::STANDARD.encode(ed25519_blob(&self.public_key())))
     }
-}
-
-/// 64 KiB of fixed pseudo-random bytes (xorshift), repeated for generated stdin.
-fn pattern() -> Vec<u8> {
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    (0..64 * 1024)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
 }
 
 fn ed25519_blob(pk: &[u8; 32]) -> Vec<u8> {
@@ -443,244 +431,6 @@ impl Peer<'_> {
             Message::NewKeys(_) => Ok(()),
             other => Err(fail("NEWKEYS", summarize(&other))),
         }
-    }
-
-    async fn authenticate(
-        &mut self,
-        method: AuthKind,
-        outcome: AuthOutcome,
-        query: bool,
-        password: Option<&Bytes>,
-        deadline: Instant,
-    ) -> StepResult {
-        if !self.service_accepted {
-            self.send(&Message::ServiceRequest(ServiceRequest { service: "ssh-userauth".into() })).await?;
-            match self.next(deadline, "SERVICE_ACCEPT").await? {
-                Message::ServiceAccept(a) if a.service.as_slice() == b"ssh-userauth" => self.service_accepted = true,
-                other => return Err(fail("SERVICE_ACCEPT for ssh-userauth", summarize(&other))),
-            }
-        }
-        let user: Bytes = self.creds.user.as_str().into();
-        let service: Bytes = "ssh-connection".into();
-        let request = |method| Message::UserauthRequest(UserauthRequest { user: user.clone(), service: service.clone(), method });
-        let password = password.cloned().unwrap_or_else(|| self.creds.password.as_str().into());
-        match method {
-            AuthKind::None => self.send(&request(AuthMethod::None {})).await?,
-            AuthKind::Password => {
-                self.send(&request(AuthMethod::Password { change: Bool::FALSE, password, new_password: None })).await?
-            }
-            AuthKind::Publickey => {
-                let key = Bytes(ed25519_blob(&self.creds.public_key()));
-                let algorithm: Bytes = hostkey::SSH_ED25519.into();
-                if query {
-                    self.send(&request(AuthMethod::Publickey {
-                        signed: Bool::FALSE,
-                        algorithm: algorithm.clone(),
-                        key: key.clone(),
-                        signature: None,
-                    }))
-                    .await?;
-                    match self.next(deadline, "USERAUTH_PK_OK").await? {
-                        Message::UserauthPkOk(ok) if ok.algorithm == algorithm && ok.key == key => {}
-                        Message::UserauthPkOk(ok) => {
-                            return Err(fail("USERAUTH_PK_OK echoing our algorithm and key (RFC 4252 §7)", format!("{ok:?}")));
-                        }
-                        other if outcome == AuthOutcome::Failure && matches!(other, Message::UserauthFailure(_)) => return Ok(()),
-                        other => return Err(fail("USERAUTH_PK_OK", summarize(&other))),
-                    }
-                }
-                let session_id = self.t.kex.session_id.clone().unwrap_or_default();
-                let mut data = Vec::new();
-                put_string(&mut data, &session_id);
-                data.push(50);
-                put_string(&mut data, user.as_slice());
-                put_string(&mut data, service.as_slice());
-                put_string(&mut data, b"publickey");
-                data.push(1);
-                put_string(&mut data, algorithm.as_slice());
-                put_string(&mut data, key.as_slice());
-                let sig = self.creds.key.sign(&data).to_bytes();
-                let mut blob = Vec::new();
-                put_string(&mut blob, algorithm.as_slice());
-                put_string(&mut blob, &sig);
-                self.send(&request(AuthMethod::Publickey { signed: Bool::TRUE, algorithm, key, signature: Some(Bytes(blob)) }))
-                    .await?;
-            }
-            AuthKind::KeyboardInteractive => {
-                self.send(&request(AuthMethod::KeyboardInteractive { language: "".into(), submethods: "".into() })).await?;
-                // RFC 4256 §3.2: any number of INFO_REQUEST rounds, including zero-prompt ones.
-                for _round in 0..16 {
-                    match self.next(deadline, "USERAUTH_INFO_REQUEST, SUCCESS or FAILURE").await? {
-                        Message::UserauthInfoRequest(r) => {
-                            let responses = r.prompts.iter().map(|_| password.clone()).collect();
-                            self.send(&Message::UserauthInfoResponse(UserauthInfoResponse { responses })).await?;
-                        }
-                        other => return self.judge_auth(method, outcome, other),
-                    }
-                }
-                return Err(fail("keyboard-interactive to end within 16 rounds", "more rounds"));
-            }
-        }
-        let reply = self.next(deadline, "USERAUTH_SUCCESS or USERAUTH_FAILURE").await?;
-        self.judge_auth(method, outcome, reply)
-    }
-
-    fn judge_auth(&mut self, method: AuthKind, outcome: AuthOutcome, reply: Message) -> StepResult {
-        match (outcome, &reply) {
-            (AuthOutcome::Success, Message::UserauthSuccess(_)) => Ok(()),
-            (AuthOutcome::Failure, Message::UserauthFailure(_)) => Ok(()),
-            (AuthOutcome::Success, Message::UserauthFailure(f)) => Err(fail(
-                format!("USERAUTH_SUCCESS for {}", method.name()),
-                format!("USERAUTH_FAILURE; methods that can continue: {}", f.methods.joined()),
-            )),
-            (AuthOutcome::Success, _) => Err(fail(format!("USERAUTH_SUCCESS for {}", method.name()), summarize(&reply))),
-            (AuthOutcome::Failure, _) => Err(fail(format!("USERAUTH_FAILURE for {}", method.name()), summarize(&reply))),
-        }
-    }
-
-    async fn open_session(&mut self, deadline: Instant) -> StepResult {
-        let open = Message::ChannelOpen(self.channels.open_request());
-        self.send(&open).await?;
-        match self.next(deadline, "CHANNEL_OPEN_CONFIRMATION").await? {
-            Message::ChannelOpenConfirmation(_) if self.channels.current_remote().is_some() => Ok(()),
-            other => Err(fail("CHANNEL_OPEN_CONFIRMATION for our session channel", summarize(&other))),
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn exec(
-        &mut self,
-        command: &str,
-        stdin: Option<&Input>,
-        stdout: Option<&Bytes>,
-        stderr: Option<&Bytes>,
-        exit_status: Option<u32>,
-        echo: bool,
-        deadline: Instant,
-    ) -> StepResult {
-        let Some(remote) = self.channels.current_remote() else {
-            return Err(StepFailure::Harness("exec needs an open session channel (add `do = \"open-session\"` first)".into()));
-        };
-        self.send(&Message::ChannelRequest(ChannelRequest {
-            recipient_channel: remote,
-            want_reply: Bool::TRUE,
-            request: ChannelRequestKind::Exec { command: command.into() },
-        }))
-        .await?;
-        loop {
-            match self.next(deadline, "CHANNEL_SUCCESS for exec").await? {
-                Message::ChannelSuccess(_) => break,
-                Message::ChannelFailure(_) => return Err(fail("CHANNEL_SUCCESS for exec", "CHANNEL_FAILURE")),
-                Message::ChannelData(_) | Message::ChannelExtendedData(_) | Message::ChannelRequest(_) => {}
-                other => return Err(fail("CHANNEL_SUCCESS for exec", summarize(&other))),
-            }
-        }
-        let mut sent_digest = None;
-        if let Some(input) = stdin {
-            let started = Instant::now();
-            sent_digest = Some(self.send_input(input, deadline).await?);
-            self.send(&Message::ChannelEof(ChannelEof { recipient_channel: remote })).await?;
-            let secs = started.elapsed().as_secs_f64().max(1e-9);
-            self.t.log.note(format!(
-                "sent {} bytes of stdin in {:.1} ms ({:.1} MiB/s)",
-                input.len(),
-                secs * 1000.0,
-                input.len() as f64 / secs / (1 << 20) as f64
-            ));
-        }
-        while !self.channels.current().is_some_and(|c| c.close_received) {
-            match self.next(deadline, "the command's output, exit status and CHANNEL_CLOSE").await? {
-                Message::ChannelData(_)
-                | Message::ChannelExtendedData(_)
-                | Message::ChannelRequest(_)
-                | Message::ChannelEof(_)
-                | Message::ChannelClose(_) => {}
-                other => return Err(fail("channel data, exit status or CHANNEL_CLOSE", summarize(&other))),
-            }
-        }
-        if self.channels.current().is_some_and(|c| !c.close_sent) {
-            // RFC 4254 §5.3: CLOSE is answered with CLOSE.
-            self.send(&Message::ChannelClose(ChannelClose { recipient_channel: remote })).await?;
-        }
-        let Some(c) = self.channels.current() else { return Ok(()) };
-        if let Some(v) = c.violations.first() {
-            return Err(fail("flow control within our window and maximum packet size", v.clone()));
-        }
-        if let (true, Some(want), Some(input)) = (echo, sent_digest, stdin) {
-            use sha2::Digest;
-            let got: [u8; 32] = c.stdout_digest.clone().finalize().into();
-            if c.stdout_len != input.len() || got != want {
-                return Err(fail(
-                    format!("stdout to equal the {} bytes of stdin (sha256 {})", input.len(), hex::encode(want)),
-                    format!("{} bytes (sha256 {})", c.stdout_len, hex::encode(got)),
-                ));
-            }
-        }
-        if let Some(want) = stdout
-            && c.stdout != want.as_slice() {
-                return Err(fail(format!("stdout {want}"), format!("stdout {}", Bytes(c.stdout.clone()))));
-            }
-        if let Some(want) = stderr
-            && c.stderr != want.as_slice() {
-                return Err(fail(format!("stderr {want}"), format!("stderr {}", Bytes(c.stderr.clone()))));
-            }
-        if let Some(want) = exit_status
-            && c.exit_status != Some(want) {
-                let got = match (&c.exit_status, &c.exit_signal) {
-                    (Some(s), _) => format!("exit-status {s}"),
-                    (None, Some(sig)) => format!("exit-signal {sig}"),
-                    (None, None) => "no exit-status before CHANNEL_CLOSE".into(),
-                };
-                return Err(fail(format!("exit-status {want}"), got));
-            }
-        Ok(())
-    }
-
-    /// Sends the input on the current channel, returning the SHA-256 of what was sent.
-    async fn send_input(&mut self, input: &Input, deadline: Instant) -> Result<[u8; 32], StepFailure> {
-        use sha2::Digest;
-        let mut digest = sha2::Sha256::new();
-        match input {
-            Input::Bytes(b) => {
-                digest.update(b.as_slice());
-                self.send_data(b.as_slice(), deadline).await?;
-            }
-            Input::Generated(n) => {
-                let block = pattern();
-                let (mut left, mut at) = (*n, 0usize);
-                while left > 0 {
-                    let take = (block.len() - at).min(usize::try_from(left).unwrap_or(usize::MAX));
-                    let chunk = &block[at..at + take];
-                    digest.update(chunk);
-                    self.send_data(chunk, deadline).await?;
-                    at = (at + take) % block.len();
-                    left -= take as u64;
-                }
-            }
-        }
-        Ok(digest.finalize().into())
-    }
-
-    /// Sends `data` on the current channel, never past the peer's window or maximum packet size
-    /// (RFC 4254 §5.2), waiting for WINDOW_ADJUST when the window is spent.
-    async fn send_data(&mut self, mut data: &[u8], deadline: Instant) -> StepResult {
-        while !data.is_empty() {
-            let Some(c) = self.channels.current() else { return Ok(()) };
-            let room = c.remote_window.min(u64::from(c.remote_max_packet)) as usize;
-            if room == 0 {
-                // Wait for window; data, requests and background messages may come meanwhile.
-                let msg = self.recv_any(deadline, "CHANNEL_WINDOW_ADJUST").await?;
-                if matches!(msg, Message::ChannelClose(_) | Message::ChannelEof(_) | Message::Disconnect(_)) {
-                    return Err(fail("CHANNEL_WINDOW_ADJUST so our data can go on", summarize(&msg)));
-                }
-                continue;
-            }
-            let n = room.min(data.len());
-            let Some(recipient_channel) = c.remote else { return Ok(()) };
-            self.send(&Message::ChannelData(ChannelData { recipient_channel, data: Bytes(data[..n].to_vec()) })).await?;
-            data = &data[n..];
-        }
-        Ok(())
     }
 
     async fn expect(&mut self, alts: &[Expectation], step: &Step, deadline: Instant, timeout: Duration) -> StepResult {

@@ -1,0 +1,170 @@
+//! Session channels for the high-level steps: `open-session` and `exec` (RFC 4254 §6), with stdin
+//! sent within the target's window and packet size (§5.2) and output checked on CLOSE.
+
+use super::{Peer, StepFailure, StepResult, fail};
+use crate::script::Input;
+use crate::transcript::summarize;
+use sshspec_wire::msg::*;
+use sshspec_wire::{Bool, Bytes, Message};
+use tokio::time::Instant;
+
+/// 64 KiB of fixed pseudo-random bytes (xorshift), repeated for generated stdin.
+fn pattern() -> Vec<u8> {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    (0..64 * 1024)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+impl Peer<'_> {
+    pub(super) async fn open_session(&mut self, deadline: Instant) -> StepResult {
+        let open = Message::ChannelOpen(self.channels.open_request());
+        self.send(&open).await?;
+        match self.next(deadline, "CHANNEL_OPEN_CONFIRMATION").await? {
+            Message::ChannelOpenConfirmation(_) if self.channels.current_remote().is_some() => Ok(()),
+            other => Err(fail("CHANNEL_OPEN_CONFIRMATION for our session channel", summarize(&other))),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn exec(
+        &mut self,
+        command: &str,
+        stdin: Option<&Input>,
+        stdout: Option<&Bytes>,
+        stderr: Option<&Bytes>,
+        exit_status: Option<u32>,
+        echo: bool,
+        deadline: Instant,
+    ) -> StepResult {
+        let Some(remote) = self.channels.current_remote() else {
+            return Err(StepFailure::Harness("exec needs an open session channel (add `do = \"open-session\"` first)".into()));
+        };
+        self.send(&Message::ChannelRequest(ChannelRequest {
+            recipient_channel: remote,
+            want_reply: Bool::TRUE,
+            request: ChannelRequestKind::Exec { command: command.into() },
+        }))
+        .await?;
+        loop {
+            match self.next(deadline, "CHANNEL_SUCCESS for exec").await? {
+                Message::ChannelSuccess(_) => break,
+                Message::ChannelFailure(_) => return Err(fail("CHANNEL_SUCCESS for exec", "CHANNEL_FAILURE")),
+                Message::ChannelData(_) | Message::ChannelExtendedData(_) | Message::ChannelRequest(_) => {}
+                other => return Err(fail("CHANNEL_SUCCESS for exec", summarize(&other))),
+            }
+        }
+        let mut sent_digest = None;
+        if let Some(input) = stdin {
+            let started = Instant::now();
+            sent_digest = Some(self.send_input(input, deadline).await?);
+            self.send(&Message::ChannelEof(ChannelEof { recipient_channel: remote })).await?;
+            let secs = started.elapsed().as_secs_f64().max(1e-9);
+            self.t.log.note(format!(
+                "sent {} bytes of stdin in {:.1} ms ({:.1} MiB/s)",
+                input.len(),
+                secs * 1000.0,
+                input.len() as f64 / secs / (1 << 20) as f64
+            ));
+        }
+        while !self.channels.current().is_some_and(|c| c.close_received) {
+            match self.next(deadline, "the command's output, exit status and CHANNEL_CLOSE").await? {
+                Message::ChannelData(_)
+                | Message::ChannelExtendedData(_)
+                | Message::ChannelRequest(_)
+                | Message::ChannelEof(_)
+                | Message::ChannelClose(_) => {}
+                other => return Err(fail("channel data, exit status or CHANNEL_CLOSE", summarize(&other))),
+            }
+        }
+        if self.channels.current().is_some_and(|c| !c.close_sent) {
+            // RFC 4254 §5.3: CLOSE is answered with CLOSE.
+            self.send(&Message::ChannelClose(ChannelClose { recipient_channel: remote })).await?;
+        }
+        let Some(c) = self.channels.current() else { return Ok(()) };
+        if let Some(v) = c.violations.first() {
+            return Err(fail("flow control within our window and maximum packet size", v.clone()));
+        }
+        if let (true, Some(want), Some(input)) = (echo, sent_digest, stdin) {
+            use sha2::Digest;
+            let got: [u8; 32] = c.stdout_digest.clone().finalize().into();
+            if c.stdout_len != input.len() || got != want {
+                return Err(fail(
+                    format!("stdout to equal the {} bytes of stdin (sha256 {})", input.len(), hex::encode(want)),
+                    format!("{} bytes (sha256 {})", c.stdout_len, hex::encode(got)),
+                ));
+            }
+        }
+        if let Some(want) = stdout
+            && c.stdout != want.as_slice() {
+                return Err(fail(format!("stdout {want}"), format!("stdout {}", Bytes(c.stdout.clone()))));
+            }
+        if let Some(want) = stderr
+            && c.stderr != want.as_slice() {
+                return Err(fail(format!("stderr {want}"), format!("stderr {}", Bytes(c.stderr.clone()))));
+            }
+        if let Some(want) = exit_status
+            && c.exit_status != Some(want) {
+                let got = match (&c.exit_status, &c.exit_signal) {
+                    (Some(s), _) => format!("exit-status {s}"),
+                    (None, Some(sig)) => format!("exit-signal {sig}"),
+                    (None, None) => "no exit-status before CHANNEL_CLOSE".into(),
+                };
+                return Err(fail(format!("exit-status {want}"), got));
+            }
+        Ok(())
+    }
+
+    /// Sends the input on the current channel, returning the SHA-256 of what was sent.
+    async fn send_input(&mut self, input: &Input, deadline: Instant) -> Result<[u8; 32], StepFailure> {
+        use sha2::Digest;
+        let mut digest = sha2::Sha256::new();
+        match input {
+            Input::Bytes(b) => {
+                digest.update(b.as_slice());
+                self.send_data(b.as_slice(), deadline).await?;
+            }
+            Input::Generated(n) => {
+                let block = pattern();
+                let (mut left, mut at) = (*n, 0usize);
+                while left > 0 {
+                    let take = (block.len() - at).min(usize::try_from(left).unwrap_or(usize::MAX));
+                    let chunk = &block[at..at + take];
+                    digest.update(chunk);
+                    self.send_data(chunk, deadline).await?;
+                    at = (at + take) % block.len();
+                    left -= take as u64;
+                }
+            }
+        }
+        Ok(digest.finalize().into())
+    }
+
+    /// Sends `data` on the current channel, never past the peer's window or maximum packet size
+    /// (RFC 4254 §5.2), waiting for WINDOW_ADJUST when the window is spent.
+    async fn send_data(&mut self, mut data: &[u8], deadline: Instant) -> StepResult {
+        while !data.is_empty() {
+            let Some(c) = self.channels.current() else { return Ok(()) };
+            let room = c.remote_window.min(u64::from(c.remote_max_packet)) as usize;
+            if room == 0 {
+                // Wait for window; data, requests and background messages may come meanwhile.
+                let msg = self.recv_any(deadline, "CHANNEL_WINDOW_ADJUST").await?;
+                if matches!(msg, Message::ChannelClose(_) | Message::ChannelEof(_) | Message::Disconnect(_)) {
+                    return Err(fail("CHANNEL_WINDOW_ADJUST so our data can go on", summarize(&msg)));
+                }
+                continue;
+            }
+            let n = room.min(data.len());
+            let Some(recipient_channel) = c.remote else { return Ok(()) };
+            self.send(&Message::ChannelData(ChannelData { recipient_channel, data: Bytes(data[..n].to_vec()) })).await?;
+            data = &data[n..];
+        }
+        Ok(())
+    }
+
+}
