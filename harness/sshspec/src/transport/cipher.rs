@@ -403,7 +403,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn keys(cipher: &str, mac: Option<&str>) -> DirectionKeys {
-        let (k, iv) = cipher_sizes(cipher).unwrap();
+        let (k, iv) = cipher_sizes(cipher).expect("a cipher we list has sizes");
         let mk = mac.and_then(mac_sizes).map(|m| m.0).unwrap_or(0);
         DirectionKeys {
             cipher: cipher.into(),
@@ -430,8 +430,8 @@ mod tests {
 
     fn round_trip(cipher: &str, mac: Option<&str>, payloads: &[Vec<u8>]) {
         let k = keys(cipher, mac);
-        let mut tx = PacketCipher::new(&k).unwrap();
-        let mut rx = PacketCipher::new(&k).unwrap();
+        let mut tx = PacketCipher::new(&k).expect("keys of the right sizes");
+        let mut rx = PacketCipher::new(&k).expect("keys of the right sizes");
         for (i, p) in payloads.iter().enumerate() {
             let seq = 3 + i as u32;
             let plain = frame(&tx, p);
@@ -440,7 +440,7 @@ mod tests {
             assert_eq!(wire.len(), plain.len() + tx.tag_len());
             let len = rx.packet_length(seq, &wire[..rx.header_len()]);
             assert_eq!(len as usize + 4 + rx.tag_len(), wire.len());
-            rx.open(seq, &mut wire).unwrap();
+            rx.open(seq, &mut wire).expect("a sealed packet opens");
             assert_eq!(wire, plain);
         }
     }
@@ -463,8 +463,8 @@ mod tests {
     fn a_flipped_bit_is_a_bad_mac() {
         for (c, m) in [(CHACHA20_POLY1305, None), (AES128_GCM, None), (AES128_CTR, Some(HMAC_SHA2_256))] {
             let k = keys(c, m);
-            let mut tx = PacketCipher::new(&k).unwrap();
-            let mut rx = PacketCipher::new(&k).unwrap();
+            let mut tx = PacketCipher::new(&k).expect("keys of the right sizes");
+            let mut rx = PacketCipher::new(&k).expect("keys of the right sizes");
             let mut wire = frame(&tx, b"payload");
             tx.seal(9, &mut wire);
             let last = wire.len() - 1;
@@ -478,8 +478,8 @@ mod tests {
     #[test]
     fn a_wrong_sequence_number_fails() {
         let k = keys(CHACHA20_POLY1305, None);
-        let mut tx = PacketCipher::new(&k).unwrap();
-        let mut rx = PacketCipher::new(&k).unwrap();
+        let mut tx = PacketCipher::new(&k).expect("keys of the right sizes");
+        let mut rx = PacketCipher::new(&k).expect("keys of the right sizes");
         let mut wire = frame(&tx, b"x");
         tx.seal(0, &mut wire);
         let _ = rx.packet_length(1, &wire[..4]);
