@@ -303,7 +303,7 @@ fn step_inner(r: RawStep, line: usize) -> Result<Step, Located> {
     if let Some(bad) = pass_over.iter().find(|n| !sshspec_wire::Message::NAMES.contains(&n.as_str())) {
         return Err(format!("pass_over: unknown message {bad:?}").into());
     }
-    let all: [(&str, bool); 23] = [
+    let all: [(&str, bool); 22] = [
         ("pass_over", r.pass_over.is_some() && !matches!(action, Action::Expect(_))),
         ("stdin_size", r.stdin_size.is_some()),
         ("echo", r.echo.is_some()),
@@ -326,7 +326,6 @@ fn step_inner(r: RawStep, line: usize) -> Result<Step, Located> {
         ("stderr", r.stderr.is_some()),
         ("exit_status", r.exit_status.is_some()),
         ("strict", r.strict.is_some() && !matches!(action, Action::Expect(_))),
-        ("timeout", false),
     ];
     let used_name = |n: &str| used.iter().any(|u| *u == n || (n == "match" && *u == "matches"));
     if let Some((stray, _)) = all.iter().find(|(n, set)| *set && !used_name(n)) {

@@ -16,7 +16,7 @@ use cipher::{DirectionKeys, OpenError, PacketCipher};
 use negotiate::{Negotiated, NoCommon};
 use rand::RngCore;
 use sshspec_wire::msg::{AuthMethod, ExtInfo, KexFamily, KexInit};
-use sshspec_wire::{Codec, DecodeContext, Message};
+use sshspec_wire::{DecodeContext, Message};
 use std::collections::VecDeque;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -600,6 +600,3 @@ pub fn printable(b: &[u8]) -> String {
     }
     s
 }
-
-#[allow(dead_code)]
-fn _assert_codec<T: Codec>() {}
