@@ -12,17 +12,19 @@ pub struct Console {
     progress: bool,
     done: usize,
     total: usize,
+    /// Targets already reported unavailable: their per-scenario skips would only repeat it.
+    unavailable: Vec<String>,
 }
 
 impl Console {
     pub fn new(verbosity: u8) -> Self {
         use std::io::IsTerminal;
         let progress = std::io::stdout().is_terminal();
-        Console { verbosity, out: Box::new(std::io::stdout()), progress, done: 0, total: 0 }
+        Console { verbosity, out: Box::new(std::io::stdout()), progress, done: 0, total: 0, unavailable: Vec::new() }
     }
 
     pub fn to(verbosity: u8, out: Box<dyn Write + Send>) -> Self {
-        Console { verbosity, out, progress: false, done: 0, total: 0 }
+        Console { verbosity, out, progress: false, done: 0, total: 0, unavailable: Vec::new() }
     }
 
     fn clear_progress(&mut self) {
@@ -41,6 +43,9 @@ impl Reporter for Console {
         if let Event::Result(_) = e {
             self.done += 1;
         }
+        if let Event::TargetUnavailable { target, .. } = e {
+            self.unavailable.push(target.to_string());
+        }
         let o = &mut self.out;
         let _ = match e {
             Event::RunStarted { targets, scenarios } => writeln!(
@@ -57,7 +62,7 @@ impl Reporter for Console {
             Event::Result(r) => {
                 let show = self.verbosity >= 1
                     || matches!(r.outcome, Outcome::Fail | Outcome::Xpass | Outcome::Error)
-                    || (r.outcome == Outcome::Skip && r.duration_ms == 0 && !r.reason.as_deref().unwrap_or("").starts_with("target "));
+                    || (r.outcome == Outcome::Skip && !self.unavailable.contains(&r.target));
                 if show {
                     let _ = writeln!(o, "{:<5} {} {} ({} ms)", r.outcome.label(), r.target, r.scenario, r.duration_ms);
                     if let Some(ev) = &r.evidence
@@ -132,4 +137,55 @@ impl Reporter for Console {
 
 fn truncate(s: &str, n: usize) -> String {
     if s.chars().count() <= n { s.to_owned() } else { format!("{}…", s.chars().take(n - 1).collect::<String>()) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::script::Level;
+    use crate::verdict::ScenarioResult;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+    impl Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn skip(target: &str, reason: &str) -> ScenarioResult {
+        ScenarioResult {
+            scenario: "x/y".into(),
+            target: target.into(),
+            target_version: String::new(),
+            outcome: Outcome::Skip,
+            level: Level::Must,
+            spec: String::new(),
+            clauses: Vec::new(),
+            title: String::new(),
+            duration_ms: 0,
+            reason: Some(reason.into()),
+            evidence: None,
+            identity: None,
+            transcript: Vec::new(),
+            server_log: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn skips_show_once_per_unavailable_target_and_always_otherwise() {
+        let buf = Buf::default();
+        let mut c = Console::to(0, Box::new(buf.clone()));
+        c.on_event(&Event::TargetUnavailable { target: "gone", reason: "gone: not installed", outcome: Outcome::Skip });
+        c.on_event(&Event::Result(&skip("gone", "gone: not installed")));
+        c.on_event(&Event::Result(&skip("here", "here does not offer the cipher z")));
+        let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(out.matches("not installed").count(), 1, "{out}");
+        assert!(out.contains("SKIP  here x/y"), "{out}");
+    }
 }

@@ -202,28 +202,17 @@ fn step_inner(r: RawStep, line: usize) -> Result<Step, Located> {
     };
     let framed = r.padding.is_some() || r.padding_length.is_some() || r.packet_length.is_some() || r.corrupt_mac.is_some();
 
-    // Each option belongs to some actions; a stray one is almost always a mistake.
-    let mut used: Vec<&str> = Vec::new();
-    macro_rules! take {
-        ($field:ident) => {{
-            if r.$field.is_some() {
-                used.push(stringify!($field));
-            }
-            r.$field.clone()
-        }};
-    }
-
     let action = if let Some(d) = &r.do_ {
         match d.as_str() {
-            "version-exchange" => Action::VersionExchange { banner: take!(banner), pre_banner: take!(pre_banner).unwrap_or_default() },
+            "version-exchange" => Action::VersionExchange { banner: r.banner.clone(), pre_banner: r.pre_banner.clone().unwrap_or_default() },
             "key-exchange" => {
-                let with = take!(with).map(Spanned::into_inner).unwrap_or_default();
+                let with = r.with.clone().map(Spanned::into_inner).unwrap_or_default();
                 message::build_check("kexinit", &with).map_err(Located::With)?;
-                let pins = Pins { kex: take!(kex), host_key: take!(host_key), cipher: take!(cipher), mac: take!(mac) };
+                let pins = Pins { kex: r.kex.clone(), host_key: r.host_key.clone(), cipher: r.cipher.clone(), mac: r.mac.clone() };
                 Action::KeyExchange { pins, with }
             }
             "authenticate" => {
-                let method = match take!(method).as_deref() {
+                let method = match r.method.clone().as_deref() {
                     Some("none") => AuthKind::None,
                     Some("password") => AuthKind::Password,
                     Some("publickey") => AuthKind::Publickey,
@@ -231,33 +220,33 @@ fn step_inner(r: RawStep, line: usize) -> Result<Step, Located> {
                     Some(m) => return Err(format!("unknown method {m:?}: use none, password, publickey or keyboard-interactive").into()),
                     None => return Err("`do = \"authenticate\"` needs `method`".into()),
                 };
-                let outcome = match take!(outcome).as_deref() {
+                let outcome = match r.outcome.clone().as_deref() {
                     Some("success") => AuthOutcome::Success,
                     Some("failure") => AuthOutcome::Failure,
                     Some(o) => return Err(format!("unknown outcome {o:?}: use success or failure").into()),
                     None if method == AuthKind::None => AuthOutcome::Failure,
                     None => AuthOutcome::Success,
                 };
-                Action::Authenticate { method, outcome, query: take!(query).unwrap_or(false), password: take!(password) }
+                Action::Authenticate { method, outcome, query: r.query.unwrap_or(false), password: r.password.clone() }
             }
             "open-session" => Action::OpenSession,
             "exec" => {
-                let stdin = match (take!(stdin), take!(stdin_size)) {
+                let stdin = match (r.stdin.clone(), r.stdin_size.clone()) {
                     (Some(_), Some(_)) => return Err("`stdin` and `stdin_size` exclude each other".into()),
                     (Some(b), None) => Some(Input::Bytes(b)),
                     (None, Some(n)) => Some(Input::Generated(parse_size(&n)?)),
                     (None, None) => None,
                 };
-                let echo = take!(echo).unwrap_or(false);
+                let echo = r.echo.unwrap_or(false);
                 if echo && stdin.is_none() {
                     return Err("`echo = true` needs `stdin` or `stdin_size`".into());
                 }
                 Action::Exec {
-                    command: take!(command).ok_or("`do = \"exec\"` needs `command`")?,
+                    command: r.command.clone().ok_or("`do = \"exec\"` needs `command`")?,
                     stdin,
-                    stdout: take!(stdout),
-                    stderr: take!(stderr),
-                    exit_status: take!(exit_status),
+                    stdout: r.stdout.clone(),
+                    stderr: r.stderr.clone(),
+                    exit_status: r.exit_status,
                     echo,
                 }
             }
@@ -270,15 +259,15 @@ fn step_inner(r: RawStep, line: usize) -> Result<Step, Located> {
             }
         }
     } else if let Some(name) = &r.send {
-        let with = take!(with).map(Spanned::into_inner).unwrap_or_default();
+        let with = r.with.clone().map(Spanned::into_inner).unwrap_or_default();
         message::build_check(name, &with).map_err(Located::With)?;
-        Action::Send { message: name.clone(), with, trailing: take!(trailing).map(|b| b.0).unwrap_or_default(), framing }
+        Action::Send { message: name.clone(), with, trailing: r.trailing.clone().map(|b| b.0).unwrap_or_default(), framing }
     } else if let Some(p) = &r.send_payload {
         Action::SendPayload { payload: p.0.clone(), framing }
     } else if let Some(b) = &r.send_bytes {
         Action::SendBytes(b.0.clone())
     } else if let Some(e) = &r.expect {
-        Action::Expect(vec![expectation(e, take!(matches).map(Spanned::into_inner).unwrap_or_default()).map_err(Located::Match)?])
+        Action::Expect(vec![expectation(e, r.matches.clone().map(Spanned::into_inner).unwrap_or_default()).map_err(Located::Match)?])
     } else if let Some(alts) = &r.expect_any {
         if alts.is_empty() {
             return Err("expect_any needs at least one alternative".into());
@@ -303,32 +292,41 @@ fn step_inner(r: RawStep, line: usize) -> Result<Step, Located> {
     if let Some(bad) = pass_over.iter().find(|n| !sshspec_wire::Message::NAMES.contains(&n.as_str())) {
         return Err(format!("pass_over: unknown message {bad:?}").into());
     }
-    let all: [(&str, bool); 22] = [
-        ("pass_over", r.pass_over.is_some() && !matches!(action, Action::Expect(_))),
-        ("stdin_size", r.stdin_size.is_some()),
-        ("echo", r.echo.is_some()),
-        ("with", r.with.is_some()),
-        ("match", r.matches.is_some()),
-        ("trailing", r.trailing.is_some()),
-        ("banner", r.banner.is_some()),
-        ("pre_banner", r.pre_banner.is_some()),
-        ("kex", r.kex.is_some()),
-        ("host_key", r.host_key.is_some()),
-        ("cipher", r.cipher.is_some()),
-        ("mac", r.mac.is_some()),
-        ("method", r.method.is_some()),
-        ("outcome", r.outcome.is_some()),
-        ("query", r.query.is_some()),
-        ("password", r.password.is_some()),
-        ("command", r.command.is_some()),
-        ("stdin", r.stdin.is_some()),
-        ("stdout", r.stdout.is_some()),
-        ("stderr", r.stderr.is_some()),
-        ("exit_status", r.exit_status.is_some()),
-        ("strict", r.strict.is_some() && !matches!(action, Action::Expect(_))),
+    // Each option belongs to some actions; a stray one is almost always a mistake.
+    let kind = match (&r.do_, &r.send, &r.send_payload, &r.send_bytes, &r.expect) {
+        (Some(d), ..) => d.as_str(),
+        (_, Some(_), ..) => "send",
+        (_, _, Some(_), ..) => "send_payload",
+        (_, _, _, Some(_), _) => "send_bytes",
+        (.., Some(_)) => "expect",
+        _ => "expect_any",
+    };
+    const EXPECTS: &[&str] = &["expect", "expect_any"];
+    let options: [(&str, bool, &[&str]); 22] = [
+        ("with", r.with.is_some(), &["key-exchange", "send"]),
+        ("match", r.matches.is_some(), &["expect"]),
+        ("trailing", r.trailing.is_some(), &["send"]),
+        ("banner", r.banner.is_some(), &["version-exchange"]),
+        ("pre_banner", r.pre_banner.is_some(), &["version-exchange"]),
+        ("kex", r.kex.is_some(), &["key-exchange"]),
+        ("host_key", r.host_key.is_some(), &["key-exchange"]),
+        ("cipher", r.cipher.is_some(), &["key-exchange"]),
+        ("mac", r.mac.is_some(), &["key-exchange"]),
+        ("method", r.method.is_some(), &["authenticate"]),
+        ("outcome", r.outcome.is_some(), &["authenticate"]),
+        ("query", r.query.is_some(), &["authenticate"]),
+        ("password", r.password.is_some(), &["authenticate"]),
+        ("command", r.command.is_some(), &["exec"]),
+        ("stdin", r.stdin.is_some(), &["exec"]),
+        ("stdin_size", r.stdin_size.is_some(), &["exec"]),
+        ("echo", r.echo.is_some(), &["exec"]),
+        ("stdout", r.stdout.is_some(), &["exec"]),
+        ("stderr", r.stderr.is_some(), &["exec"]),
+        ("exit_status", r.exit_status.is_some(), &["exec"]),
+        ("strict", r.strict.is_some(), EXPECTS),
+        ("pass_over", r.pass_over.is_some(), EXPECTS),
     ];
-    let used_name = |n: &str| used.iter().any(|u| *u == n || (n == "match" && *u == "matches"));
-    if let Some((stray, _)) = all.iter().find(|(n, set)| *set && !used_name(n)) {
+    if let Some((stray, ..)) = options.iter().find(|(_, set, applies)| *set && !applies.contains(&kind)) {
         return Err(format!("`{stray}` does not apply to this step's action").into());
     }
     Ok(Step { line, action, timeout, strict, pass_over })
