@@ -123,11 +123,19 @@ impl russh::server::Handler for Handler {
         Ok(if user == self.creds.user && password == self.creds.password { Auth::Accept } else { Auth::reject() })
     }
 
-    async fn auth_publickey_offered(&mut self, user: &str, offer: russh::server::PublicKeyOffer<'_>) -> Result<Auth, Self::Error> {
+    async fn auth_publickey_offered(
+        &mut self,
+        user: &str,
+        offer: russh::server::PublicKeyOffer<'_>,
+    ) -> Result<Auth, Self::Error> {
         Ok(if user == self.creds.user && self.key_allowed(offer.public_key) { Auth::Accept } else { Auth::reject() })
     }
 
-    async fn auth_publickey(&mut self, user: &str, key: russh::server::VerifiedPublicKey<'_>) -> Result<Auth, Self::Error> {
+    async fn auth_publickey(
+        &mut self,
+        user: &str,
+        key: russh::server::VerifiedPublicKey<'_>,
+    ) -> Result<Auth, Self::Error> {
         Ok(if user == self.creds.user && self.key_allowed(key.public_key) { Auth::Accept } else { Auth::reject() })
     }
 
@@ -145,7 +153,9 @@ impl russh::server::Handler for Handler {
             });
         };
         let answer = response.next();
-        let ok = user == self.creds.user && answer.as_deref() == Some(self.creds.password.as_bytes()) && response.next().is_none();
+        let ok = user == self.creds.user
+            && answer.as_deref() == Some(self.creds.password.as_bytes())
+            && response.next().is_none();
         Ok(if ok { Auth::Accept } else { Auth::reject() })
     }
 
@@ -159,7 +169,12 @@ impl russh::server::Handler for Handler {
         Ok(())
     }
 
-    async fn exec_request(&mut self, channel: ChannelId, data: &[u8], session: &mut Session) -> Result<(), Self::Error> {
+    async fn exec_request(
+        &mut self,
+        channel: ChannelId,
+        data: &[u8],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
         session.channel_success(channel)?;
         let command = String::from_utf8_lossy(data).into_owned();
         let mut words = command.split_whitespace();

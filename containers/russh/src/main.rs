@@ -25,7 +25,8 @@ async fn main() -> ExitCode {
             }
         }
     }
-    let creds = sshspec_russh_target::Credentials { user: user.clone(), password: password.clone(), authorized_ed25519 };
+    let creds =
+        sshspec_russh_target::Credentials { user: user.clone(), password: password.clone(), authorized_ed25519 };
     match sshspec_russh_target::start(bind, creds).await {
         Ok(t) => {
             eprintln!("listening on {} as {}", t.addr, t.banner);

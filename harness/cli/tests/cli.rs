@@ -86,7 +86,8 @@ fn list_and_check_work_on_the_catalogue() {
 
 #[test]
 fn unreadable_key_files_and_bad_flags_are_usage_errors() {
-    let o = sshspec(&["run", "--no-report", "-t", "remote:127.0.0.1:9", "--identity", "/nonexistent/id_ed25519"], repo());
+    let o =
+        sshspec(&["run", "--no-report", "-t", "remote:127.0.0.1:9", "--identity", "/nonexistent/id_ed25519"], repo());
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("cannot read key file /nonexistent/id_ed25519"), "{stderr}");

@@ -73,7 +73,10 @@ fn run_processes(tmp: &Path, groups: &mut Vec<u32>) -> Vec<(u32, String)> {
             groups.push(*pid);
         }
     }
-    all.into_iter().filter(|(_, cmd, pgrp)| cmd.contains(&tmp) || groups.contains(pgrp)).map(|(p, c, _)| (p, c)).collect()
+    all.into_iter()
+        .filter(|(_, cmd, pgrp)| cmd.contains(&tmp) || groups.contains(pgrp))
+        .map(|(p, c, _)| (p, c))
+        .collect()
 }
 
 fn interrupt_mid_run(signal: i32) {
@@ -176,7 +179,18 @@ fn a_pinned_host_key_mismatch_stops_the_run_before_authentication() {
     let target = format!("remote:{}", device.addr);
     let run = |pin: &str| {
         Command::new(bin())
-            .args(["run", "--no-report", "-t", &target, "--user", "device", "--password-env", "DEVICE_PW", "--host-key", pin])
+            .args([
+                "run",
+                "--no-report",
+                "-t",
+                &target,
+                "--user",
+                "device",
+                "--password-env",
+                "DEVICE_PW",
+                "--host-key",
+                pin,
+            ])
             .arg("sanity/password-session")
             .current_dir(repo())
             .env("DEVICE_PW", "device-password")
@@ -207,7 +221,12 @@ fn destructive_scenarios_run_against_a_remote_target_only_when_asked() {
     .unwrap();
     let target = format!("remote:{}", device.addr);
     let run = |extra: &[&str]| {
-        let o = Command::new(bin()).args(["run", "-v", "--no-report", "-t", &target]).args(extra).current_dir(d.path()).output().unwrap();
+        let o = Command::new(bin())
+            .args(["run", "-v", "--no-report", "-t", &target])
+            .args(extra)
+            .current_dir(d.path())
+            .output()
+            .unwrap();
         String::from_utf8_lossy(&o.stdout).into_owned()
     };
     let refused = run(&[]);
@@ -233,7 +252,8 @@ fn parallel_and_serial_runs_give_the_same_verdicts() {
         args.extend(jobs);
         let o = Command::new(bin()).args(&args).current_dir(repo()).output().unwrap();
         assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stdout));
-        let json: serde_json::Value = serde_json::from_slice(&std::fs::read(d.path().join("report.json")).unwrap()).unwrap();
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(d.path().join("report.json")).unwrap()).unwrap();
         let mut v: Vec<(String, String, String)> = json["results"]
             .as_array()
             .unwrap()

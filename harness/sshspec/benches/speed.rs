@@ -31,7 +31,9 @@ fn env_num(name: &str, default: u64) -> u64 {
 }
 
 fn scenario(id: &str, steps: &str) -> Scenario {
-    let text = format!("title = \"{id}\"\nspec = \"bench\"\nclauses = [\"bench\"]\nlevel = \"may\"\nrequirement = \"-\"\ntimeout = \"600s\"\n{steps}");
+    let text = format!(
+        "title = \"{id}\"\nspec = \"bench\"\nclauses = [\"bench\"]\nlevel = \"may\"\nrequirement = \"-\"\ntimeout = \"600s\"\n{steps}"
+    );
     script::parse(id, Path::new(id), &text).unwrap_or_else(|e| panic!("{e}"))
 }
 
@@ -117,7 +119,9 @@ fn reset_peak() {
 fn peak_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()))
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
         .unwrap_or(0.0)
         / 1024.0
 }
@@ -131,11 +135,15 @@ fn options(jobs: Option<usize>, creds: &Credentials) -> RunOptions {
 fn main() -> ExitCode {
     // `cargo bench` passes --bench; nothing else is accepted.
     let rt = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("{e}"));
-    let infos: Vec<TargetInfo> = ["builtin", "openssh", "dropbear"].iter().map(|n| targets::find(n).unwrap_or_else(|e| panic!("{e}"))).collect();
+    let infos: Vec<TargetInfo> =
+        ["builtin", "openssh", "dropbear"].iter().map(|n| targets::find(n).unwrap_or_else(|e| panic!("{e}"))).collect();
     for t in &infos {
         let a = targets::availability(t);
         if !a.starts_with("ready") {
-            eprintln!("speed bench: target {} is not ready here ({a}); run scripts/install-test-deps.sh as root", t.name);
+            eprintln!(
+                "speed bench: target {} is not ready here ({a}); run scripts/install-test-deps.sh as root",
+                t.name
+            );
             return ExitCode::FAILURE;
         }
     }
@@ -165,9 +173,14 @@ fn main() -> ExitCode {
     println!("   ratio peer/ssh (target <= 1.0)           {:>8.2}", o.median / t.median);
 
     // 2. Upload throughput.
-    println!("\n2. upload {mib} MiB to 'cat > /dev/null' (MiB/s) median     min     max   ratio peer/ssh (target >= 1.0)");
+    println!(
+        "\n2. upload {mib} MiB to 'cat > /dev/null' (MiB/s) median     min     max   ratio peer/ssh (target >= 1.0)"
+    );
     for cipher in ["chacha20-poly1305@openssh.com", "aes128-gcm@openssh.com"] {
-        let up = scenario("bench/upload", &session(cipher, "publickey", &format!("command = \"cat > /dev/null\"\nstdin_size = \"{mib}MiB\"")));
+        let up = scenario(
+            "bench/upload",
+            &session(cipher, "publickey", &format!("command = \"cat > /dev/null\"\nstdin_size = \"{mib}MiB\"")),
+        );
         let args = ssh_args(&openssh, &key, cipher);
         let (mut ours, mut theirs) = (Vec::new(), Vec::new());
         for _ in 0..3 {
@@ -181,7 +194,8 @@ fn main() -> ExitCode {
     rt.block_on(openssh.stop());
 
     // 3. Catalogue wall time against each target's limit.
-    let catalogue = script::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios")).unwrap_or_else(|_| panic!("catalogue"));
+    let catalogue = script::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios"))
+        .unwrap_or_else(|_| panic!("catalogue"));
     println!("\n3. catalogue ({} scenarios) wall time against the target's limit", catalogue.len());
     println!("   (wall: target ready to last verdict; starting the target is reported apart)");
     println!("   target     conns  jobs  median handshake  limit ms   wall ms   wall/limit (target <= 1.5)   start ms");
@@ -191,7 +205,12 @@ fn main() -> ExitCode {
         let hs = stats((0..15).map(|_| rt.block_on(peer_once(&probe, &running))).collect()).median;
         rt.block_on(running.stop());
         for jobs in [1usize, 2, 4, t.max_jobs] {
-            let s = rt.block_on(run(std::slice::from_ref(t), &catalogue, &options(Some(jobs), &creds), &mut [Box::new(Quiet) as Box<dyn Reporter>]));
+            let s = rt.block_on(run(
+                std::slice::from_ref(t),
+                &catalogue,
+                &options(Some(jobs), &creds),
+                &mut [Box::new(Quiet) as Box<dyn Reporter>],
+            ));
             let wall = s.targets[0].scenarios_ms as f64;
             let conns = s.results.iter().filter(|r| r.outcome != Outcome::Skip).count();
             let limit = conns as f64 * hs / jobs.min(conns.max(1)) as f64;
@@ -210,7 +229,9 @@ fn main() -> ExitCode {
     }
 
     // 4. Cost against work.
-    println!("\n4. cost against work: N session scenarios (handshake, password, exec echo); wall = ready to last verdict");
+    println!(
+        "\n4. cost against work: N session scenarios (handshake, password, exec echo); wall = ready to last verdict"
+    );
     println!("   target      N   jobs   wall ms   N x one / jobs   ratio");
     let one = session("chacha20-poly1305@openssh.com", "password", "command = \"echo x\"");
     for t in &infos[..2] {
@@ -219,11 +240,24 @@ fn main() -> ExitCode {
         rt.block_on(running.stop());
         for n in [10usize, 100, 300] {
             let set: Vec<Scenario> = (0..n).map(|i| scenario(&format!("bench/copy-{i:04}"), &one)).collect();
-            let s = rt.block_on(run(std::slice::from_ref(t), &set, &options(None, &creds), &mut [Box::new(Quiet) as Box<dyn Reporter>]));
+            let s = rt.block_on(run(
+                std::slice::from_ref(t),
+                &set,
+                &options(None, &creds),
+                &mut [Box::new(Quiet) as Box<dyn Reporter>],
+            ));
             let wall = s.targets[0].scenarios_ms as f64;
             assert!(s.results.iter().all(|r| r.outcome == Outcome::Pass), "copies must pass");
             let ideal = n as f64 * single / t.max_jobs as f64;
-            println!("   {:<10} {:>4} {:>5} {:>9.1} {:>16.1} {:>7.2}", t.name, n, t.max_jobs, wall, ideal, wall / ideal);
+            println!(
+                "   {:<10} {:>4} {:>5} {:>9.1} {:>16.1} {:>7.2}",
+                t.name,
+                n,
+                t.max_jobs,
+                wall,
+                ideal,
+                wall / ideal
+            );
         }
     }
 

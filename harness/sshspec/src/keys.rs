@@ -28,7 +28,8 @@ pub fn load_identity(path: &Path) -> Result<ed25519_dalek::SigningKey, String> {
     let raw = base64::engine::general_purpose::STANDARD.decode(body.trim()).map_err(|_| bad("bad base64"))?;
     let rest = raw.strip_prefix(b"openssh-key-v1\0".as_slice()).ok_or_else(|| bad("not openssh-key-v1"))?;
     let mut r = Reader::new(rest);
-    let field = |r: &mut Reader<'_>, what: &'static str| r.string(what).map(<[u8]>::to_vec).map_err(|e| bad(&e.to_string()));
+    let field =
+        |r: &mut Reader<'_>, what: &'static str| r.string(what).map(<[u8]>::to_vec).map_err(|e| bad(&e.to_string()));
     let cipher = field(&mut r, "cipher")?;
     if cipher != b"none" {
         return Err(bad("the key is encrypted; sshspec reads only unencrypted identities"));
@@ -49,7 +50,10 @@ pub fn load_identity(path: &Path) -> Result<ed25519_dalek::SigningKey, String> {
     }
     let kind = field(&mut p, "key type")?;
     if kind != hostkey::SSH_ED25519.as_bytes() {
-        return Err(bad(&format!("key type {:?}; only ssh-ed25519 identities are supported", String::from_utf8_lossy(&kind))));
+        return Err(bad(&format!(
+            "key type {:?}; only ssh-ed25519 identities are supported",
+            String::from_utf8_lossy(&kind)
+        )));
     }
     let _pk = field(&mut p, "public key")?;
     let sk = field(&mut p, "private key")?;
@@ -68,7 +72,9 @@ pub fn known_host_fingerprints(path: &Path, addr: SocketAddr) -> Result<Vec<Stri
             continue;
         }
         let mut f = line.split_whitespace();
-        let (Some(hosts), Some(_kind), Some(key)) = (f.next(), f.next(), f.next()) else { continue };
+        let (Some(hosts), Some(_kind), Some(key)) = (f.next(), f.next(), f.next()) else {
+            continue;
+        };
         if !hosts.split(',').any(|h| host_matches(h, &host)) {
             continue;
         }
@@ -83,11 +89,19 @@ pub fn known_host_fingerprints(path: &Path, addr: SocketAddr) -> Result<Vec<Stri
 }
 
 fn host_matches(pattern: &str, host: &str) -> bool {
-    let Some(hashed) = pattern.strip_prefix("|1|") else { return pattern == host };
-    let Some((salt, hash)) = hashed.split_once('|') else { return false };
+    let Some(hashed) = pattern.strip_prefix("|1|") else {
+        return pattern == host;
+    };
+    let Some((salt, hash)) = hashed.split_once('|') else {
+        return false;
+    };
     let b64 = base64::engine::general_purpose::STANDARD;
-    let (Ok(salt), Ok(hash)) = (b64.decode(salt), b64.decode(hash)) else { return false };
-    let Ok(mut mac) = <Hmac<sha1::Sha1> as Mac>::new_from_slice(&salt) else { return false };
+    let (Ok(salt), Ok(hash)) = (b64.decode(salt), b64.decode(hash)) else {
+        return false;
+    };
+    let Ok(mut mac) = <Hmac<sha1::Sha1> as Mac>::new_from_slice(&salt) else {
+        return false;
+    };
     mac.update(host.as_bytes());
     mac.verify_slice(&hash).is_ok()
 }
@@ -100,7 +114,8 @@ mod tests {
     fn identities_written_by_ssh_keygen_load() {
         let d = tempfile::tempdir().unwrap();
         let f = d.path().join("id");
-        let ok = std::process::Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(&f).status();
+        let ok =
+            std::process::Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(&f).status();
         if !ok.is_ok_and(|s| s.success()) {
             eprintln!("ssh-keygen not installed; identity parsing covered by the hashed-host test only");
             return;

@@ -126,10 +126,16 @@ fn redact(msg: &Message) -> Option<Message> {
     let cut = |b: &sshspec_wire::Bytes| sshspec_wire::Bytes(b.as_slice()[..MAX_FIELD.min(b.len())].to_vec());
     match msg {
         Message::ChannelData(d) if d.data.len() > MAX_FIELD => {
-            Some(Message::ChannelData(sshspec_wire::msg::ChannelData { recipient_channel: d.recipient_channel, data: cut(&d.data) }))
+            Some(Message::ChannelData(sshspec_wire::msg::ChannelData {
+                recipient_channel: d.recipient_channel,
+                data: cut(&d.data),
+            }))
         }
         Message::ChannelExtendedData(d) if d.data.len() > MAX_FIELD => {
-            Some(Message::ChannelExtendedData(sshspec_wire::msg::ChannelExtendedData { data: cut(&d.data), ..d.clone() }))
+            Some(Message::ChannelExtendedData(sshspec_wire::msg::ChannelExtendedData {
+                data: cut(&d.data),
+                ..d.clone()
+            }))
         }
         Message::UserauthRequest(r) => match &r.method {
             AuthMethod::Password { change, new_password, .. } => {
@@ -176,7 +182,10 @@ mod tests {
 
     #[test]
     fn bulk_data_is_cut_and_its_length_kept() {
-        let m = Message::ChannelData(sshspec_wire::msg::ChannelData { recipient_channel: 0, data: vec![b'a'; 32768].into() });
+        let m = Message::ChannelData(sshspec_wire::msg::ChannelData {
+            recipient_channel: 0,
+            data: vec![b'a'; 32768].into(),
+        });
         let s = summarize(&m);
         assert!(s.len() < 300, "{s}");
         assert!(s.contains("32768 bytes of data"), "{s}");

@@ -19,7 +19,8 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 6] = [Outcome::Pass, Outcome::Fail, Outcome::Xfail, Outcome::Xpass, Outcome::Skip, Outcome::Error];
+    pub const ALL: [Outcome; 6] =
+        [Outcome::Pass, Outcome::Fail, Outcome::Xfail, Outcome::Xpass, Outcome::Skip, Outcome::Error];
 
     pub fn label(self) -> &'static str {
         match self {

@@ -84,9 +84,10 @@ fn main() -> ExitCode {
     for t in all_targets {
         if let Ok(t) = Arc::try_unwrap(t)
             && let Some(Ok(r)) = t.running.into_inner()
-                && let Ok(mut v) = stops.lock() {
-                    v.push(r);
-                }
+            && let Ok(mut v) = stops.lock()
+        {
+            v.push(r);
+        }
     }
     rt.block_on(async {
         let v = stops.lock().map(|mut v| std::mem::take(&mut *v)).unwrap_or_default();
@@ -111,7 +112,10 @@ async fn trial(target: &Target, s: &Scenario) -> Result<(), Failed> {
         _ => {
             let mut msg = format!("{}: {} {}", r.outcome, s.spec, s.title);
             if let Some(e) = &r.evidence {
-                msg.push_str(&format!("\nstep {} (line {}): expected {}\ngot {}", e.step, e.line, e.expected, e.actual));
+                msg.push_str(&format!(
+                    "\nstep {} (line {}): expected {}\ngot {}",
+                    e.step, e.line, e.expected, e.actual
+                ));
             }
             if let Some(reason) = &r.reason {
                 msg.push_str(&format!("\n{reason}"));

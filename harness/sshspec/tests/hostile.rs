@@ -5,8 +5,8 @@
 use rand::RngCore;
 use sshspec::report::Reporter;
 use sshspec::run::{RunOptions, run};
-use sshspec::verdict::Outcome;
 use sshspec::script::{Action, Expectation, Scenario};
+use sshspec::verdict::Outcome;
 use sshspec::{peer, script, targets};
 use sshspec_wire::msg::{ChannelWindowAdjust, Ignore, KexInit};
 use sshspec_wire::{Cookie, Message, NameList};
@@ -130,7 +130,10 @@ async fn misbehave(mode: Mode, mut s: TcpStream) -> std::io::Result<()> {
         }
         Mode::FloodWindowAdjust => {
             s.write_all(&k).await?;
-            let p = packet(&Message::ChannelWindowAdjust(ChannelWindowAdjust { recipient_channel: 0, bytes_to_add: u32::MAX }).encode());
+            let p = packet(
+                &Message::ChannelWindowAdjust(ChannelWindowAdjust { recipient_channel: 0, bytes_to_add: u32::MAX })
+                    .encode(),
+            );
             let burst: Vec<u8> = p.iter().copied().cycle().take(p.len() * 512).collect();
             loop {
                 s.write_all(&burst).await?;
@@ -181,7 +184,9 @@ fn reset_peak_rss() {
 fn peak_rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
         .unwrap_or(0)
 }
 
@@ -201,7 +206,8 @@ fn may_pass(mode: Mode, s: &Scenario) -> bool {
     let closes = matches!(mode, Mode::CloseAfterBanner | Mode::CloseMidPacket | Mode::CloseAfterKexinit);
     // The banner and KEXINIT are well formed; IGNORE may come at any time, window adjusts and
     // replays come after the KEXINIT the scenario checks.
-    let identification_ok = matches!(mode, Mode::FloodIgnore | Mode::FloodWindowAdjust | Mode::ReplayOldPacket | Mode::CloseAfterKexinit);
+    let identification_ok =
+        matches!(mode, Mode::FloodIgnore | Mode::FloodWindowAdjust | Mode::ReplayOldPacket | Mode::CloseAfterKexinit);
     (closes && ends_in_close) || (identification_ok && s.id == "transport/version/server-identification")
 }
 
@@ -259,7 +265,8 @@ fn every_mode_ends_every_scenario_in_fail_or_error_within_its_deadline() {
                 problems.push(format!("{mode:?}: {} took {} ms", r.scenario, r.duration_ms));
             }
         }
-        let sample = summary.results.iter().find_map(|r| r.evidence.as_ref().map(|e| e.actual.clone())).unwrap_or_default();
+        let sample =
+            summary.results.iter().find_map(|r| r.evidence.as_ref().map(|e| e.actual.clone())).unwrap_or_default();
         table.push(format!(
             "{:<24} {:>2} FAIL {:>2} ERROR {:>2} PASS  slowest {:>5} ms  run {:>5} ms  peak RSS {:>6} KiB  e.g. {}",
             format!("{mode:?}"),

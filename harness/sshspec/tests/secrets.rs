@@ -42,11 +42,17 @@ fn no_output_of_a_full_run_contains_a_secret() {
     }
     let console = Buffer::default();
     let (_tx, cancel) = tokio::sync::watch::channel(false);
-    let opts = RunOptions { jobs: None, peer: Default::default(), ci, creds: Some(creds.clone()), cancel, run_timeout: None };
+    let opts =
+        RunOptions { jobs: None, peer: Default::default(), ci, creds: Some(creds.clone()), cancel, run_timeout: None };
     let mut reporters: Vec<Box<dyn Reporter>> = vec![Box::new(Console::to(2, Box::new(console.clone())))];
     let rt = tokio::runtime::Runtime::new().unwrap();
     let summary = rt.block_on(run(&infos, &scenarios, &opts, &mut reporters));
-    let bad: Vec<_> = summary.results.iter().filter(|r| r.outcome.is_failure() || r.outcome == Outcome::Error).map(|r| format!("{} {} {}", r.target, r.scenario, r.outcome)).collect();
+    let bad: Vec<_> = summary
+        .results
+        .iter()
+        .filter(|r| r.outcome.is_failure() || r.outcome == Outcome::Error)
+        .map(|r| format!("{} {} {}", r.target, r.scenario, r.outcome))
+        .collect();
     assert!(bad.is_empty(), "the run itself must conform: {bad:?}");
 
     let dir = tempfile::tempdir().unwrap();
@@ -82,5 +88,11 @@ fn no_output_of_a_full_run_contains_a_secret() {
     let report = String::from_utf8_lossy(&outputs[1].1);
     assert!(report.contains("<redacted>"), "password logins should appear in the transcripts, redacted");
     assert!(report.contains("userauth_request"));
-    eprintln!("searched {} outputs ({} bytes) of {} results for {} secret forms", outputs.len(), outputs.iter().map(|o| o.1.len()).sum::<usize>(), summary.results.len(), secrets.len());
+    eprintln!(
+        "searched {} outputs ({} bytes) of {} results for {} secret forms",
+        outputs.len(),
+        outputs.iter().map(|o| o.1.len()).sum::<usize>(),
+        summary.results.len(),
+        secrets.len()
+    );
 }

@@ -29,7 +29,8 @@ impl Peer<'_> {
         }
         let user: Bytes = self.creds.user.as_str().into();
         let service: Bytes = "ssh-connection".into();
-        let request = |method| Message::UserauthRequest(UserauthRequest { user: user.clone(), service: service.clone(), method });
+        let request =
+            |method| Message::UserauthRequest(UserauthRequest { user: user.clone(), service: service.clone(), method });
         let password = password.cloned().unwrap_or_else(|| self.creds.password.as_str().into());
         match method {
             AuthKind::None => self.send(&request(AuthMethod::None {})).await?,
@@ -50,9 +51,14 @@ impl Peer<'_> {
                     match self.next(deadline, "USERAUTH_PK_OK").await? {
                         Message::UserauthPkOk(ok) if ok.algorithm == algorithm && ok.key == key => {}
                         Message::UserauthPkOk(ok) => {
-                            return Err(fail("USERAUTH_PK_OK echoing our algorithm and key (RFC 4252 §7)", format!("{ok:?}")));
+                            return Err(fail(
+                                "USERAUTH_PK_OK echoing our algorithm and key (RFC 4252 §7)",
+                                format!("{ok:?}"),
+                            ));
                         }
-                        other if outcome == AuthOutcome::Failure && matches!(other, Message::UserauthFailure(_)) => return Ok(()),
+                        other if outcome == AuthOutcome::Failure && matches!(other, Message::UserauthFailure(_)) => {
+                            return Ok(());
+                        }
                         other => return Err(fail("USERAUTH_PK_OK", summarize(&other))),
                     }
                 }
@@ -70,11 +76,17 @@ impl Peer<'_> {
                 let mut blob = Vec::new();
                 put_string(&mut blob, algorithm.as_slice());
                 put_string(&mut blob, &sig);
-                self.send(&request(AuthMethod::Publickey { signed: Bool::TRUE, algorithm, key, signature: Some(Bytes(blob)) }))
-                    .await?;
+                self.send(&request(AuthMethod::Publickey {
+                    signed: Bool::TRUE,
+                    algorithm,
+                    key,
+                    signature: Some(Bytes(blob)),
+                }))
+                .await?;
             }
             AuthKind::KeyboardInteractive => {
-                self.send(&request(AuthMethod::KeyboardInteractive { language: "".into(), submethods: "".into() })).await?;
+                self.send(&request(AuthMethod::KeyboardInteractive { language: "".into(), submethods: "".into() }))
+                    .await?;
                 // RFC 4256 §3.2: any number of INFO_REQUEST rounds, including zero-prompt ones.
                 for _round in 0..16 {
                     match self.next(deadline, "USERAUTH_INFO_REQUEST, SUCCESS or FAILURE").await? {
@@ -100,9 +112,12 @@ impl Peer<'_> {
                 format!("USERAUTH_SUCCESS for {}", method.name()),
                 format!("USERAUTH_FAILURE; methods that can continue: {}", f.methods.joined()),
             )),
-            (AuthOutcome::Success, _) => Err(fail(format!("USERAUTH_SUCCESS for {}", method.name()), summarize(&reply))),
-            (AuthOutcome::Failure, _) => Err(fail(format!("USERAUTH_FAILURE for {}", method.name()), summarize(&reply))),
+            (AuthOutcome::Success, _) => {
+                Err(fail(format!("USERAUTH_SUCCESS for {}", method.name()), summarize(&reply)))
+            }
+            (AuthOutcome::Failure, _) => {
+                Err(fail(format!("USERAUTH_FAILURE for {}", method.name()), summarize(&reply)))
+            }
         }
     }
-
 }

@@ -39,7 +39,10 @@ pub fn check(line: &[u8]) -> (Vec<String>, Parsed) {
     if !field_ok(software) {
         problems.push(format!("softwareversion {software:?} is empty or holds characters other than printable US-ASCII without '-' or spaces"));
     }
-    (problems, Parsed { protoversion: proto.to_owned(), softwareversion: software.to_owned(), comments: comments.to_owned() })
+    (
+        problems,
+        Parsed { protoversion: proto.to_owned(), softwareversion: software.to_owned(), comments: comments.to_owned() },
+    )
 }
 
 pub fn judge(v: &ServerVersion, matches: &Table) -> Result<(), String> {
@@ -68,7 +71,9 @@ mod tests {
 
     #[test]
     fn real_banners_conform() {
-        for b in ["SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u10\r\n", "SSH-2.0-dropbear_2022.83\r\n", "SSH-2.0-russh_0.65.1\r\n"] {
+        for b in
+            ["SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u10\r\n", "SSH-2.0-dropbear_2022.83\r\n", "SSH-2.0-russh_0.65.1\r\n"]
+        {
             assert!(check(b.as_bytes()).0.is_empty(), "{b}");
         }
     }

@@ -155,7 +155,10 @@ impl Channels {
             broke.push(format!("{n} bytes of data with only {} left in our window (RFC 4254 §5.2)", c.local_window));
         }
         if data.len() > c.local_max_packet as usize {
-            broke.push(format!("{n} bytes of data in one message, above our maximum packet size {} (RFC 4254 §5.2)", c.local_max_packet));
+            broke.push(format!(
+                "{n} bytes of data in one message, above our maximum packet size {} (RFC 4254 §5.2)",
+                c.local_max_packet
+            ));
         }
         for v in broke {
             log.note(format!("violation: {v}"));
@@ -174,7 +177,10 @@ impl Channels {
         if top_up && c.local_window < c.initial_window / 2 && !c.close_received {
             let bytes_to_add = u32::try_from(c.initial_window - c.local_window).unwrap_or(u32::MAX);
             c.local_window += u64::from(bytes_to_add);
-            return Some(Message::ChannelWindowAdjust(ChannelWindowAdjust { recipient_channel: c.remote?, bytes_to_add }));
+            return Some(Message::ChannelWindowAdjust(ChannelWindowAdjust {
+                recipient_channel: c.remote?,
+                bytes_to_add,
+            }));
         }
         None
     }

@@ -43,7 +43,9 @@ impl Peer<'_> {
         deadline: Instant,
     ) -> StepResult {
         let Some(remote) = self.channels.current_remote() else {
-            return Err(StepFailure::Harness("exec needs an open session channel (add `do = \"open-session\"` first)".into()));
+            return Err(StepFailure::Harness(
+                "exec needs an open session channel (add `do = \"open-session\"` first)".into(),
+            ));
         };
         self.send(&Message::ChannelRequest(ChannelRequest {
             recipient_channel: remote,
@@ -54,7 +56,9 @@ impl Peer<'_> {
         loop {
             match self.next(deadline, "CHANNEL_SUCCESS for exec").await? {
                 Message::ChannelSuccess(_) => break,
-                Message::ChannelFailure(_) => return Err(fail("CHANNEL_SUCCESS for exec", "CHANNEL_FAILURE")),
+                Message::ChannelFailure(_) => {
+                    return Err(fail("CHANNEL_SUCCESS for exec", "CHANNEL_FAILURE"));
+                }
                 Message::ChannelData(_) | Message::ChannelExtendedData(_) | Message::ChannelRequest(_) => {}
                 other => return Err(fail("CHANNEL_SUCCESS for exec", summarize(&other))),
             }
@@ -79,14 +83,18 @@ impl Peer<'_> {
                 | Message::ChannelRequest(_)
                 | Message::ChannelEof(_)
                 | Message::ChannelClose(_) => {}
-                other => return Err(fail("channel data, exit status or CHANNEL_CLOSE", summarize(&other))),
+                other => {
+                    return Err(fail("channel data, exit status or CHANNEL_CLOSE", summarize(&other)));
+                }
             }
         }
         if self.channels.current().is_some_and(|c| !c.close_sent) {
             // RFC 4254 §5.3: CLOSE is answered with CLOSE.
             self.send(&Message::ChannelClose(ChannelClose { recipient_channel: remote })).await?;
         }
-        let Some(c) = self.channels.current() else { return Ok(()) };
+        let Some(c) = self.channels.current() else {
+            return Ok(());
+        };
         if let Some(v) = c.violations.first() {
             return Err(fail("flow control within our window and maximum packet size", v.clone()));
         }
@@ -101,22 +109,25 @@ impl Peer<'_> {
             }
         }
         if let Some(want) = stdout
-            && c.stdout != want.as_slice() {
-                return Err(fail(format!("stdout {want}"), format!("stdout {}", Bytes(c.stdout.clone()))));
-            }
+            && c.stdout != want.as_slice()
+        {
+            return Err(fail(format!("stdout {want}"), format!("stdout {}", Bytes(c.stdout.clone()))));
+        }
         if let Some(want) = stderr
-            && c.stderr != want.as_slice() {
-                return Err(fail(format!("stderr {want}"), format!("stderr {}", Bytes(c.stderr.clone()))));
-            }
+            && c.stderr != want.as_slice()
+        {
+            return Err(fail(format!("stderr {want}"), format!("stderr {}", Bytes(c.stderr.clone()))));
+        }
         if let Some(want) = exit_status
-            && c.exit_status != Some(want) {
-                let got = match (&c.exit_status, &c.exit_signal) {
-                    (Some(s), _) => format!("exit-status {s}"),
-                    (None, Some(sig)) => format!("exit-signal {sig}"),
-                    (None, None) => "no exit-status before CHANNEL_CLOSE".into(),
-                };
-                return Err(fail(format!("exit-status {want}"), got));
-            }
+            && c.exit_status != Some(want)
+        {
+            let got = match (&c.exit_status, &c.exit_signal) {
+                (Some(s), _) => format!("exit-status {s}"),
+                (None, Some(sig)) => format!("exit-signal {sig}"),
+                (None, None) => "no exit-status before CHANNEL_CLOSE".into(),
+            };
+            return Err(fail(format!("exit-status {want}"), got));
+        }
         Ok(())
     }
 
@@ -149,7 +160,9 @@ impl Peer<'_> {
     /// (RFC 4254 §5.2), waiting for WINDOW_ADJUST when the window is spent.
     async fn send_data(&mut self, mut data: &[u8], deadline: Instant) -> StepResult {
         while !data.is_empty() {
-            let Some(c) = self.channels.current() else { return Ok(()) };
+            let Some(c) = self.channels.current() else {
+                return Ok(());
+            };
             let room = c.remote_window.min(u64::from(c.remote_max_packet)) as usize;
             if room == 0 {
                 // Wait for window; data, requests and background messages may come meanwhile.
@@ -160,11 +173,13 @@ impl Peer<'_> {
                 continue;
             }
             let n = room.min(data.len());
-            let Some(recipient_channel) = c.remote else { return Ok(()) };
-            self.send(&Message::ChannelData(ChannelData { recipient_channel, data: Bytes(data[..n].to_vec()) })).await?;
+            let Some(recipient_channel) = c.remote else {
+                return Ok(());
+            };
+            self.send(&Message::ChannelData(ChannelData { recipient_channel, data: Bytes(data[..n].to_vec()) }))
+                .await?;
             data = &data[n..];
         }
         Ok(())
     }
-
 }

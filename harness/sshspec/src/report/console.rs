@@ -66,14 +66,16 @@ impl Reporter for Console {
                 if show {
                     let _ = writeln!(o, "{:<5} {} {} ({} ms)", r.outcome.label(), r.target, r.scenario, r.duration_ms);
                     if let Some(ev) = &r.evidence
-                        && r.outcome != Outcome::Pass {
-                            let _ = writeln!(o, "      step {} (line {}): expected {}", ev.step, ev.line, ev.expected);
-                            let _ = writeln!(o, "      got {}", ev.actual);
-                        }
+                        && r.outcome != Outcome::Pass
+                    {
+                        let _ = writeln!(o, "      step {} (line {}): expected {}", ev.step, ev.line, ev.expected);
+                        let _ = writeln!(o, "      got {}", ev.actual);
+                    }
                     if let Some(reason) = &r.reason
-                        && r.evidence.as_ref().is_none_or(|ev| &ev.actual != reason) {
-                            let _ = writeln!(o, "      {reason}");
-                        }
+                        && r.evidence.as_ref().is_none_or(|ev| &ev.actual != reason)
+                    {
+                        let _ = writeln!(o, "      {reason}");
+                    }
                     if self.verbosity >= 2 && r.outcome != Outcome::Pass && !r.transcript.is_empty() {
                         for l in transcript_text(r).lines() {
                             let _ = writeln!(o, "        {l}");

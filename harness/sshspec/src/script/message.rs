@@ -68,10 +68,12 @@ pub const VARIABLES: &[&str] = &["$sent_seq"];
 pub fn bind(t: &Table, value: &dyn Fn(&str) -> Option<Value>) -> Result<Table, String> {
     fn walk(v: &Value, value: &dyn Fn(&str) -> Option<Value>) -> Result<Value, String> {
         Ok(match v {
-            Value::String(s) if s.starts_with('$') => value(s).ok_or_else(|| {
-                format!("unknown variable {s:?}; known: {}", VARIABLES.join(", "))
-            })?,
-            Value::Table(t) => Value::Table(t.iter().map(|(k, v)| Ok((k.clone(), walk(v, value)?))).collect::<Result<_, String>>()?),
+            Value::String(s) if s.starts_with('$') => {
+                value(s).ok_or_else(|| format!("unknown variable {s:?}; known: {}", VARIABLES.join(", ")))?
+            }
+            Value::Table(t) => {
+                Value::Table(t.iter().map(|(k, v)| Ok((k.clone(), walk(v, value)?))).collect::<Result<_, String>>()?)
+            }
             Value::Array(a) => Value::Array(a.iter().map(|v| walk(v, value)).collect::<Result<_, _>>()?),
             other => other.clone(),
         })
@@ -100,8 +102,8 @@ pub fn check_banner_matchers(m: &Table) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sshspec_wire::msg::Disconnect;
     use sshspec_wire::DisconnectReason;
+    use sshspec_wire::msg::Disconnect;
 
     fn t(s: &str) -> Table {
         s.parse().unwrap()
@@ -109,7 +111,11 @@ mod tests {
 
     #[test]
     fn matchers_normalise_names_and_numbers() {
-        let m = Message::Disconnect(Disconnect { reason: DisconnectReason(3), description: "x".into(), language: "".into() });
+        let m = Message::Disconnect(Disconnect {
+            reason: DisconnectReason(3),
+            description: "x".into(),
+            language: "".into(),
+        });
         assert!(matches(&m, "disconnect", &t("reason = 3")).unwrap());
         assert!(matches(&m, "disconnect", &t("reason = \"KEY_EXCHANGE_FAILED\"")).unwrap());
         assert!(!matches(&m, "disconnect", &t("reason = \"PROTOCOL_ERROR\"")).unwrap());
@@ -118,7 +124,12 @@ mod tests {
 
     #[test]
     fn nested_fields_match_partially() {
-        let m = build("channel_request", None, &t("recipient_channel = 1\nrequest = { type = \"exit-status\", exit_status = 0 }")).unwrap();
+        let m = build(
+            "channel_request",
+            None,
+            &t("recipient_channel = 1\nrequest = { type = \"exit-status\", exit_status = 0 }"),
+        )
+        .unwrap();
         assert!(matches(&m, "channel_request", &t("request = { type = \"exit-status\" }")).unwrap());
         assert!(!matches(&m, "channel_request", &t("request = { exit_status = 1 }")).unwrap());
     }
