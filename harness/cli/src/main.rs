@@ -114,6 +114,10 @@ struct RunArgs {
     /// Let scenarios marked destructive (floods, exhaustion) run against remote targets.
     #[arg(long)]
     allow_destructive: bool,
+    /// Run the algorithm interop matrix instead of the scenario files: every algorithm each target
+    /// advertises, one at a time, with a login and 1 MiB each way. Writes matrix.md and matrix.json.
+    #[arg(long)]
+    matrix: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -166,7 +170,15 @@ fn load(sel: &Selection) -> Result<Vec<Scenario>, u8> {
 }
 
 fn run(a: RunArgs) -> u8 {
-    let scenarios = match load(&a.sel) {
+    let loaded = if a.matrix {
+        script::select(sshspec::matrix::scenarios(), &a.sel.scenarios, false).map_err(|e| {
+            eprintln!("error: {e}");
+            exit::USAGE
+        })
+    } else {
+        load(&a.sel)
+    };
+    let scenarios = match loaded {
         Ok(s) => s,
         Err(code) => return code,
     };
@@ -277,7 +289,8 @@ fn run(a: RunArgs) -> u8 {
         run_timeout,
     };
     let mut reporters: Vec<Box<dyn Reporter>> = vec![Box::new(Console::new(a.verbose))];
-    let summary = rt.block_on(async {
+    let matrix_creds = opts.creds.clone();
+    let (summary, probes) = rt.block_on(async {
         tokio::spawn(async move {
             let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
             let term = async {
@@ -293,11 +306,21 @@ fn run(a: RunArgs) -> u8 {
             eprintln!("\ninterrupted: stopping targets and writing partial reports");
             let _ = cancel_tx.send(true);
         });
-        sshspec::run::run(&infos, &scenarios, &opts, &mut reporters).await
+        let probes = if a.matrix { Some(sshspec::matrix::prepare(&mut infos, matrix_creds).await) } else { None };
+        (sshspec::run::run(&infos, &scenarios, &opts, &mut reporters).await, probes)
     });
+    let matrix = probes.map(|p| sshspec::matrix::Matrix::build(&p, &summary.results));
+    if let Some(m) = &matrix {
+        println!("\n{}", m.markdown());
+    }
     if let Some(dir) = report_dir {
         let written = sshspec::report::json::write(&dir.join("report.json"), &summary)
-            .and_then(|_| sshspec::report::junit::write(&dir.join("junit.xml"), &summary));
+            .and_then(|_| sshspec::report::junit::write(&dir.join("junit.xml"), &summary))
+            .and_then(|_| match &matrix {
+                Some(m) => std::fs::write(dir.join("matrix.md"), m.markdown())
+                    .and_then(|_| std::fs::write(dir.join("matrix.json"), m.json())),
+                None => Ok(()),
+            });
         match written {
             Ok(()) => println!("reports: {}/report.json, {}/junit.xml", dir.display(), dir.display()),
             Err(e) => {

@@ -8,6 +8,7 @@
 
 pub mod exit;
 pub mod keys;
+pub mod matrix;
 pub mod peer;
 pub mod report;
 pub mod run;

@@ -76,7 +76,13 @@ impl Summary {
 }
 
 /// Builds the result of one scenario from its run, applying the target's expected failures.
-pub fn result_of(t: &TargetInfo, version: &str, s: &Scenario, run: peer::Run, server_log: Vec<String>) -> ScenarioResult {
+pub fn result_of(
+    t: &TargetInfo,
+    version: &str,
+    s: &Scenario,
+    run: peer::Run,
+    server_log: Vec<String>,
+) -> ScenarioResult {
     let expected = t.expected_failures.get(&s.id);
     let (outcome, evidence, reason) = match (run.judgement, expected) {
         (Judgement::Pass, None) => (Outcome::Pass, None, None),
@@ -135,7 +141,12 @@ impl Emitter<'_> {
 }
 
 /// Runs every scenario against every target; targets run side by side, each up to its own limit.
-pub async fn run(targets: &[TargetInfo], scenarios: &[Scenario], opts: &RunOptions, reporters: &mut [Box<dyn Reporter>]) -> Summary {
+pub async fn run(
+    targets: &[TargetInfo],
+    scenarios: &[Scenario],
+    opts: &RunOptions,
+    reporters: &mut [Box<dyn Reporter>],
+) -> Summary {
     let started = Instant::now();
     let out = Emitter(std::sync::Mutex::new(reporters));
     out.emit(&Event::RunStarted { targets, scenarios: scenarios.len() });
@@ -212,14 +223,19 @@ fn host_key_probe() -> Scenario {
         timeout: Duration::from_secs(30),
         steps: vec![
             step(Action::VersionExchange { banner: None, pre_banner: Vec::new() }),
-            step(Action::KeyExchange { pins: Pins::default(), with: toml::Table::new() }),
+            step(Action::KeyExchange { pins: Pins::default(), with: toml::Table::new(), rekey: None }),
         ],
     }
 }
 
 /// With pinned host keys, the key is checked once before any scenario runs; a mismatch stops the
 /// target's run before anything authenticates.
-async fn check_pinned(t: &TargetInfo, addr: std::net::SocketAddr, creds: &Credentials, opts: &RunOptions) -> Result<(), String> {
+async fn check_pinned(
+    t: &TargetInfo,
+    addr: std::net::SocketAddr,
+    creds: &Credentials,
+    opts: &RunOptions,
+) -> Result<(), String> {
     if t.pinned_host_keys.is_empty() {
         return Ok(());
     }

@@ -124,6 +124,12 @@ impl MsgType {
     /// The other names of the shared numbers, which `KNOWN` cannot list twice.
     pub const KEXDH_INIT: MsgType = MsgType(30);
     pub const KEXDH_REPLY: MsgType = MsgType(31);
+    /// RFC 4419 §5: group exchange.
+    pub const KEX_DH_GEX_REQUEST_OLD: MsgType = MsgType(30);
+    pub const KEX_DH_GEX_GROUP: MsgType = MsgType(31);
+    pub const KEX_DH_GEX_INIT: MsgType = MsgType(32);
+    pub const KEX_DH_GEX_REPLY: MsgType = MsgType(33);
+    pub const KEX_DH_GEX_REQUEST: MsgType = MsgType(34);
     pub const USERAUTH_PASSWD_CHANGEREQ: MsgType = MsgType(60);
     pub const USERAUTH_INFO_REQUEST: MsgType = MsgType(60);
 

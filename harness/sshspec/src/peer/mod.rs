@@ -10,14 +10,15 @@ mod banner;
 mod channel;
 mod session;
 
-use crate::script::{self, Action, Expectation, Pins, Scenario, Step, message};
+use crate::script::{self, Action, Expectation, Pins, RekeyPolicy, Scenario, Step, message};
 use crate::transcript::{Entry, Transcript, summarize};
-use crate::transport::{self, Framing, Transport, TransportError, cipher, hostkey, kex};
+use crate::transport::{self, Framing, Transport, TransportError, cipher, compress, hostkey, kex};
 use channel::Channels;
 use rand::RngCore;
 use sshspec_wire::codec::put_string;
 use sshspec_wire::msg::*;
 use sshspec_wire::{Bool, Bytes, Cookie, DisconnectReason, Message, NameList};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -60,7 +61,10 @@ impl Credentials {
     /// The public key in `authorized_keys` form.
     pub fn authorized_key_line(&self) -> String {
         use base64::Engine;
-        format!("ssh-ed25519 {} sshspec", base64::engine::general_purpose::STANDARD.encode(ed25519_blob(&self.public_key())))
+        format!(
+            "ssh-ed25519 {} sshspec",
+            base64::engine::general_purpose::STANDARD.encode(ed25519_blob(&self.public_key()))
+        )
     }
 }
 
@@ -175,14 +179,29 @@ pub async fn run(scenario: &Scenario, addr: SocketAddr, creds: &Credentials, opt
             let mut log = Transcript::default();
             log.note(e.to_string());
             return Run {
-                judgement: Judgement::Error(Evidence { step: 0, line: 0, expected: format!("a TCP connection to {addr}"), actual: e.to_string() }),
+                judgement: Judgement::Error(Evidence {
+                    step: 0,
+                    line: 0,
+                    expected: format!("a TCP connection to {addr}"),
+                    actual: e.to_string(),
+                }),
                 transcript: log.into_entries(),
                 duration: started.elapsed(),
                 identity: Identity::default(),
             };
         }
     };
-    let mut peer = Peer { t, creds, opts, service_accepted: false, channels: Channels::default() };
+    let mut peer = Peer {
+        t,
+        creds,
+        opts,
+        service_accepted: false,
+        channels: Channels::default(),
+        offer: (Pins::default(), toml::Table::new()),
+        rekey: RekeyPolicy::default(),
+        deferred: VecDeque::new(),
+        held: Vec::new(),
+    };
     let run = tokio::time::timeout_at(deadline, peer.steps(&scenario.steps)).await;
     let judgement = match run {
         Ok(j) => j,
@@ -214,6 +233,15 @@ struct Peer<'a> {
     opts: &'a Options,
     service_accepted: bool,
     channels: Channels,
+    /// What the last `key-exchange` step offered; rekeys offer the same.
+    offer: (Pins, toml::Table),
+    /// When the peer starts a rekey of its own accord.
+    rekey: RekeyPolicy,
+    /// Connection-layer messages that arrived while a rekey held our sends back, for the next
+    /// high-level receive.
+    deferred: VecDeque<Message>,
+    /// Our answers (window adjusts, request failures) waiting for a key exchange to finish.
+    held: Vec<Message>,
 }
 
 impl Peer<'_> {
@@ -221,11 +249,16 @@ impl Peer<'_> {
         for (i, step) in steps.iter().enumerate() {
             let timeout = step.timeout.unwrap_or(self.opts.step_timeout);
             let deadline = Instant::now() + timeout;
-            let evidence = |expected: String, actual: String| Evidence { step: i + 1, line: step.line, expected, actual };
+            let evidence =
+                |expected: String, actual: String| Evidence { step: i + 1, line: step.line, expected, actual };
             match self.step(step, deadline, timeout).await {
                 Ok(()) => {}
-                Err(StepFailure::Target { expected, actual }) => return Judgement::Fail(evidence(expected, actual)),
-                Err(StepFailure::Harness(m)) => return Judgement::Error(evidence("the harness to carry out the step".into(), m)),
+                Err(StepFailure::Target { expected, actual }) => {
+                    return Judgement::Fail(evidence(expected, actual));
+                }
+                Err(StepFailure::Harness(m)) => {
+                    return Judgement::Error(evidence("the harness to carry out the step".into(), m));
+                }
             }
         }
         Judgement::Pass
@@ -233,14 +266,29 @@ impl Peer<'_> {
 
     async fn step(&mut self, step: &Step, deadline: Instant, timeout: Duration) -> StepResult {
         match &step.action {
-            Action::VersionExchange { banner, pre_banner } => self.version_exchange(banner.as_deref(), pre_banner, deadline).await,
-            Action::KeyExchange { pins, with } => self.key_exchange(pins, with, deadline).await,
+            Action::VersionExchange { banner, pre_banner } => {
+                self.version_exchange(banner.as_deref(), pre_banner, deadline).await
+            }
+            Action::KeyExchange { pins, with, rekey } => {
+                self.offer = (pins.clone(), with.clone());
+                if let Some(r) = rekey {
+                    self.rekey = r.clone();
+                }
+                self.key_exchange(deadline).await
+            }
+            Action::Rekey => {
+                if self.t.kex.completed == 0 {
+                    return Err(StepFailure::Harness("`rekey` needs a completed `key-exchange` first".into()));
+                }
+                self.key_exchange(deadline).await
+            }
             Action::Authenticate { method, outcome, query, password } => {
                 self.authenticate(*method, *outcome, *query, password.as_ref(), deadline).await
             }
             Action::OpenSession => self.open_session(deadline).await,
             Action::Exec { command, stdin, stdout, stderr, exit_status, echo } => {
-                self.exec(command, stdin.as_ref(), stdout.as_ref(), stderr.as_ref(), *exit_status, *echo, deadline).await
+                self.exec(command, stdin.as_ref(), stdout.as_ref(), stderr.as_ref(), *exit_status, *echo, deadline)
+                    .await
             }
             Action::Disconnect => {
                 let m = Message::Disconnect(Disconnect {
@@ -277,8 +325,29 @@ impl Peer<'_> {
         }
     }
 
+    /// Sends as a high-level step does: a connection-layer message waits for a key exchange in
+    /// progress to finish (RFC 4253 §7.1), and may first start a rekey the policy calls for.
     async fn send(&mut self, msg: &Message) -> StepResult {
+        if !msg.msg_type().is_transport() {
+            if self.t.kex.completed > 0 && !self.t.kex.in_progress() && self.rekey_due() {
+                self.t.log.note("rekey threshold reached: starting a key exchange");
+                self.send_kexinit().await?;
+            }
+            if self.t.kex.in_progress() {
+                let deadline = Instant::now() + self.opts.step_timeout;
+                let before = self.t.kex.completed;
+                self.finish_kex(before, deadline).await?;
+            }
+        }
         self.send_framed(msg, &[], &Framing::default()).await
+    }
+
+    fn rekey_due(&self) -> bool {
+        let r = &self.rekey;
+        let (tx, rx) = (&self.t.tx, &self.t.rx);
+        r.bytes.is_some_and(|b| tx.bytes >= b || rx.bytes >= b)
+            || r.packets.is_some_and(|p| tx.packets >= p || rx.packets >= p)
+            || r.time.zip(self.t.kex.completed_at).is_some_and(|(t, at)| at.elapsed() >= t)
     }
 
     async fn send_framed(&mut self, msg: &Message, trailing: &[u8], framing: &Framing) -> StepResult {
@@ -290,19 +359,53 @@ impl Peer<'_> {
     /// Receives one message and does its bookkeeping: channel windows and output, our window
     /// top-ups, and REQUEST_FAILURE for global requests that want a reply (RFC 4254 §4).
     async fn recv_any(&mut self, deadline: Instant, expecting: &str) -> Result<Message, StepFailure> {
+        if let Some(m) = self.deferred.pop_front() {
+            return Ok(m);
+        }
         let msg = self.t.recv(deadline).await.map_err(|e| StepFailure::from_transport(expecting, e))?;
         self.after_recv(&msg).await?;
         Ok(msg)
     }
 
     async fn after_recv(&mut self, msg: &Message) -> StepResult {
+        self.channels_bookkeeping(msg).await?;
+        self.kex_react(msg).await?;
+        if self.t.kex.completed > 0 && !self.t.kex.in_progress() && self.rekey_due() {
+            self.t.log.note("rekey threshold reached: starting a key exchange");
+            self.send_kexinit().await?;
+        }
+        Ok(())
+    }
+
+    /// Channel windows and output, our window top-ups, and REQUEST_FAILURE for global requests.
+    async fn channels_bookkeeping(&mut self, msg: &Message) -> StepResult {
         if let Some(adjust) = self.channels.on_received(msg, true, &mut self.t.log) {
-            self.send(&adjust).await?;
+            self.send_or_hold(adjust).await?;
         }
         if let Message::GlobalRequest(g) = msg
             && g.want_reply.is_true()
         {
-            self.send(&Message::RequestFailure(RequestFailure {})).await?;
+            self.send_or_hold(Message::RequestFailure(RequestFailure {})).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends a connection-layer answer now, or after the key exchange in progress.
+    async fn send_or_hold(&mut self, m: Message) -> StepResult {
+        if self.t.kex.in_progress() {
+            self.held.push(m);
+            Ok(())
+        } else {
+            self.send_framed(&m, &[], &Framing::default()).await
+        }
+    }
+
+    async fn flush_held(&mut self) -> StepResult {
+        if self.t.kex.in_progress() {
+            return Ok(());
+        }
+        for m in std::mem::take(&mut self.held) {
+            self.send_framed(&m, &[], &Framing::default()).await?;
         }
         Ok(())
     }
@@ -312,6 +415,14 @@ impl Peer<'_> {
     async fn next(&mut self, deadline: Instant, expecting: &str) -> Result<Message, StepFailure> {
         loop {
             match self.recv_any(deadline, expecting).await? {
+                // A rekey the server started is answered by `kex_react` and passed over here.
+                m @ (Message::KexInit(_)
+                | Message::KexDhGexGroup(_)
+                | Message::KexEcdhReply(_)
+                | Message::KexdhReply(_)
+                | Message::KexDhGexReply(_)
+                | Message::NewKeys(_))
+                    if self.t.kex.completed > 0 || !matches!(m, Message::KexInit(_)) => {}
                 Message::Ignore(_)
                 | Message::Debug(_)
                 | Message::ExtInfo(_)
@@ -325,9 +436,16 @@ impl Peer<'_> {
 
     async fn version_exchange(&mut self, banner: Option<&str>, pre_banner: &[String], deadline: Instant) -> StepResult {
         self.t.send_version(banner.unwrap_or(OUR_BANNER), pre_banner).await.or_else(|e| self.tolerate_closed(e))?;
-        let v = self.t.read_version(deadline).await.map_err(|e| StepFailure::from_transport("the server's identification string", e))?;
+        let v = self
+            .t
+            .read_version(deadline)
+            .await
+            .map_err(|e| StepFailure::from_transport("the server's identification string", e))?;
         if !(v.line.starts_with(b"SSH-2.0-") || v.line.starts_with(b"SSH-1.99-")) {
-            return Err(fail("protocol version 2.0 (or 1.99)", format!("identification {}", transport::printable(&v.line))));
+            return Err(fail(
+                "protocol version 2.0 (or 1.99)",
+                format!("identification {}", transport::printable(&v.line)),
+            ));
         }
         Ok(())
     }
@@ -339,7 +457,8 @@ impl Peer<'_> {
             Some(p) => NameList::new([p.as_str()]),
             None => NameList::new(all.iter().copied()),
         };
-        let mut kex_algorithms = list(&pins.kex, kex::KEX_ALGORITHMS);
+        let kex_all: Vec<&str> = kex::algorithms().collect();
+        let mut kex_algorithms = list(&pins.kex, &kex_all);
         // The extension markers are announced only in the first key exchange (RFC 8308 §2.1, PROTOCOL §1.10).
         if self.t.kex.completed == 0 {
             kex_algorithms.0.push(kex::EXT_INFO_C.into());
@@ -355,8 +474,8 @@ impl Peer<'_> {
             encryption_algorithms_server_to_client: ciphers,
             mac_algorithms_client_to_server: macs.clone(),
             mac_algorithms_server_to_client: macs,
-            compression_algorithms_client_to_server: NameList::new(["none"]),
-            compression_algorithms_server_to_client: NameList::new(["none"]),
+            compression_algorithms_client_to_server: list(&pins.compression, &[compress::NONE]),
+            compression_algorithms_server_to_client: list(&pins.compression, &[compress::NONE]),
             languages_client_to_server: NameList::default(),
             languages_server_to_client: NameList::default(),
             first_kex_packet_follows: Bool::FALSE,
@@ -369,12 +488,18 @@ impl Peer<'_> {
         let current = self.channels.current_remote();
         Some(match name {
             "kexinit" => Message::KexInit(self.default_kexinit(&Pins::default())),
-            "kex_ecdh_init" => {
-                let e = kex::EcdhClient::new();
-                let q_c = e.public.to_vec();
-                self.t.kex.ecdh = Some(e);
-                Message::KexEcdhInit(KexEcdhInit { q_c: Bytes(q_c) })
+            "kex_ecdh_init" => Message::KexEcdhInit(KexEcdhInit { q_c: Bytes(self.t.new_kex_secret().ok()?) }),
+            "kexdh_init" => Message::KexdhInit(KexdhInit { e: Bytes(self.t.new_kex_secret().ok()?) }),
+            "kex_dh_gex_init" => Message::KexDhGexInit(KexDhGexInit { e: Bytes(self.t.new_kex_secret().ok()?) }),
+            "kex_dh_gex_request" => {
+                let r = kex::GexRequest::DEFAULT;
+                Message::KexDhGexRequest(KexDhGexRequest {
+                    min: r.min.unwrap_or(2048),
+                    n: r.n,
+                    max: r.max.unwrap_or(8192),
+                })
             }
+            "newkeys" => Message::NewKeys(NewKeys {}),
             "service_request" => Message::ServiceRequest(ServiceRequest { service: "ssh-userauth".into() }),
             "userauth_request" => Message::UserauthRequest(UserauthRequest {
                 user: self.creds.user.as_str().into(),
@@ -402,35 +527,104 @@ impl Peer<'_> {
         })
     }
 
-    async fn key_exchange(&mut self, pins: &Pins, with: &toml::Table, deadline: Instant) -> StepResult {
-        let ours = Message::KexInit(self.default_kexinit(pins));
-        let ours = message::build("kexinit", Some(&ours), with).map_err(StepFailure::Harness)?;
-        self.send(&ours).await?;
-        if self.t.kex.theirs.is_none() {
-            match self.next(deadline, "the server's KEXINIT").await? {
-                Message::KexInit(_) => {}
-                other => return Err(fail("KEXINIT", summarize(&other))),
+    /// A complete key exchange with what `self.offer` says: the first one, or a rekey with data
+    /// still flowing (connection messages before the server's KEXINIT are kept for later steps).
+    async fn key_exchange(&mut self, deadline: Instant) -> StepResult {
+        let before = self.t.kex.completed;
+        if self.t.kex.ours.is_none() {
+            self.send_kexinit().await?;
+        }
+        self.finish_kex(before, deadline).await
+    }
+
+    async fn send_kexinit(&mut self) -> StepResult {
+        let ours = Message::KexInit(self.default_kexinit(&self.offer.0));
+        let ours = message::build("kexinit", Some(&ours), &self.offer.1).map_err(StepFailure::Harness)?;
+        self.send_framed(&ours, &[], &Framing::default()).await?;
+        self.send_kex_init_if_ready().await
+    }
+
+    /// Receives until the exchange that started after `before` completed ones is done; `kex_react`
+    /// answers each step of it.
+    async fn finish_kex(&mut self, before: u32, deadline: Instant) -> StepResult {
+        let initial = before == 0;
+        while self.t.kex.completed == before {
+            let msg = self
+                .t
+                .recv(deadline)
+                .await
+                .map_err(|e| StepFailure::from_transport("the key exchange to complete", e))?;
+            self.channels_bookkeeping(&msg).await?;
+            self.kex_react(&msg).await?;
+            match &msg {
+                m if m.msg_type().is_transport() && !matches!(m, Message::Disconnect(_)) => {}
+                // RFC 4253 §7.1: after its KEXINIT the server may send only transport messages until its NEWKEYS.
+                other if initial || self.t.kex.theirs.is_some() => {
+                    return Err(fail(
+                        "only transport-layer messages until the key exchange completes (RFC 4253 §7.1)",
+                        summarize(other),
+                    ));
+                }
+                other => self.deferred.push_back(other.clone()),
             }
         }
-        match &self.t.kex.negotiated {
-            Some(Err(e)) => return Err(fail("a common algorithm in every category", e.to_string())),
-            Some(Ok(n)) if !kex::KEX_ALGORITHMS.contains(&n.kex.as_str()) => {
-                return Err(StepFailure::Harness(format!("negotiated kex {}, which the scripted peer does not speak yet", n.kex)));
+        Ok(())
+    }
+
+    /// Answers the key exchange step by step, whoever started it: our KEXINIT to theirs, our
+    /// public value once both are known (after the group, for group exchange), NEWKEYS to the reply.
+    async fn kex_react(&mut self, msg: &Message) -> StepResult {
+        match msg {
+            Message::KexInit(_) if self.t.kex.ours.is_none() => {
+                self.t.log.note("the server started a key exchange: answering it");
+                self.send_kexinit().await
             }
-            Some(Ok(_)) => {}
-            None => return Err(StepFailure::Harness("no negotiation after both KEXINITs".into())),
+            Message::KexInit(_) => self.send_kex_init_if_ready().await,
+            Message::KexDhGexGroup(_) => {
+                let init = self
+                    .default_message("kex_dh_gex_init")
+                    .ok_or_else(|| StepFailure::Harness("no group exchange init".into()))?;
+                self.send_framed(&init, &[], &Framing::default()).await
+            }
+            Message::KexEcdhReply(_) | Message::KexdhReply(_) | Message::KexDhGexReply(_)
+                if !self.t.kex.newkeys_sent =>
+            {
+                self.send_framed(&Message::NewKeys(NewKeys {}), &[], &Framing::default()).await?;
+                self.flush_held().await
+            }
+            _ => Ok(()),
         }
-        let init = self.default_message("kex_ecdh_init").ok_or_else(|| StepFailure::Harness("no ECDH init".into()))?;
-        self.send(&init).await?;
-        match self.next(deadline, "KEX_ECDH_REPLY").await? {
-            Message::KexEcdhReply(_) => {}
-            other => return Err(fail("KEX_ECDH_REPLY", summarize(&other))),
+    }
+
+    /// With both KEXINITs known, sends our first key exchange message for the negotiated method.
+    async fn send_kex_init_if_ready(&mut self) -> StepResult {
+        if self.t.kex.theirs.is_none() || self.t.kex.secret.is_some() || self.t.kex.gex_request.is_some() {
+            return Ok(());
         }
-        self.send(&Message::NewKeys(NewKeys {})).await?;
-        match self.next(deadline, "NEWKEYS").await? {
-            Message::NewKeys(_) => Ok(()),
-            other => Err(fail("NEWKEYS", summarize(&other))),
-        }
+        let family = match &self.t.kex.negotiated {
+            Some(Err(e)) => {
+                return Err(fail("a common algorithm in every category", e.to_string()));
+            }
+            Some(Ok(n)) => match kex::method(&n.kex) {
+                Some(m) => m.family,
+                None => {
+                    return Err(StepFailure::Harness(format!(
+                        "negotiated kex {}, which the scripted peer does not speak",
+                        n.kex
+                    )));
+                }
+            },
+            None => {
+                return Err(StepFailure::Harness("no negotiation after both KEXINITs".into()));
+            }
+        };
+        let name = match family {
+            kex::Family::Ecdh(_) | kex::Family::Hybrid(_) => "kex_ecdh_init",
+            kex::Family::Dh(_) => "kexdh_init",
+            kex::Family::Gex => "kex_dh_gex_request",
+        };
+        let init = self.default_message(name).ok_or_else(|| StepFailure::Harness(format!("cannot build {name}")))?;
+        self.send_framed(&init, &[], &Framing::default()).await
     }
 
     async fn expect(&mut self, alts: &[Expectation], step: &Step, deadline: Instant, timeout: Duration) -> StepResult {

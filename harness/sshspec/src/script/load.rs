@@ -74,6 +74,8 @@ struct RawStep {
     host_key: Option<String>,
     cipher: Option<String>,
     mac: Option<String>,
+    compression: Option<String>,
+    rekey_after: Option<RawRekey>,
     method: Option<String>,
     outcome: Option<String>,
     query: Option<bool>,
@@ -88,6 +90,14 @@ struct RawStep {
     /// Free text for readers of the file; ignored by the interpreter.
     #[allow(dead_code)]
     note: Option<String>,
+}
+
+#[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+struct RawRekey {
+    bytes: Option<toml::Value>,
+    packets: Option<u64>,
+    time: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -112,9 +122,13 @@ pub fn parse(id: &str, path: &Path, text: &str) -> Result<Scenario, LoadError> {
         at(span, e.message().to_string())
     })?;
     if let Some(f) = &raw.format
-        && *f.get_ref() != FORMAT_VERSION {
-            return Err(at(f.span(), format!("format {} is not supported; this sshspec reads format {FORMAT_VERSION}", f.get_ref())));
-        }
+        && *f.get_ref() != FORMAT_VERSION
+    {
+        return Err(at(
+            f.span(),
+            format!("format {} is not supported; this sshspec reads format {FORMAT_VERSION}", f.get_ref()),
+        ));
+    }
     let timeout = match &raw.timeout {
         Some(t) => parse_duration(t.get_ref()).map_err(|m| at(t.span(), m))?,
         None => DEFAULT_SCENARIO_TIMEOUT,
@@ -190,7 +204,9 @@ fn step_inner(r: RawStep, line: usize) -> Result<Step, Located> {
     match actions.iter().filter(|a| **a).count() {
         0 => return Err("a step needs one action: do, send, send_payload, send_bytes, expect or expect_any".into()),
         1 => {}
-        _ => return Err("a step has exactly one action (do, send, send_payload, send_bytes, expect, expect_any)".into()),
+        _ => {
+            return Err("a step has exactly one action (do, send, send_payload, send_bytes, expect, expect_any)".into());
+        }
     }
     let timeout = r.timeout.as_deref().map(parse_duration).transpose()?;
     let strict = r.strict.unwrap_or(false);
@@ -200,30 +216,62 @@ fn step_inner(r: RawStep, line: usize) -> Result<Step, Located> {
         packet_length_field: r.packet_length,
         corrupt_mac: r.corrupt_mac.unwrap_or(false),
     };
-    let framed = r.padding.is_some() || r.padding_length.is_some() || r.packet_length.is_some() || r.corrupt_mac.is_some();
+    let framed =
+        r.padding.is_some() || r.padding_length.is_some() || r.packet_length.is_some() || r.corrupt_mac.is_some();
 
     let action = if let Some(d) = &r.do_ {
         match d.as_str() {
-            "version-exchange" => Action::VersionExchange { banner: r.banner.clone(), pre_banner: r.pre_banner.clone().unwrap_or_default() },
+            "version-exchange" => Action::VersionExchange {
+                banner: r.banner.clone(),
+                pre_banner: r.pre_banner.clone().unwrap_or_default(),
+            },
             "key-exchange" => {
                 let with = r.with.clone().map(Spanned::into_inner).unwrap_or_default();
                 message::build_check("kexinit", &with).map_err(Located::With)?;
-                let pins = Pins { kex: r.kex.clone(), host_key: r.host_key.clone(), cipher: r.cipher.clone(), mac: r.mac.clone() };
-                Action::KeyExchange { pins, with }
+                let pins = Pins {
+                    kex: r.kex.clone(),
+                    host_key: r.host_key.clone(),
+                    cipher: r.cipher.clone(),
+                    mac: r.mac.clone(),
+                    compression: r.compression.clone(),
+                };
+                let rekey = match &r.rekey_after {
+                    None => None,
+                    Some(k) => {
+                        let p = RekeyPolicy {
+                            bytes: k.bytes.as_ref().map(parse_size).transpose()?,
+                            packets: k.packets,
+                            time: k.time.as_deref().map(parse_duration).transpose()?,
+                        };
+                        if p == RekeyPolicy::default() {
+                            return Err("`rekey_after` needs bytes, packets or time".into());
+                        }
+                        Some(p)
+                    }
+                };
+                Action::KeyExchange { pins, with, rekey }
             }
+            "rekey" => Action::Rekey,
             "authenticate" => {
                 let method = match r.method.clone().as_deref() {
                     Some("none") => AuthKind::None,
                     Some("password") => AuthKind::Password,
                     Some("publickey") => AuthKind::Publickey,
                     Some("keyboard-interactive") => AuthKind::KeyboardInteractive,
-                    Some(m) => return Err(format!("unknown method {m:?}: use none, password, publickey or keyboard-interactive").into()),
+                    Some(m) => {
+                        return Err(format!(
+                            "unknown method {m:?}: use none, password, publickey or keyboard-interactive"
+                        )
+                        .into());
+                    }
                     None => return Err("`do = \"authenticate\"` needs `method`".into()),
                 };
                 let outcome = match r.outcome.clone().as_deref() {
                     Some("success") => AuthOutcome::Success,
                     Some("failure") => AuthOutcome::Failure,
-                    Some(o) => return Err(format!("unknown outcome {o:?}: use success or failure").into()),
+                    Some(o) => {
+                        return Err(format!("unknown outcome {o:?}: use success or failure").into());
+                    }
                     None if method == AuthKind::None => AuthOutcome::Failure,
                     None => AuthOutcome::Success,
                 };
@@ -232,7 +280,9 @@ fn step_inner(r: RawStep, line: usize) -> Result<Step, Located> {
             "open-session" => Action::OpenSession,
             "exec" => {
                 let stdin = match (r.stdin.clone(), r.stdin_size.clone()) {
-                    (Some(_), Some(_)) => return Err("`stdin` and `stdin_size` exclude each other".into()),
+                    (Some(_), Some(_)) => {
+                        return Err("`stdin` and `stdin_size` exclude each other".into());
+                    }
                     (Some(b), None) => Some(Input::Bytes(b)),
                     (None, Some(n)) => Some(Input::Generated(parse_size(&n)?)),
                     (None, None) => None,
@@ -253,7 +303,7 @@ fn step_inner(r: RawStep, line: usize) -> Result<Step, Located> {
             "disconnect" => Action::Disconnect,
             other => {
                 return Err(format!(
-                    "unknown high-level step {other:?}: use version-exchange, key-exchange, authenticate, open-session, exec or disconnect"
+                    "unknown high-level step {other:?}: use version-exchange, key-exchange, rekey, authenticate, open-session, exec or disconnect"
                 )
                 .into());
             }
@@ -261,13 +311,20 @@ fn step_inner(r: RawStep, line: usize) -> Result<Step, Located> {
     } else if let Some(name) = &r.send {
         let with = r.with.clone().map(Spanned::into_inner).unwrap_or_default();
         message::build_check(name, &with).map_err(Located::With)?;
-        Action::Send { message: name.clone(), with, trailing: r.trailing.clone().map(|b| b.0).unwrap_or_default(), framing }
+        Action::Send {
+            message: name.clone(),
+            with,
+            trailing: r.trailing.clone().map(|b| b.0).unwrap_or_default(),
+            framing,
+        }
     } else if let Some(p) = &r.send_payload {
         Action::SendPayload { payload: p.0.clone(), framing }
     } else if let Some(b) = &r.send_bytes {
         Action::SendBytes(b.0.clone())
     } else if let Some(e) = &r.expect {
-        Action::Expect(vec![expectation(e, r.matches.clone().map(Spanned::into_inner).unwrap_or_default()).map_err(Located::Match)?])
+        Action::Expect(vec![
+            expectation(e, r.matches.clone().map(Spanned::into_inner).unwrap_or_default()).map_err(Located::Match)?,
+        ])
     } else if let Some(alts) = &r.expect_any {
         if alts.is_empty() {
             return Err("expect_any needs at least one alternative".into());
@@ -302,7 +359,7 @@ fn step_inner(r: RawStep, line: usize) -> Result<Step, Located> {
         _ => "expect_any",
     };
     const EXPECTS: &[&str] = &["expect", "expect_any"];
-    let options: [(&str, bool, &[&str]); 22] = [
+    let options: [(&str, bool, &[&str]); 24] = [
         ("with", r.with.is_some(), &["key-exchange", "send"]),
         ("match", r.matches.is_some(), &["expect"]),
         ("trailing", r.trailing.is_some(), &["send"]),
@@ -312,6 +369,8 @@ fn step_inner(r: RawStep, line: usize) -> Result<Step, Located> {
         ("host_key", r.host_key.is_some(), &["key-exchange"]),
         ("cipher", r.cipher.is_some(), &["key-exchange"]),
         ("mac", r.mac.is_some(), &["key-exchange"]),
+        ("compression", r.compression.is_some(), &["key-exchange"]),
+        ("rekey_after", r.rekey_after.is_some(), &["key-exchange"]),
         ("method", r.method.is_some(), &["authenticate"]),
         ("outcome", r.outcome.is_some(), &["authenticate"]),
         ("query", r.query.is_some(), &["authenticate"]),
@@ -334,7 +393,9 @@ fn step_inner(r: RawStep, line: usize) -> Result<Step, Located> {
 
 fn expectation(name: &str, matches: toml::Table) -> Result<Expectation, String> {
     Ok(match name {
-        "close" | "nothing" if !matches.is_empty() => return Err(format!("`expect = \"{name}\"` takes no `match`")),
+        "close" | "nothing" if !matches.is_empty() => {
+            return Err(format!("`expect = \"{name}\"` takes no `match`"));
+        }
         "close" => Expectation::Close,
         "nothing" => Expectation::Nothing,
         "banner" => {
@@ -429,7 +490,9 @@ pub fn load_dir(root: &Path) -> Result<Vec<Scenario>, Vec<LoadError>> {
 }
 
 fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in entries.flatten() {
         let p = e.path();
         if p.is_dir() {

@@ -32,6 +32,7 @@ pub struct Algorithms {
     pub host_key: Vec<String>,
     pub cipher: Vec<String>,
     pub mac: Vec<String>,
+    pub compression: Vec<String>,
 }
 
 /// A target's description.
@@ -50,6 +51,10 @@ pub struct TargetInfo {
     pub source_addresses: u8,
     #[serde(default)]
     pub algorithms: Algorithms,
+    /// A configuration variant: lines added to the server's generated configuration (sshd_config
+    /// for OpenSSH), so one installed server serves several targets.
+    #[serde(default)]
+    pub config: Vec<String>,
     /// Scenario id → the reason this target is expected to fail it.
     #[serde(default, rename = "expected-failures")]
     pub expected_failures: BTreeMap<String, String>,
@@ -70,6 +75,7 @@ pub struct TargetInfo {
 const DESCRIPTIONS: &[(&str, &str)] = &[
     ("containers/russh/target.toml", include_str!("../../../../containers/russh/target.toml")),
     ("containers/openssh/target.toml", include_str!("../../../../containers/openssh/target.toml")),
+    ("containers/openssh/legacy.toml", include_str!("../../../../containers/openssh/legacy.toml")),
     ("containers/dropbear/target.toml", include_str!("../../../../containers/dropbear/target.toml")),
 ];
 
@@ -96,6 +102,7 @@ pub fn find(name: &str) -> Result<TargetInfo, String> {
             max_jobs: 2,
             source_addresses: 0,
             algorithms: Algorithms::default(),
+            config: Vec::new(),
             expected_failures: BTreeMap::new(),
             address: Some(address),
             pinned_host_keys: Vec::new(),
@@ -143,6 +150,7 @@ impl TargetInfo {
             ("MAC", &r.mac, &self.algorithms.mac),
             ("key exchange", &r.kex, &self.algorithms.kex),
             ("host key algorithm", &r.host_key, &self.algorithms.host_key),
+            ("compression", &r.compression, &self.algorithms.compression),
         ];
         for (what, needs, has) in lists {
             if let Some(a) = needs.iter().find(|a| !has.contains(a)) {
@@ -162,9 +170,10 @@ const MAX_LOG_LINES: usize = 20_000;
 impl Logs {
     pub fn push(&self, line: String) {
         if let Ok(mut v) = self.0.lock()
-            && v.len() < MAX_LOG_LINES {
-                v.push((Instant::now(), line));
-            }
+            && v.len() < MAX_LOG_LINES
+        {
+            v.push((Instant::now(), line));
+        }
     }
 
     pub fn between(&self, from: Instant, to: Instant) -> Vec<String> {
@@ -248,7 +257,7 @@ pub async fn start(t: &TargetInfo, creds: Option<Credentials>) -> Result<Running
         }
         BackendKind::Process => {
             let creds = creds.unwrap_or_else(generated);
-            let (child, addr, banner) = process::start(&t.server, &creds).await?;
+            let (child, addr, banner) = process::start(&t.server, &t.config, &creds).await?;
             Ok(Running { addr, banner, creds, logs: child.logs.clone(), guard: Guard::Process(child) })
         }
         BackendKind::Remote => {

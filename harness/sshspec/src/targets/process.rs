@@ -59,7 +59,11 @@ async fn run(cmd: &str, args: &[&str]) -> Result<(), StartError> {
     if out.status.success() {
         Ok(())
     } else {
-        Err(StartError::Failed(format!("{cmd} {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim())))
+        Err(StartError::Failed(format!(
+            "{cmd} {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )))
     }
 }
 
@@ -150,14 +154,22 @@ fn write(path: &Path, text: &str) -> Result<(), StartError> {
 }
 
 /// Starts `server` ("openssh" or "dropbear") and waits until its banner can be read.
-pub async fn start(server: &str, creds: &Credentials) -> Result<(Child, SocketAddr, String), StartError> {
+pub async fn start(
+    server: &str,
+    extra: &[String],
+    creds: &Credentials,
+) -> Result<(Child, SocketAddr, String), StartError> {
     match server {
         "openssh" => need(SSHD, "openssh-server")?,
         "dropbear" => need(DROPBEAR, "dropbear-bin")?,
-        other => return Err(StartError::Failed(format!("no process backend for server {other:?}"))),
+        other => {
+            return Err(StartError::Failed(format!("no process backend for server {other:?}")));
+        }
     }
     if !is_root() {
-        return Err(StartError::Missing(format!("the {server} process target needs root (to check passwords and switch users)")));
+        return Err(StartError::Missing(format!(
+            "the {server} process target needs root (to check passwords and switch users)"
+        )));
     }
     let user = test_user()?;
     lock_test_user().await?;
@@ -167,7 +179,10 @@ pub async fn start(server: &str, creds: &Credentials) -> Result<(Child, SocketAd
     let port = free_port()?;
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     let mut cmd = match server {
-        "openssh" => openssh(d, port, creds).await?,
+        "openssh" => openssh(d, port, extra, creds).await?,
+        _ if !extra.is_empty() => {
+            return Err(StartError::Failed("configuration variants are for OpenSSH only".into()));
+        }
         _ => dropbear(d, port, creds, &user).await?,
     };
     cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).kill_on_drop(true).process_group(0);
@@ -200,11 +215,12 @@ pub async fn start(server: &str, creds: &Credentials) -> Result<(Child, SocketAd
     }
 }
 
-async fn openssh(d: &Path, port: u16, creds: &Credentials) -> Result<Command, StartError> {
+async fn openssh(d: &Path, port: u16, extra: &[String], creds: &Credentials) -> Result<Command, StartError> {
     need(SSH_KEYGEN, "openssh-client")?;
     let mut host_keys = String::new();
-    for (t, bits) in [("ed25519", ""), ("ecdsa", "256"), ("rsa", "2048")] {
-        let f = d.join(format!("ssh_host_{t}_key"));
+    // One key per type sshd can serve, so every host key algorithm can be negotiated.
+    for (t, bits) in [("ed25519", ""), ("ecdsa", "256"), ("ecdsa", "384"), ("ecdsa", "521"), ("rsa", "2048")] {
+        let f = d.join(format!("ssh_host_{t}{bits}_key"));
         let fs = f.to_string_lossy().into_owned();
         let mut args = vec!["-q", "-t", t, "-N", "", "-f", &fs];
         if !bits.is_empty() {
@@ -221,9 +237,10 @@ async fn openssh(d: &Path, port: u16, creds: &Credentials) -> Result<Command, St
         "Port {port}\nListenAddress 127.0.0.1\n{host_keys}PidFile {pid}\nUsePAM yes\nPasswordAuthentication yes\n\
          KbdInteractiveAuthentication yes\nPubkeyAuthentication yes\nAuthorizedKeysFile {keys}\nStrictModes no\n\
          PermitRootLogin no\nMaxStartups 100:30:200\nLogLevel VERBOSE\nAllowUsers {TEST_USER}\n\
-         Subsystem sftp internal-sftp\n",
+         Subsystem sftp internal-sftp\n{extra}",
         pid = d.join("sshd.pid").display(),
         keys = auth_keys.display(),
+        extra = extra.iter().map(|l| format!("{l}\n")).collect::<String>(),
     );
     let cfg = d.join("sshd_config");
     write(&cfg, &config)?;

@@ -1,8 +1,8 @@
-//! Packet protection for one direction: the ciphers and MACs of RFC 4253 §6.3-6.4, RFC 4344 (CTR),
+//! Packet protection for one direction: the ciphers and MACs of RFC 4253 §6.3-6.4 (CBC), RFC 4344 (CTR),
 //! RFC 5647 as profiled by OpenSSH (`aes*-gcm@openssh.com`), OpenSSH's `chacha20-poly1305@openssh.com`
 //! (PROTOCOL.chacha20poly1305) and the encrypt-then-MAC variants (`*-etm@openssh.com`, PROTOCOL §1.5).
 
-use aes::cipher::{KeyIvInit, StreamCipher, StreamCipherSeek};
+use aes::cipher::{BlockDecryptMut, BlockEncryptMut, KeyIvInit, StreamCipher, StreamCipherSeek};
 use aes_gcm::aead::{AeadInPlace, KeyInit};
 use hmac::{Hmac, Mac};
 use subtle::ConstantTimeEq;
@@ -10,6 +10,8 @@ use subtle::ConstantTimeEq;
 type Aes128Ctr = ctr::Ctr128BE<aes::Aes128>;
 type Aes192Ctr = ctr::Ctr128BE<aes::Aes192>;
 type Aes256Ctr = ctr::Ctr128BE<aes::Aes256>;
+type CbcEnc<C> = Box<cbc::Encryptor<C>>;
+type CbcDec<C> = Box<cbc::Decryptor<C>>;
 
 pub const CHACHA20_POLY1305: &str = "chacha20-poly1305@openssh.com";
 pub const AES128_GCM: &str = "aes128-gcm@openssh.com";
@@ -17,6 +19,10 @@ pub const AES256_GCM: &str = "aes256-gcm@openssh.com";
 pub const AES128_CTR: &str = "aes128-ctr";
 pub const AES192_CTR: &str = "aes192-ctr";
 pub const AES256_CTR: &str = "aes256-ctr";
+pub const AES128_CBC: &str = "aes128-cbc";
+pub const AES192_CBC: &str = "aes192-cbc";
+pub const AES256_CBC: &str = "aes256-cbc";
+pub const TRIPLE_DES_CBC: &str = "3des-cbc";
 pub const NONE: &str = "none";
 
 pub const HMAC_SHA2_256: &str = "hmac-sha2-256";
@@ -26,9 +32,22 @@ pub const HMAC_SHA2_256_ETM: &str = "hmac-sha2-256-etm@openssh.com";
 pub const HMAC_SHA2_512_ETM: &str = "hmac-sha2-512-etm@openssh.com";
 pub const HMAC_SHA1_ETM: &str = "hmac-sha1-etm@openssh.com";
 
-/// Ciphers the scripted peer speaks, in our default order of preference.
-pub const CIPHERS: &[&str] =
-    &[CHACHA20_POLY1305, AES128_GCM, AES256_GCM, AES128_CTR, AES192_CTR, AES256_CTR];
+/// Ciphers the scripted peer speaks, in our default order of preference. The CBC modes are
+/// spoken but offered only when a scenario asks (RFC 4344 §4 advises against them).
+pub const CIPHERS: &[&str] = &[CHACHA20_POLY1305, AES128_GCM, AES256_GCM, AES128_CTR, AES192_CTR, AES256_CTR];
+/// Every cipher we speak.
+pub const ALL_CIPHERS: &[&str] = &[
+    CHACHA20_POLY1305,
+    AES128_GCM,
+    AES256_GCM,
+    AES128_CTR,
+    AES192_CTR,
+    AES256_CTR,
+    AES128_CBC,
+    AES192_CBC,
+    AES256_CBC,
+    TRIPLE_DES_CBC,
+];
 /// MACs the scripted peer speaks, in our default order of preference.
 pub const MACS: &[&str] =
     &[HMAC_SHA2_256_ETM, HMAC_SHA2_512_ETM, HMAC_SHA2_256, HMAC_SHA2_512, HMAC_SHA1_ETM, HMAC_SHA1];
@@ -49,6 +68,10 @@ pub fn cipher_sizes(name: &str) -> Option<(usize, usize)> {
         AES128_CTR => (16, 16),
         AES192_CTR => (24, 16),
         AES256_CTR => (32, 16),
+        AES128_CBC => (16, 16),
+        AES192_CBC => (24, 16),
+        AES256_CBC => (32, 16),
+        TRIPLE_DES_CBC => (24, 8),
         _ => return None,
     })
 }
@@ -120,18 +143,95 @@ impl MacAlg {
     }
 }
 
-enum Ctr {
-    A128(Box<Aes128Ctr>),
-    A192(Box<Aes192Ctr>),
-    A256(Box<Aes256Ctr>),
+/// The non-AEAD ciphers: CTR is a keystream (the same either way); CBC keeps one chain per
+/// direction, so a packet cipher holds both halves and uses the one its direction needs.
+enum Stream {
+    Ctr128(Box<Aes128Ctr>),
+    Ctr192(Box<Aes192Ctr>),
+    Ctr256(Box<Aes256Ctr>),
+    Cbc128(CbcEnc<aes::Aes128>, CbcDec<aes::Aes128>),
+    Cbc192(CbcEnc<aes::Aes192>, CbcDec<aes::Aes192>),
+    Cbc256(CbcEnc<aes::Aes256>, CbcDec<aes::Aes256>),
+    Tdes(CbcEnc<des::TdesEde3>, CbcDec<des::TdesEde3>),
 }
 
-impl Ctr {
-    fn apply(&mut self, buf: &mut [u8]) {
+impl Stream {
+    fn new(name: &str, key: &[u8], iv: &[u8]) -> Option<Self> {
+        fn cbc<C>(key: &[u8], iv: &[u8]) -> Option<(CbcEnc<C>, CbcDec<C>)>
+        where
+            C: aes::cipher::BlockCipher
+                + aes::cipher::BlockEncryptMut
+                + aes::cipher::BlockDecryptMut
+                + aes::cipher::KeyInit,
+        {
+            Some((
+                Box::new(cbc::Encryptor::new_from_slices(key, iv).ok()?),
+                Box::new(cbc::Decryptor::new_from_slices(key, iv).ok()?),
+            ))
+        }
+        Some(match name {
+            AES128_CTR => Stream::Ctr128(Box::new(Aes128Ctr::new_from_slices(key, iv).ok()?)),
+            AES192_CTR => Stream::Ctr192(Box::new(Aes192Ctr::new_from_slices(key, iv).ok()?)),
+            AES256_CTR => Stream::Ctr256(Box::new(Aes256Ctr::new_from_slices(key, iv).ok()?)),
+            AES128_CBC => {
+                let (e, d) = cbc(key, iv)?;
+                Stream::Cbc128(e, d)
+            }
+            AES192_CBC => {
+                let (e, d) = cbc(key, iv)?;
+                Stream::Cbc192(e, d)
+            }
+            AES256_CBC => {
+                let (e, d) = cbc(key, iv)?;
+                Stream::Cbc256(e, d)
+            }
+            TRIPLE_DES_CBC => {
+                let (e, d) = cbc(key, iv)?;
+                Stream::Tdes(e, d)
+            }
+            _ => return None,
+        })
+    }
+
+    fn block_size(&self) -> usize {
+        if matches!(self, Stream::Tdes(..)) { 8 } else { 16 }
+    }
+
+    /// Encrypts whole blocks in place; a trailing partial block (only ever in a packet a scenario
+    /// misframes on purpose) is left as it is for CBC.
+    fn encrypt(&mut self, buf: &mut [u8]) {
+        fn blocks<C: BlockEncryptMut>(c: &mut C, buf: &mut [u8], bs: usize) {
+            for b in buf.chunks_exact_mut(bs) {
+                c.encrypt_block_mut(aes::cipher::generic_array::GenericArray::from_mut_slice(b));
+            }
+        }
+        let bs = self.block_size();
         match self {
-            Ctr::A128(c) => c.apply_keystream(buf),
-            Ctr::A192(c) => c.apply_keystream(buf),
-            Ctr::A256(c) => c.apply_keystream(buf),
+            Stream::Ctr128(c) => c.apply_keystream(buf),
+            Stream::Ctr192(c) => c.apply_keystream(buf),
+            Stream::Ctr256(c) => c.apply_keystream(buf),
+            Stream::Cbc128(e, _) => blocks(&mut **e, buf, bs),
+            Stream::Cbc192(e, _) => blocks(&mut **e, buf, bs),
+            Stream::Cbc256(e, _) => blocks(&mut **e, buf, bs),
+            Stream::Tdes(e, _) => blocks(&mut **e, buf, bs),
+        }
+    }
+
+    fn decrypt(&mut self, buf: &mut [u8]) {
+        fn blocks<C: BlockDecryptMut>(c: &mut C, buf: &mut [u8], bs: usize) {
+            for b in buf.chunks_exact_mut(bs) {
+                c.decrypt_block_mut(aes::cipher::generic_array::GenericArray::from_mut_slice(b));
+            }
+        }
+        let bs = self.block_size();
+        match self {
+            Stream::Ctr128(c) => c.apply_keystream(buf),
+            Stream::Ctr192(c) => c.apply_keystream(buf),
+            Stream::Ctr256(c) => c.apply_keystream(buf),
+            Stream::Cbc128(_, d) => blocks(&mut **d, buf, bs),
+            Stream::Cbc192(_, d) => blocks(&mut **d, buf, bs),
+            Stream::Cbc256(_, d) => blocks(&mut **d, buf, bs),
+            Stream::Tdes(_, d) => blocks(&mut **d, buf, bs),
         }
     }
 }
@@ -145,7 +245,7 @@ enum State {
     Plain,
     ChaCha { main: [u8; 32], header: [u8; 32] },
     Gcm { gcm: Gcm, fixed: [u8; 4], counter: u64 },
-    Ctr { ctr: Ctr, mac: MacAlg, etm: bool },
+    Block { stream: Stream, mac: MacAlg, etm: bool },
 }
 
 /// Why an incoming packet was rejected. These are the target's faults.
@@ -161,7 +261,7 @@ pub enum OpenError {
 pub struct PacketCipher {
     state: State,
     name: String,
-    /// The first block of a non-EtM CTR packet, already decrypted to read its length.
+    /// The first block of a non-EtM packet, already decrypted to read its length.
     peeked: Option<Vec<u8>>,
 }
 
@@ -192,17 +292,12 @@ impl PacketCipher {
                 c.copy_from_slice(k.iv.get(4..12)?);
                 State::Gcm { gcm, fixed, counter: u64::from_be_bytes(c) }
             }
-            AES128_CTR | AES192_CTR | AES256_CTR => {
-                let ctr = match k.cipher.as_str() {
-                    AES128_CTR => Ctr::A128(Box::new(Aes128Ctr::new_from_slices(&k.key, &k.iv).ok()?)),
-                    AES192_CTR => Ctr::A192(Box::new(Aes192Ctr::new_from_slices(&k.key, &k.iv).ok()?)),
-                    _ => Ctr::A256(Box::new(Aes256Ctr::new_from_slices(&k.key, &k.iv).ok()?)),
-                };
+            other => {
+                let stream = Stream::new(other, &k.key, &k.iv)?;
                 let mac_name = k.mac.as_deref()?;
                 let (_, _, etm) = mac_sizes(mac_name)?;
-                State::Ctr { ctr, mac: MacAlg::new(mac_name, k.mac_key.clone())?, etm }
+                State::Block { stream, mac: MacAlg::new(mac_name, k.mac_key.clone())?, etm }
             }
-            _ => return None,
         };
         Some(PacketCipher { state, name: k.cipher.clone(), peeked: None })
     }
@@ -213,9 +308,10 @@ impl PacketCipher {
 
     /// The alignment unit for padding (RFC 4253 §6: at least 8).
     pub fn block_size(&self) -> usize {
-        match self.state {
+        match &self.state {
             State::Plain | State::ChaCha { .. } => 8,
-            State::Gcm { .. } | State::Ctr { .. } => 16,
+            State::Gcm { .. } => 16,
+            State::Block { stream, .. } => stream.block_size(),
         }
     }
 
@@ -224,7 +320,7 @@ impl PacketCipher {
         match &self.state {
             State::Plain => false,
             State::ChaCha { .. } | State::Gcm { .. } => true,
-            State::Ctr { etm, .. } => *etm,
+            State::Block { etm, .. } => *etm,
         }
     }
 
@@ -232,7 +328,7 @@ impl PacketCipher {
         match &self.state {
             State::Plain => 0,
             State::ChaCha { .. } | State::Gcm { .. } => 16,
-            State::Ctr { mac, .. } => mac.len(),
+            State::Block { mac, .. } => mac.len(),
         }
     }
 
@@ -265,14 +361,14 @@ impl PacketCipher {
                     packet.extend_from_slice(&tag);
                 }
             }
-            State::Ctr { ctr, mac, etm } => {
+            State::Block { stream, mac, etm } => {
                 if *etm {
-                    ctr.apply(&mut packet[4..]);
+                    stream.encrypt(&mut packet[4..]);
                     let tag = mac.compute(seq, packet);
                     packet.extend_from_slice(&tag);
                 } else {
                     let tag = mac.compute(seq, packet);
-                    ctr.apply(packet);
+                    stream.encrypt(packet);
                     packet.extend_from_slice(&tag);
                 }
             }
@@ -298,10 +394,10 @@ impl PacketCipher {
                 let mut hc = chacha20::ChaCha20Legacy::new((&*header).into(), &nonce.into());
                 hc.apply_keystream(&mut len);
             }
-            State::Ctr { ctr, etm: false, .. } => {
+            State::Block { stream, etm: false, .. } => {
                 if self.peeked.is_none() {
-                    let mut first = head[..16].to_vec();
-                    ctr.apply(&mut first);
+                    let mut first = head[..stream.block_size()].to_vec();
+                    stream.decrypt(&mut first);
                     self.peeked = Some(first);
                 }
                 if let Some(p) = &self.peeked {
@@ -347,18 +443,18 @@ impl PacketCipher {
                 ok.map_err(|_| OpenError::BadMac { seq })?;
                 *counter = counter.wrapping_add(1);
             }
-            State::Ctr { ctr, mac, etm } => {
+            State::Block { stream, mac, etm } => {
                 if *etm {
                     let expect = mac.compute(seq, &buf[..body_len]);
                     if !bool::from(expect.ct_eq(&buf[body_len..])) {
                         return Err(OpenError::BadMac { seq });
                     }
-                    ctr.apply(&mut buf[4..body_len]);
+                    stream.decrypt(&mut buf[4..body_len]);
                 } else {
                     let first = self.peeked.take().unwrap_or_default();
                     let n = first.len().min(body_len);
                     buf[..n].copy_from_slice(&first[..n]);
-                    ctr.apply(&mut buf[n..body_len]);
+                    stream.decrypt(&mut buf[n..body_len]);
                     let expect = mac.compute(seq, &buf[..body_len]);
                     if !bool::from(expect.ct_eq(&buf[body_len..])) {
                         return Err(OpenError::BadMac { seq });
@@ -448,7 +544,7 @@ mod tests {
     #[test]
     fn every_cipher_and_mac_pair_round_trips() {
         let payloads = vec![vec![], b"hello".to_vec(), vec![0xab; 1000]];
-        for c in CIPHERS {
+        for c in ALL_CIPHERS {
             if is_aead(c) {
                 round_trip(c, None, &payloads);
             } else {
@@ -489,8 +585,8 @@ mod tests {
     proptest! {
         #[test]
         fn arbitrary_payloads_round_trip(payloads in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..600), 1..6),
-                                         which in 0usize..CIPHERS.len(), mac in 0usize..MACS.len()) {
-            let c = CIPHERS[which];
+                                         which in 0usize..ALL_CIPHERS.len(), mac in 0usize..MACS.len()) {
+            let c = ALL_CIPHERS[which];
             round_trip(c, (!is_aead(c)).then_some(MACS[mac]), &payloads);
         }
     }

@@ -1,5 +1,5 @@
 //! Server host keys and their signatures: ssh-ed25519 (RFC 8709), rsa-sha2-256/512 (RFC 8332),
-//! ssh-rsa (RFC 4253 §6.6) and ecdsa-sha2-nistp256 (RFC 5656 §3). Also the SHA256 fingerprint.
+//! ssh-rsa (RFC 4253 §6.6) and ecdsa-sha2-nistp256/384/521 (RFC 5656 §3). Also the SHA256 fingerprint.
 
 use base64::Engine;
 use sha2::Digest;
@@ -10,9 +10,16 @@ pub const RSA_SHA2_256: &str = "rsa-sha2-256";
 pub const RSA_SHA2_512: &str = "rsa-sha2-512";
 pub const SSH_RSA: &str = "ssh-rsa";
 pub const ECDSA_NISTP256: &str = "ecdsa-sha2-nistp256";
+pub const ECDSA_NISTP384: &str = "ecdsa-sha2-nistp384";
+pub const ECDSA_NISTP521: &str = "ecdsa-sha2-nistp521";
 
-/// Host key algorithms the scripted peer verifies, in our default order of preference.
-pub const HOST_KEY_ALGORITHMS: &[&str] = &[SSH_ED25519, ECDSA_NISTP256, RSA_SHA2_512, RSA_SHA2_256];
+/// Host key algorithms the scripted peer verifies, in our default order of preference. ssh-rsa
+/// (SHA-1) is spoken but offered only when a scenario asks for it.
+pub const HOST_KEY_ALGORITHMS: &[&str] =
+    &[SSH_ED25519, ECDSA_NISTP256, ECDSA_NISTP384, ECDSA_NISTP521, RSA_SHA2_512, RSA_SHA2_256];
+/// Every host key algorithm we can verify.
+pub const ALL: &[&str] =
+    &[SSH_ED25519, ECDSA_NISTP256, ECDSA_NISTP384, ECDSA_NISTP521, RSA_SHA2_512, RSA_SHA2_256, SSH_RSA];
 
 /// Why a host key or its signature was rejected. These are the target's faults.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -37,6 +44,15 @@ pub enum HostKeyError {
 pub fn fingerprint(blob: &[u8]) -> String {
     let d = sha2::Sha256::digest(blob);
     format!("SHA256:{}", base64::engine::general_purpose::STANDARD_NO_PAD.encode(d))
+}
+
+/// The key as an OpenSSH public key line (`type base64`), for transcripts.
+pub fn openssh_line(blob: &[u8]) -> String {
+    format!(
+        "{} {}",
+        key_type(blob).unwrap_or_else(|| "unknown".into()),
+        base64::engine::general_purpose::STANDARD.encode(blob)
+    )
 }
 
 /// The key type named at the start of a key blob.
@@ -73,8 +89,10 @@ pub fn verify(algorithm: &str, key_blob: &[u8], signature_blob: &[u8], data: &[u
         SSH_ED25519 => {
             let pk = k.string("ed25519 key").map_err(HostKeyError::MalformedKey)?;
             k.finish("ed25519 key blob").map_err(HostKeyError::MalformedKey)?;
-            let pk: [u8; 32] = pk.try_into().map_err(|_| HostKeyError::InvalidKey("ed25519 key is not 32 bytes".into()))?;
-            let vk = ed25519_dalek::VerifyingKey::from_bytes(&pk).map_err(|e| HostKeyError::InvalidKey(e.to_string()))?;
+            let pk: [u8; 32] =
+                pk.try_into().map_err(|_| HostKeyError::InvalidKey("ed25519 key is not 32 bytes".into()))?;
+            let vk =
+                ed25519_dalek::VerifyingKey::from_bytes(&pk).map_err(|e| HostKeyError::InvalidKey(e.to_string()))?;
             let sig: [u8; 64] = sig.try_into().map_err(|_| HostKeyError::BadSignature)?;
             vk.verify_strict(data, &ed25519_dalek::Signature::from_bytes(&sig)).map_err(|_| HostKeyError::BadSignature)
         }
@@ -92,35 +110,67 @@ pub fn verify(algorithm: &str, key_blob: &[u8], signature_blob: &[u8], data: &[u
             };
             key.verify(scheme, &hashed, sig).map_err(|_| HostKeyError::BadSignature)
         }
-        ECDSA_NISTP256 => {
+        ECDSA_NISTP256 | ECDSA_NISTP384 | ECDSA_NISTP521 => {
             use p256::ecdsa::signature::Verifier;
             let curve = k.string("curve").map_err(HostKeyError::MalformedKey)?;
             let q = k.string("point").map_err(HostKeyError::MalformedKey)?;
             k.finish("ecdsa key blob").map_err(HostKeyError::MalformedKey)?;
-            if curve != b"nistp256" {
-                return Err(HostKeyError::InvalidKey(format!("curve {:?}", String::from_utf8_lossy(curve))));
+            if curve != &algorithm.as_bytes()["ecdsa-sha2-".len()..] {
+                return Err(HostKeyError::InvalidKey(format!(
+                    "curve {:?} in a {algorithm} key",
+                    String::from_utf8_lossy(curve)
+                )));
             }
-            let vk = p256::ecdsa::VerifyingKey::from_sec1_bytes(q).map_err(|e| HostKeyError::InvalidKey(e.to_string()))?;
             let mut sr = Reader::new(sig);
             let r = sr.string("ecdsa r").map_err(HostKeyError::MalformedSignature)?;
             let s = sr.string("ecdsa s").map_err(HostKeyError::MalformedSignature)?;
-            let sig = p256::ecdsa::Signature::from_scalars(scalar32(r)?, scalar32(s)?).map_err(|_| HostKeyError::BadSignature)?;
-            vk.verify(data, &sig).map_err(|_| HostKeyError::BadSignature)
+            sr.finish("ecdsa signature").map_err(HostKeyError::MalformedSignature)?;
+            let invalid = |e: p256::ecdsa::Error| HostKeyError::InvalidKey(e.to_string());
+            // RFC 5656 §6.2.1: the hash follows the curve size (SHA-256, SHA-384, SHA-512).
+            match algorithm {
+                ECDSA_NISTP256 => {
+                    let vk = p256::ecdsa::VerifyingKey::from_sec1_bytes(q).map_err(invalid)?;
+                    let sig = p256::ecdsa::Signature::from_scalars(
+                        p256::FieldBytes::clone_from_slice(&scalar(r, 32)?),
+                        p256::FieldBytes::clone_from_slice(&scalar(s, 32)?),
+                    )
+                    .map_err(|_| HostKeyError::BadSignature)?;
+                    vk.verify(data, &sig).map_err(|_| HostKeyError::BadSignature)
+                }
+                ECDSA_NISTP384 => {
+                    let vk = p384::ecdsa::VerifyingKey::from_sec1_bytes(q).map_err(invalid)?;
+                    let sig = p384::ecdsa::Signature::from_scalars(
+                        p384::FieldBytes::clone_from_slice(&scalar(r, 48)?),
+                        p384::FieldBytes::clone_from_slice(&scalar(s, 48)?),
+                    )
+                    .map_err(|_| HostKeyError::BadSignature)?;
+                    vk.verify(data, &sig).map_err(|_| HostKeyError::BadSignature)
+                }
+                _ => {
+                    let vk = p521::ecdsa::VerifyingKey::from_sec1_bytes(q).map_err(invalid)?;
+                    let sig = p521::ecdsa::Signature::from_scalars(
+                        p521::FieldBytes::clone_from_slice(&scalar(r, 66)?),
+                        p521::FieldBytes::clone_from_slice(&scalar(s, 66)?),
+                    )
+                    .map_err(|_| HostKeyError::BadSignature)?;
+                    vk.verify(data, &sig).map_err(|_| HostKeyError::BadSignature)
+                }
+            }
         }
         other => Err(HostKeyError::Unsupported(other.into())),
     }
 }
 
-/// An mpint scalar as the fixed 32 bytes p256 wants.
-fn scalar32(m: &[u8]) -> Result<p256::FieldBytes, HostKeyError> {
+/// An mpint scalar as the fixed-size big-endian bytes a curve wants.
+fn scalar(m: &[u8], n: usize) -> Result<Vec<u8>, HostKeyError> {
     let m = match m.iter().position(|&b| b != 0) {
         Some(i) => &m[i..],
         None => &[],
     };
-    if m.len() > 32 {
+    if m.len() > n {
         return Err(HostKeyError::BadSignature);
     }
-    let mut out = p256::FieldBytes::default();
-    out[32 - m.len()..].copy_from_slice(m);
+    let mut out = vec![0u8; n];
+    out[n - m.len()..].copy_from_slice(m);
     Ok(out)
 }

@@ -7,6 +7,7 @@
 //! and every failure says whether the target misbehaved or we could not go on.
 
 pub mod cipher;
+pub mod compress;
 pub mod hostkey;
 pub mod kex;
 pub mod negotiate;
@@ -77,18 +78,47 @@ pub struct Framing {
     pub corrupt_mac: bool,
 }
 
-/// One direction: its sequence number, protection, and the counts for the current key epoch.
+/// One direction: its sequence number, protection, compression, and the counts for the current
+/// key epoch (RFC 4344 §3 counts blocks; RFC 4253 §9 speaks of bytes; we keep all three).
 pub struct Direction {
     pub seq: u32,
     cipher: PacketCipher,
     pending: Option<PacketCipher>,
+    /// The compression negotiated for the next epoch, taken at NEWKEYS.
+    pending_compression: Option<compress::Start>,
+    /// Negotiated for this epoch but waiting for USERAUTH_SUCCESS (zlib@openssh.com).
+    delayed_compression: bool,
+    deflate: Option<compress::Deflater>,
+    inflate: Option<compress::Inflater>,
     pub packets: u64,
     pub bytes: u64,
+    pub blocks: u64,
 }
 
 impl Direction {
     fn new() -> Self {
-        Direction { seq: 0, cipher: PacketCipher::plain(), pending: None, packets: 0, bytes: 0 }
+        Direction {
+            seq: 0,
+            cipher: PacketCipher::plain(),
+            pending: None,
+            pending_compression: None,
+            delayed_compression: false,
+            deflate: None,
+            inflate: None,
+            packets: 0,
+            bytes: 0,
+            blocks: 0,
+        }
+    }
+
+    fn count(&mut self, wire_len: usize) {
+        self.packets += 1;
+        self.bytes += wire_len as u64;
+        self.blocks += (wire_len.saturating_sub(self.cipher.tag_len()) / self.cipher.block_size()) as u64;
+    }
+
+    pub fn compressing(&self) -> bool {
+        self.deflate.is_some() || self.inflate.is_some()
     }
 
     pub fn cipher_name(&self) -> &str {
@@ -102,8 +132,19 @@ pub struct KexState {
     pub ours: Option<(KexInit, Vec<u8>)>,
     pub theirs: Option<(KexInit, Vec<u8>)>,
     pub negotiated: Option<Result<Negotiated, NoCommon>>,
-    pub ecdh: Option<kex::EcdhClient>,
-    pub q_c: Option<Vec<u8>>,
+    /// Our secret for the exchange in progress, made when our public value was built.
+    pub secret: Option<kex::Secret>,
+    /// Our public value (Q_C, C_INIT or e) as actually sent, which is what H covers.
+    pub client_value: Option<Vec<u8>>,
+    /// The group exchange request as sent, and the server's group (p, g).
+    pub gex_request: Option<kex::GexRequest>,
+    pub gex_group: Option<(Vec<u8>, Vec<u8>)>,
+    /// We sent NEWKEYS in the exchange in progress (from then on, anything may be sent again).
+    pub newkeys_sent: bool,
+    /// When the last exchange completed (for time-based rekeying).
+    pub completed_at: Option<Instant>,
+    /// USERAUTH_SUCCESS was received: delayed compression may start.
+    pub authenticated: bool,
     pub session_id: Option<Vec<u8>>,
     pub host_key: Option<Vec<u8>>,
     /// Key exchanges completed in both directions.
@@ -116,6 +157,17 @@ pub struct KexState {
 impl KexState {
     pub fn negotiated(&self) -> Option<&Negotiated> {
         self.negotiated.as_ref().and_then(|n| n.as_ref().ok())
+    }
+
+    /// The negotiated method, if it is one we speak.
+    pub fn method(&self) -> Option<&'static kex::Method> {
+        self.negotiated().and_then(|n| kex::method(&n.kex))
+    }
+
+    /// We sent KEXINIT and have not yet sent NEWKEYS: RFC 4253 §7.1 allows only transport
+    /// messages from us until we do.
+    pub fn in_progress(&self) -> bool {
+        self.ours.is_some() && !self.newkeys_sent
     }
 }
 
@@ -155,7 +207,8 @@ impl Transport {
             match source {
                 None => TcpStream::connect(addr).await,
                 Some(ip) => {
-                    let s = if ip.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+                    let s =
+                        if ip.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
                     s.bind((ip, 0).into())?;
                     s.connect(addr).await
                 }
@@ -329,6 +382,11 @@ impl Transport {
 
     /// Frames, protects and writes a packet whose payload follows `PACKET_HEADER` bytes of room.
     async fn write_packet(&mut self, mut packet: Vec<u8>, f: &Framing) -> Result<(), TransportError> {
+        if let Some(z) = &mut self.tx.deflate {
+            let c = z.compress(&packet[PACKET_HEADER..]);
+            packet.truncate(PACKET_HEADER);
+            packet.extend_from_slice(&c);
+        }
         let payload_len = packet.len() - PACKET_HEADER;
         let block = self.tx.cipher.block_size();
         let clear = if self.tx.cipher.length_in_clear() { 4 } else { 0 };
@@ -348,12 +406,12 @@ impl Transport {
         rand::thread_rng().fill_bytes(&mut packet[start..]);
         self.tx.cipher.seal(self.tx.seq, &mut packet);
         if f.corrupt_mac
-            && let Some(last) = packet.last_mut() {
-                *last ^= 0x01;
-            }
+            && let Some(last) = packet.last_mut()
+        {
+            *last ^= 0x01;
+        }
         self.tx.seq = self.tx.seq.wrapping_add(1);
-        self.tx.packets += 1;
-        self.tx.bytes += packet.len() as u64;
+        self.tx.count(packet.len());
         self.write_all(&packet).await
     }
 
@@ -375,7 +433,9 @@ impl Transport {
                     let mut pkt = self.inbuf[self.inpos..self.inpos + total].to_vec();
                     self.inpos += total;
                     self.rx.cipher.open(seq, &mut pkt).map_err(|e| match e {
-                        OpenError::BadMac { .. } | OpenError::Misaligned { .. } => TransportError::Target(e.to_string()),
+                        OpenError::BadMac { .. } | OpenError::Misaligned { .. } => {
+                            TransportError::Target(e.to_string())
+                        }
                     })?;
                     let padding = pkt[4] as usize;
                     if padding < 4 || padding + 1 > len {
@@ -384,10 +444,14 @@ impl Transport {
                         )));
                     }
                     self.rx.seq = seq.wrapping_add(1);
-                    self.rx.packets += 1;
-                    self.rx.bytes += total as u64;
+                    self.rx.count(total);
                     pkt.truncate(4 + len - padding);
                     pkt.drain(..5);
+                    if let Some(z) = &mut self.rx.inflate {
+                        pkt = z
+                            .decompress(&pkt, MAX_PACKET)
+                            .map_err(|e| TransportError::Target(format!("{e} (sequence number {seq})")))?;
+                    }
                     return Ok((seq, pkt));
                 }
             }
@@ -399,7 +463,11 @@ impl Transport {
     pub async fn recv(&mut self, deadline: Instant) -> Result<Message, TransportError> {
         // A target that floods us keeps the socket always readable; the deadline must still win.
         if Instant::now() >= deadline {
-            return Err(TransportError::Timeout { waited: Duration::ZERO, buffered: self.buffered().len(), last_bytes: self.last_bytes() });
+            return Err(TransportError::Timeout {
+                waited: Duration::ZERO,
+                buffered: self.buffered().len(),
+                last_bytes: self.last_bytes(),
+            });
         }
         let (seq, payload) = self.recv_payload(deadline).await?;
         let msg = match Message::decode(&payload, self.ctx) {
@@ -418,9 +486,18 @@ impl Transport {
         match msg {
             Message::KexInit(k) => {
                 self.kex.ours = Some((k.clone(), payload.to_vec()));
+                self.kex.newkeys_sent = false;
                 self.try_negotiate();
             }
-            Message::KexEcdhInit(m) => self.kex.q_c = Some(m.q_c.0.clone()),
+            Message::KexEcdhInit(m) => self.kex.client_value = Some(m.q_c.0.clone()),
+            Message::KexdhInit(m) => self.kex.client_value = Some(m.e.0.clone()),
+            Message::KexDhGexInit(m) => self.kex.client_value = Some(m.e.0.clone()),
+            Message::KexDhGexRequest(m) => {
+                self.kex.gex_request = Some(kex::GexRequest { min: Some(m.min), n: m.n, max: Some(m.max) });
+            }
+            Message::KexDhGexRequestOld(m) => {
+                self.kex.gex_request = Some(kex::GexRequest { min: None, n: m.n, max: None })
+            }
             Message::UserauthRequest(r) => {
                 self.ctx.auth = match r.method {
                     AuthMethod::Publickey { .. } => sshspec_wire::msg::AuthFamily::Publickey,
@@ -435,6 +512,7 @@ impl Transport {
 
     fn after_send(&mut self, msg: &Message) {
         if let Message::NewKeys(_) = msg {
+            self.kex.newkeys_sent = true;
             self.on_newkeys(true);
         }
     }
@@ -445,9 +523,23 @@ impl Transport {
                 self.kex.theirs = Some((k.clone(), payload.to_vec()));
                 self.try_negotiate();
             }
-            Message::KexEcdhReply(r) => self.on_ecdh_reply(&r.k_s.0, &r.q_s.0, &r.signature.0)?,
+            Message::KexEcdhReply(r) => self.on_kex_reply(&r.k_s.0, &r.q_s.0, &r.signature.0)?,
+            Message::KexdhReply(r) => self.on_kex_reply(&r.k_s.0, &r.f.0, &r.signature.0)?,
+            Message::KexDhGexReply(r) => self.on_kex_reply(&r.k_s.0, &r.f.0, &r.signature.0)?,
+            Message::KexDhGexGroup(g) => self.on_gex_group(&g.p.0, &g.g.0)?,
             Message::NewKeys(_) => self.on_newkeys(false),
             Message::ExtInfo(e) => self.kex.server_ext_info = Some(e.clone()),
+            Message::UserauthSuccess(_) => {
+                self.kex.authenticated = true;
+                if std::mem::take(&mut self.tx.delayed_compression) {
+                    self.tx.deflate = Some(compress::Deflater::new());
+                    self.log.note("outgoing compression (zlib@openssh.com) starts after USERAUTH_SUCCESS");
+                }
+                if std::mem::take(&mut self.rx.delayed_compression) {
+                    self.rx.inflate = Some(compress::Inflater::new());
+                    self.log.note("incoming compression (zlib@openssh.com) starts after USERAUTH_SUCCESS");
+                }
+            }
             _ => {}
         }
         Ok(())
@@ -462,15 +554,39 @@ impl Transport {
             self.log.note(format!("NEWKEYS with no keys pending: {which} protection unchanged"));
             return;
         };
+        let ended = format!(
+            "{which} key epoch ended after {} packet(s), {} byte(s), {} block(s)",
+            dir.packets, dir.bytes, dir.blocks
+        );
         dir.cipher = c;
         dir.packets = 0;
         dir.bytes = 0;
+        dir.blocks = 0;
         if strict {
             dir.seq = 0;
         }
+        // Each epoch starts a fresh zlib stream, as OpenSSH and Dropbear do.
+        let start = dir.pending_compression.take().unwrap_or(compress::Start::Never);
+        let now =
+            start == compress::Start::AtNewKeys || (start == compress::Start::AfterAuth && self.kex.authenticated);
+        dir.delayed_compression = start == compress::Start::AfterAuth && !now;
+        (dir.deflate, dir.inflate) = if now && outgoing {
+            (Some(compress::Deflater::new()), None)
+        } else if now {
+            (None, Some(compress::Inflater::new()))
+        } else {
+            (None, None)
+        };
         let note = format!(
-            "{which} keys active: {}{}",
+            "{ended}; keys active: {}{}{}",
             dir.cipher.name(),
+            if dir.compressing() {
+                ", compressed"
+            } else if dir.delayed_compression {
+                ", compression after authentication"
+            } else {
+                ""
+            },
             if strict { ", sequence number reset to 0 (strict kex)" } else { "" }
         );
         self.log.note(note);
@@ -478,14 +594,20 @@ impl Transport {
     }
 
     fn try_negotiate(&mut self) {
-        let (Some((ours, _)), Some((theirs, _))) = (&self.kex.ours, &self.kex.theirs) else { return };
+        let (Some((ours, _)), Some((theirs, _))) = (&self.kex.ours, &self.kex.theirs) else {
+            return;
+        };
         let n = negotiate::negotiate(ours, theirs);
         match &n {
             Ok(n) => {
                 if self.kex.completed == 0 {
                     self.kex.strict = n.strict;
                 }
-                self.ctx.kex = KexFamily::Ecdh;
+                self.ctx.kex = match kex::method(&n.kex).map(|m| m.family) {
+                    Some(kex::Family::Dh(_)) => KexFamily::Dh,
+                    Some(kex::Family::Gex) => KexFamily::Gex,
+                    _ => KexFamily::Ecdh,
+                };
                 self.log.note(format!(
                     "negotiated kex={} hostkey={} cipher c2s={} s2c={} mac c2s={} s2c={} compression={}/{} strict-kex={}",
                     n.kex,
@@ -504,29 +626,72 @@ impl Transport {
         self.kex.negotiated = Some(n);
     }
 
-    fn on_ecdh_reply(&mut self, k_s: &[u8], q_s: &[u8], sig: &[u8]) -> Result<(), TransportError> {
-        let (Some(n), Some(ecdh), Some(q_c)) = (self.kex.negotiated().cloned(), self.kex.ecdh.take(), self.kex.q_c.clone())
+    /// Our half of the exchange: a fresh secret for the negotiated method (curve25519 before
+    /// negotiation, so a scenario may send an init message at any time), and the public value.
+    pub fn new_kex_secret(&mut self) -> Result<Vec<u8>, String> {
+        let method = self.kex.method().or_else(|| kex::method("curve25519-sha256")).ok_or("no key exchange method")?;
+        let group = self.kex.gex_group.as_ref().map(|(p, g)| (p.as_slice(), g.as_slice()));
+        let group = match (method.family, group) {
+            (kex::Family::Gex, None) => {
+                return Err("group exchange needs the server's KEX_DH_GEX_GROUP first".into());
+            }
+            (_, g) => g,
+        };
+        let (secret, public) = kex::Secret::generate(method, group)?;
+        self.kex.secret = Some(secret);
+        Ok(public)
+    }
+
+    fn on_gex_group(&mut self, p: &[u8], g: &[u8]) -> Result<(), TransportError> {
+        let bits = kex::modp_bits(p);
+        self.log.note(format!("server's group: a {bits}-bit prime, g = {}", hex::encode(g)));
+        if let Some(req) = self.kex.gex_request
+            && !req.allows(bits)
+        {
+            return Err(TransportError::Target(format!(
+                "sent a {bits}-bit group for a request of min {} / n {} / max {} (RFC 4419 §3)",
+                req.min.map_or("-".into(), |v| v.to_string()),
+                req.n,
+                req.max.map_or("-".into(), |v| v.to_string())
+            )));
+        }
+        self.kex.gex_group = Some((p.to_vec(), g.to_vec()));
+        Ok(())
+    }
+
+    /// The server's reply: K, H, the host key signature, and the next epoch's keys.
+    fn on_kex_reply(&mut self, k_s: &[u8], server_value: &[u8], sig: &[u8]) -> Result<(), TransportError> {
+        let (Some(n), Some(method), Some(secret), Some(client)) =
+            (self.kex.negotiated().cloned(), self.kex.method(), self.kex.secret.take(), self.kex.client_value.take())
         else {
-            self.log.note("KEX_ECDH_REPLY outside a key exchange we started: not processed");
+            self.log.note("key exchange reply outside an exchange we started: not processed");
             return Ok(());
         };
-        let (Some((_, i_c)), Some((_, i_s))) = (&self.kex.ours, &self.kex.theirs) else { return Ok(()) };
-        let k = ecdh.shared_secret(q_s).ok_or_else(|| {
-            TransportError::Target(format!(
-                "sent an unusable curve25519 public key {} (RFC 8731 §3: wrong length or all-zero shared secret)",
-                hex::encode(q_s)
-            ))
-        })?;
+        let (Some((_, i_c)), Some((_, i_s))) = (&self.kex.ours, &self.kex.theirs) else {
+            return Ok(());
+        };
+        let k = secret
+            .shared(server_value, method.hash)
+            .map_err(|e| TransportError::Target(format!("{}: {e}", method.name)))?;
+        let gex = match (method.family, &self.kex.gex_request, &self.kex.gex_group) {
+            (kex::Family::Gex, Some(req), Some((p, g))) => Some((req, p.as_slice(), g.as_slice())),
+            (kex::Family::Gex, ..) => {
+                return Err(TransportError::Ours(
+                    "group exchange reply without our request and the server's group".into(),
+                ));
+            }
+            _ => None,
+        };
         let v_s = self.v_s();
-        let h = kex::exchange_hash(&kex::HashInputs { v_c: &self.v_c, v_s: &v_s, i_c, i_s, k_s, q_c: &q_c, q_s, k: &k });
+        let middle = kex::Middle { gex, client: &client, server: server_value };
+        let h = kex::exchange_hash(
+            method.hash,
+            &kex::HashInputs { v_c: &self.v_c, v_s: &v_s, i_c, i_s, k_s, middle, k: &k },
+        );
         hostkey::verify(&n.host_key, k_s, sig, &h)
             .map_err(|e| TransportError::Target(format!("host key check failed ({}): {e}", n.host_key)))?;
-        self.log.note(format!(
-            "host key {} {} verified",
-            hostkey::key_type(k_s).unwrap_or_default(),
-            hostkey::fingerprint(k_s)
-        ));
         let fp = hostkey::fingerprint(k_s);
+        self.log.note(format!("host key {} verified: {}", fp, hostkey::openssh_line(k_s)));
         if !self.pinned_host_keys.is_empty() && !self.pinned_host_keys.contains(&fp) {
             return Err(TransportError::Ours(format!(
                 "host key {fp} is not the pinned key ({}); stopping before authentication",
@@ -535,40 +700,58 @@ impl Transport {
         }
         self.kex.host_key = Some(k_s.to_vec());
         let session_id = self.kex.session_id.get_or_insert_with(|| h.clone()).clone();
-        let derive = |cipher: &str, mac: &Option<String>, iv: u8, key: u8, mk: u8| -> Result<DirectionKeys, TransportError> {
-            let (klen, ivlen) = cipher::cipher_sizes(cipher)
-                .ok_or_else(|| TransportError::Ours(format!("negotiated cipher {cipher} is not one the scripted peer speaks")))?;
-            let mlen = match mac {
-                Some(m) => cipher::mac_sizes(m)
-                    .ok_or_else(|| TransportError::Ours(format!("negotiated MAC {m} is not one the scripted peer speaks")))?
-                    .0,
-                None => 0,
+        let derive =
+            |cipher: &str, mac: &Option<String>, iv: u8, key: u8, mk: u8| -> Result<DirectionKeys, TransportError> {
+                let (klen, ivlen) = cipher::cipher_sizes(cipher).ok_or_else(|| {
+                    TransportError::Ours(format!("negotiated cipher {cipher} is not one the scripted peer speaks"))
+                })?;
+                let mlen = match mac {
+                    Some(m) => {
+                        cipher::mac_sizes(m)
+                            .ok_or_else(|| {
+                                TransportError::Ours(format!("negotiated MAC {m} is not one the scripted peer speaks"))
+                            })?
+                            .0
+                    }
+                    None => 0,
+                };
+                let d = |letter: u8, len: usize| kex::derive_key(method.hash, &k, &h, letter, &session_id, len);
+                Ok(DirectionKeys {
+                    cipher: cipher.to_owned(),
+                    mac: mac.clone(),
+                    iv: d(iv, ivlen),
+                    key: d(key, klen),
+                    mac_key: d(mk, mlen),
+                })
             };
-            Ok(DirectionKeys {
-                cipher: cipher.to_owned(),
-                mac: mac.clone(),
-                iv: kex::derive_key(&k, &h, iv, &session_id, ivlen),
-                key: kex::derive_key(&k, &h, key, &session_id, klen),
-                mac_key: kex::derive_key(&k, &h, mk, &session_id, mlen),
-            })
-        };
         let c2s = derive(&n.cipher_c2s, &n.mac_c2s, b'A', b'C', b'E')?;
         let s2c = derive(&n.cipher_s2c, &n.mac_s2c, b'B', b'D', b'F')?;
-        for (name, dir) in [(&n.compression_c2s, "c2s"), (&n.compression_s2c, "s2c")] {
-            if name != "none" {
-                return Err(TransportError::Ours(format!("negotiated {dir} compression {name}, which the scripted peer does not speak yet")));
-            }
-        }
+        let comp = |name: &str, dir: &str| {
+            compress::start(name).ok_or_else(|| {
+                TransportError::Ours(format!(
+                    "negotiated {dir} compression {name}, which the scripted peer does not speak"
+                ))
+            })
+        };
+        self.tx.pending_compression = Some(comp(&n.compression_c2s, "client-to-server")?);
+        self.rx.pending_compression = Some(comp(&n.compression_s2c, "server-to-client")?);
         self.tx.pending = PacketCipher::new(&c2s);
         self.rx.pending = PacketCipher::new(&s2c);
         Ok(())
     }
 
     fn finish_kex_if_done(&mut self) {
-        if self.tx.pending.is_none() && self.rx.pending.is_none() && self.kex.ours.is_some() && self.kex.theirs.is_some() {
+        if self.tx.pending.is_none()
+            && self.rx.pending.is_none()
+            && self.kex.ours.is_some()
+            && self.kex.theirs.is_some()
+        {
             self.kex.completed += 1;
+            self.kex.completed_at = Some(Instant::now());
             self.kex.ours = None;
             self.kex.theirs = None;
+            self.kex.gex_request = None;
+            self.kex.gex_group = None;
         }
     }
 

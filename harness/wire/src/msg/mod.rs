@@ -46,6 +46,8 @@ pub enum KexFamily {
     #[default]
     Ecdh,
     Dh,
+    /// Group exchange (RFC 4419): 30-34.
+    Gex,
 }
 
 /// Which authentication method owns message numbers 60-79 (RFC 4252 §7-8, RFC 4256).
@@ -140,6 +142,11 @@ messages! {
     KexEcdhReply(KexEcdhReply) = KEX_ECDH_REPLY, "kex_ecdh_reply";
     KexdhInit(KexdhInit) = KEXDH_INIT, "kexdh_init";
     KexdhReply(KexdhReply) = KEXDH_REPLY, "kexdh_reply";
+    KexDhGexRequestOld(KexDhGexRequestOld) = KEX_DH_GEX_REQUEST_OLD, "kex_dh_gex_request_old";
+    KexDhGexGroup(KexDhGexGroup) = KEX_DH_GEX_GROUP, "kex_dh_gex_group";
+    KexDhGexInit(KexDhGexInit) = KEX_DH_GEX_INIT, "kex_dh_gex_init";
+    KexDhGexReply(KexDhGexReply) = KEX_DH_GEX_REPLY, "kex_dh_gex_reply";
+    KexDhGexRequest(KexDhGexRequest) = KEX_DH_GEX_REQUEST, "kex_dh_gex_request";
     UserauthRequest(UserauthRequest) = USERAUTH_REQUEST, "userauth_request";
     UserauthFailure(UserauthFailure) = USERAUTH_FAILURE, "userauth_failure";
     UserauthSuccess(UserauthSuccess) = USERAUTH_SUCCESS, "userauth_success";
@@ -189,6 +196,11 @@ impl Message {
             MsgType::NEWKEYS => Message::NewKeys(body(r, "newkeys")?),
             MsgType(30) if ctx.kex == KexFamily::Ecdh => Message::KexEcdhInit(body(r, "kex_ecdh_init")?),
             MsgType(31) if ctx.kex == KexFamily::Ecdh => Message::KexEcdhReply(body(r, "kex_ecdh_reply")?),
+            MsgType(30) if ctx.kex == KexFamily::Gex => Message::KexDhGexRequestOld(body(r, "kex_dh_gex_request_old")?),
+            MsgType(31) if ctx.kex == KexFamily::Gex => Message::KexDhGexGroup(body(r, "kex_dh_gex_group")?),
+            MsgType(32) if ctx.kex == KexFamily::Gex => Message::KexDhGexInit(body(r, "kex_dh_gex_init")?),
+            MsgType(33) if ctx.kex == KexFamily::Gex => Message::KexDhGexReply(body(r, "kex_dh_gex_reply")?),
+            MsgType(34) if ctx.kex == KexFamily::Gex => Message::KexDhGexRequest(body(r, "kex_dh_gex_request")?),
             MsgType(30) => Message::KexdhInit(body(r, "kexdh_init")?),
             MsgType(31) => Message::KexdhReply(body(r, "kexdh_reply")?),
             MsgType::USERAUTH_REQUEST => Message::UserauthRequest(body(r, "userauth_request")?),
@@ -209,7 +221,9 @@ impl Message {
             MsgType::REQUEST_SUCCESS => Message::RequestSuccess(body(r, "request_success")?),
             MsgType::REQUEST_FAILURE => Message::RequestFailure(body(r, "request_failure")?),
             MsgType::CHANNEL_OPEN => Message::ChannelOpen(body(r, "channel_open")?),
-            MsgType::CHANNEL_OPEN_CONFIRMATION => Message::ChannelOpenConfirmation(body(r, "channel_open_confirmation")?),
+            MsgType::CHANNEL_OPEN_CONFIRMATION => {
+                Message::ChannelOpenConfirmation(body(r, "channel_open_confirmation")?)
+            }
             MsgType::CHANNEL_OPEN_FAILURE => Message::ChannelOpenFailure(body(r, "channel_open_failure")?),
             MsgType::CHANNEL_WINDOW_ADJUST => Message::ChannelWindowAdjust(body(r, "channel_window_adjust")?),
             MsgType::CHANNEL_DATA => Message::ChannelData(body(r, "channel_data")?),

@@ -126,3 +126,43 @@ wire_struct! {
         pub signature: Bytes,
     }
 }
+
+wire_struct! {
+    /// SSH_MSG_KEX_DH_GEX_REQUEST (RFC 4419 §3): the group sizes, in bits, we accept and prefer.
+    pub struct KexDhGexRequest {
+        pub min: u32,
+        pub n: u32,
+        pub max: u32,
+    }
+}
+
+wire_struct! {
+    /// SSH_MSG_KEX_DH_GEX_REQUEST_OLD (RFC 4419 §5): the preferred size alone.
+    pub struct KexDhGexRequestOld {
+        pub n: u32,
+    }
+}
+
+wire_struct! {
+    /// SSH_MSG_KEX_DH_GEX_GROUP (RFC 4419 §3). `p` and `g` are mpints, kept as their raw wire bytes.
+    pub struct KexDhGexGroup {
+        pub p: Bytes,
+        pub g: Bytes,
+    }
+}
+
+wire_struct! {
+    /// SSH_MSG_KEX_DH_GEX_INIT (RFC 4419 §3).
+    pub struct KexDhGexInit {
+        pub e: Bytes,
+    }
+}
+
+wire_struct! {
+    /// SSH_MSG_KEX_DH_GEX_REPLY (RFC 4419 §3).
+    pub struct KexDhGexReply {
+        pub k_s: Bytes,
+        pub f: Bytes,
+        pub signature: Bytes,
+    }
+}

@@ -1,0 +1,337 @@
+//! The algorithm interop matrix: for each algorithm a target advertises, one at a time (the others
+//! left at our defaults), a key exchange, a login, and 1 MiB through `cat` both ways, checked
+//! byte for byte. The scenarios are generated, run by the ordinary runner, and the results are
+//! folded into an algorithm × target table.
+//!
+//! What a target advertises comes from its live KEXINIT (a probe connection before the run), not
+//! from its description: the matrix shows what the server really offers.
+
+use crate::peer::{self, OUR_BANNER};
+use crate::script::{Action, AuthKind, AuthOutcome, Input, Level, Pins, Requires, Scenario, Step, Tier};
+use crate::targets::{self, Algorithms, TargetInfo};
+use crate::transport::{Transport, cipher, compress, hostkey, kex};
+use crate::verdict::{Outcome, ScenarioResult};
+use serde::Serialize;
+use sshspec_wire::Message;
+use sshspec_wire::msg::KexInit;
+use std::time::Duration;
+
+/// Bytes sent through `cat` in each matrix scenario (echoed back, so as many each way).
+pub const BULK: u64 = 1 << 20;
+/// The cipher MAC rows use: the MAC list is ignored under an AEAD cipher.
+const MAC_ROW_CIPHER: &str = cipher::AES128_CTR;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Category {
+    Kex,
+    HostKey,
+    Cipher,
+    Mac,
+    Compression,
+}
+
+impl Category {
+    pub const ALL: [Category; 5] =
+        [Category::Kex, Category::HostKey, Category::Cipher, Category::Mac, Category::Compression];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Category::Kex => "kex",
+            Category::HostKey => "host-key",
+            Category::Cipher => "cipher",
+            Category::Mac => "mac",
+            Category::Compression => "compression",
+        }
+    }
+
+    /// What the scripted peer speaks in this category.
+    pub fn spoken(self) -> Vec<&'static str> {
+        match self {
+            Category::Kex => kex::algorithms().collect(),
+            Category::HostKey => hostkey::ALL.to_vec(),
+            Category::Cipher => cipher::ALL_CIPHERS.to_vec(),
+            Category::Mac => cipher::MACS.to_vec(),
+            Category::Compression => compress::METHODS.to_vec(),
+        }
+    }
+
+    /// What a KEXINIT offers in this category (both directions, in order; markers left out).
+    pub fn offered(self, k: &KexInit) -> Vec<String> {
+        let lists = match self {
+            Category::Kex => vec![&k.kex_algorithms],
+            Category::HostKey => vec![&k.server_host_key_algorithms],
+            Category::Cipher => {
+                vec![&k.encryption_algorithms_client_to_server, &k.encryption_algorithms_server_to_client]
+            }
+            Category::Mac => vec![&k.mac_algorithms_client_to_server, &k.mac_algorithms_server_to_client],
+            Category::Compression => {
+                vec![&k.compression_algorithms_client_to_server, &k.compression_algorithms_server_to_client]
+            }
+        };
+        let mut out: Vec<String> = Vec::new();
+        for name in lists.into_iter().flat_map(|l| l.iter()) {
+            let marker = name.starts_with("ext-info-") || name.starts_with("kex-strict-");
+            if !marker && !out.iter().any(|o| o == name) {
+                out.push(name.to_owned());
+            }
+        }
+        out
+    }
+
+    fn clauses(self) -> Vec<String> {
+        let ids: &[&str] = match self {
+            Category::Kex => &["4253-7.1-g", "4253-7.2-a"],
+            Category::HostKey => &["4253-7.1-j", "4253-6.6-d"],
+            Category::Cipher => &["4253-7.1-l", "4253-7.2-b"],
+            Category::Mac => &["4253-7.1-n", "4253-7.2-b"],
+            Category::Compression => &["4253-7.1-p", "4253-6.2-a"],
+        };
+        ids.iter().map(|s| (*s).to_owned()).collect()
+    }
+}
+
+/// The scenario id of one matrix cell's row.
+pub fn id(c: Category, algorithm: &str) -> String {
+    format!("matrix/{}/{algorithm}", c.name())
+}
+
+/// One scenario per algorithm the peer speaks, in every category.
+pub fn scenarios() -> Vec<Scenario> {
+    Category::ALL.iter().flat_map(|&c| c.spoken().into_iter().map(move |a| scenario(c, a))).collect()
+}
+
+fn scenario(c: Category, alg: &str) -> Scenario {
+    let mut pins = Pins::default();
+    let mut requires = Requires { auth: vec!["publickey".into()], ..Default::default() };
+    match c {
+        Category::Kex => {
+            pins.kex = Some(alg.into());
+            requires.kex.push(alg.into());
+        }
+        Category::HostKey => {
+            pins.host_key = Some(alg.into());
+            requires.host_key.push(alg.into());
+        }
+        Category::Cipher => {
+            pins.cipher = Some(alg.into());
+            requires.cipher.push(alg.into());
+        }
+        Category::Mac => {
+            pins.cipher = Some(MAC_ROW_CIPHER.into());
+            pins.mac = Some(alg.into());
+            requires.cipher.push(MAC_ROW_CIPHER.into());
+            requires.mac.push(alg.into());
+        }
+        Category::Compression => {
+            pins.compression = Some(alg.into());
+            requires.compression.push(alg.into());
+        }
+    }
+    let step = |action| Step { line: 0, action, timeout: None, strict: false, pass_over: Vec::new() };
+    Scenario {
+        id: id(c, alg),
+        path: Default::default(),
+        title: format!("{alg} ({}) negotiates and carries 1 MiB each way intact", c.name()),
+        spec: "RFC 4253 §7".into(),
+        clauses: c.clauses(),
+        level: Level::Must,
+        requirement: "The chosen algorithm MUST be the first algorithm on the client's name-list that is also on the \
+                      server's name-list; keys MUST be derived with the key exchange's hash."
+            .into(),
+        tier: Tier::Full,
+        requires,
+        destructive: false,
+        timeout: Duration::from_secs(60),
+        steps: vec![
+            step(Action::VersionExchange { banner: None, pre_banner: Vec::new() }),
+            step(Action::KeyExchange { pins, with: toml::Table::new(), rekey: None }),
+            step(Action::Authenticate {
+                method: AuthKind::Publickey,
+                outcome: AuthOutcome::Success,
+                query: false,
+                password: None,
+            }),
+            step(Action::OpenSession),
+            step(Action::Exec {
+                command: "cat".into(),
+                stdin: Some(Input::Generated(BULK)),
+                stdout: None,
+                stderr: None,
+                exit_status: None,
+                echo: true,
+            }),
+        ],
+    }
+}
+
+/// Reads a server's KEXINIT: connect, exchange versions, take its first packet.
+pub async fn probe(addr: std::net::SocketAddr, source: Option<std::net::IpAddr>) -> Result<KexInit, String> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut t = Transport::connect(addr, source, deadline, Default::default()).await.map_err(|e| e.to_string())?;
+    t.send_version(OUR_BANNER, &[]).await.map_err(|e| e.to_string())?;
+    t.read_version(deadline).await.map_err(|e| e.to_string())?;
+    let m = t.recv(deadline).await.map_err(|e| e.to_string());
+    t.shutdown().await;
+    match m? {
+        Message::KexInit(k) => Ok(k),
+        other => Err(format!("the first packet was {}, not KEXINIT", other.name())),
+    }
+}
+
+/// What the probe of one target found.
+#[derive(Clone, Debug, Serialize)]
+pub struct Probe {
+    pub target: String,
+    /// Category name → algorithms offered, in the server's order.
+    pub offered: Vec<(Category, Vec<String>)>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Starts each target once to read what it offers, and narrows its description to that, so the
+/// runner skips (as "does not offer") every row the live server does not have.
+pub async fn prepare(list: &mut [TargetInfo], creds: Option<peer::Credentials>) -> Vec<Probe> {
+    let mut out = Vec::new();
+    for t in list.iter_mut() {
+        let found = match targets::start(t, creds.clone()).await {
+            Ok(running) => {
+                let r = probe(running.addr, t.source_address(0, running.addr)).await;
+                running.stop().await;
+                r
+            }
+            Err(e) => Err(e.to_string()),
+        };
+        match found {
+            Ok(k) => {
+                let offered: Vec<(Category, Vec<String>)> = Category::ALL.iter().map(|&c| (c, c.offered(&k))).collect();
+                let get =
+                    |c: Category| offered.iter().find(|(x, _)| *x == c).map(|(_, v)| v.clone()).unwrap_or_default();
+                t.algorithms = Algorithms {
+                    kex: get(Category::Kex),
+                    host_key: get(Category::HostKey),
+                    cipher: get(Category::Cipher),
+                    mac: get(Category::Mac),
+                    compression: get(Category::Compression),
+                };
+                out.push(Probe { target: t.name.clone(), offered, error: None });
+            }
+            // The run itself reports a target that does not start; the matrix says why it is empty.
+            Err(e) => out.push(Probe { target: t.name.clone(), offered: Vec::new(), error: Some(e) }),
+        }
+    }
+    out
+}
+
+/// One cell: the scenario's outcome, or why there is none.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "cell", content = "detail")]
+pub enum Cell {
+    Outcome(Outcome),
+    NotOffered,
+    /// The target offers it; the scripted peer does not speak it.
+    NotSpoken,
+    Unknown,
+}
+
+impl Cell {
+    fn text(&self) -> String {
+        match self {
+            Cell::Outcome(o) => o.to_string(),
+            Cell::NotOffered => "·".into(),
+            Cell::NotSpoken => "not spoken".into(),
+            Cell::Unknown => "?".into(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Row {
+    pub category: Category,
+    pub algorithm: String,
+    pub cells: Vec<Cell>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Matrix {
+    pub targets: Vec<String>,
+    pub rows: Vec<Row>,
+}
+
+impl Matrix {
+    pub fn build(probes: &[Probe], results: &[ScenarioResult]) -> Matrix {
+        let mut rows = Vec::new();
+        for c in Category::ALL {
+            let mut algs: Vec<String> = c.spoken().iter().map(|s| (*s).to_owned()).collect();
+            for p in probes {
+                for (_, offered) in p.offered.iter().filter(|(x, _)| *x == c) {
+                    for a in offered {
+                        if !algs.contains(a) {
+                            algs.push(a.clone());
+                        }
+                    }
+                }
+            }
+            for a in algs {
+                let spoken = c.spoken().contains(&a.as_str());
+                let cells = probes
+                    .iter()
+                    .map(|p| {
+                        let offered = p.offered.iter().any(|(x, v)| *x == c && v.contains(&a));
+                        let result = results.iter().find(|r| r.target == p.target && r.scenario == id(c, &a));
+                        match (spoken, offered, result) {
+                            (false, true, _) => Cell::NotSpoken,
+                            (_, false, _) if p.error.is_none() => Cell::NotOffered,
+                            (_, _, Some(r)) => Cell::Outcome(r.outcome),
+                            _ => Cell::Unknown,
+                        }
+                    })
+                    .collect::<Vec<_>>();
+                if cells.iter().any(|c| *c != Cell::NotOffered) {
+                    rows.push(Row { category: c, algorithm: a, cells });
+                }
+            }
+        }
+        Matrix { targets: probes.iter().map(|p| p.target.clone()).collect(), rows }
+    }
+
+    /// Every offered algorithm the peer speaks passed.
+    pub fn gaps(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for r in &self.rows {
+            for (t, c) in self.targets.iter().zip(&r.cells) {
+                if !matches!(c, Cell::NotOffered | Cell::Outcome(Outcome::Pass)) {
+                    out.push(format!("{t}: {} {} {}", r.category.name(), r.algorithm, c.text()));
+                }
+            }
+        }
+        out
+    }
+
+    pub fn json(&self) -> String {
+        // A matrix is strings and enums only, so serialisation cannot fail.
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+
+    pub fn markdown(&self) -> String {
+        let mut s = String::from(
+            "# Algorithm interop matrix\n\nEach cell: the algorithm pinned, the rest at sshspec's defaults; key exchange, \
+             publickey login, 1 MiB through `cat` each way checked by SHA-256. `·` = not offered by the target.\n",
+        );
+        let mut category = None;
+        for r in &self.rows {
+            if category != Some(r.category) {
+                category = Some(r.category);
+                s.push_str(&format!(
+                    "\n## {}\n\n| algorithm | {} |\n|---|{}\n",
+                    r.category.name(),
+                    self.targets.join(" | "),
+                    "---|".repeat(self.targets.len())
+                ));
+            }
+            let cells: Vec<String> = r.cells.iter().map(Cell::text).collect();
+            s.push_str(&format!("| `{}` | {} |\n", r.algorithm, cells.join(" | ")));
+        }
+        s
+    }
+}
