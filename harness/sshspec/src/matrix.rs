@@ -7,7 +7,7 @@
 //! from its description: the matrix shows what the server really offers.
 
 use crate::peer::{self, OUR_BANNER};
-use crate::script::{Action, AuthKind, AuthOutcome, Input, Level, Pins, Requires, Scenario, Step, Tier};
+use crate::script::{Action, AuthKind, AuthOutcome, Input, Level, Pins, RekeyPolicy, Requires, Scenario, Step, Tier};
 use crate::targets::{self, Algorithms, TargetInfo};
 use crate::transport::{Transport, cipher, compress, hostkey, kex};
 use crate::verdict::{Outcome, ScenarioResult};
@@ -128,7 +128,6 @@ fn scenario(c: Category, alg: &str) -> Scenario {
             requires.compression.push(alg.into());
         }
     }
-    let step = |action| Step { line: 0, action, timeout: None, strict: false, pass_over: Vec::new() };
     Scenario {
         id: id(c, alg),
         path: Default::default(),
@@ -143,26 +142,38 @@ fn scenario(c: Category, alg: &str) -> Scenario {
         requires,
         destructive: false,
         timeout: Duration::from_secs(60),
-        steps: vec![
-            step(Action::VersionExchange { banner: None, pre_banner: Vec::new() }),
-            step(Action::KeyExchange { pins, with: toml::Table::new(), rekey: None }),
-            step(Action::Authenticate {
-                method: AuthKind::Publickey,
-                outcome: AuthOutcome::Success,
-                query: false,
-                password: None,
-            }),
-            step(Action::OpenSession),
-            step(Action::Exec {
+        steps: session_steps(pins, None, BULK),
+    }
+}
+
+/// A key exchange with `pins` (and our own rekey thresholds, if any), a publickey login, and
+/// `bytes` through `cat` checked to come back intact.
+pub fn session_steps(pins: Pins, rekey: Option<RekeyPolicy>, bytes: u64) -> Vec<Step> {
+    let step = |action| Step { line: 0, action, timeout: None, strict: false, pass_over: Vec::new() };
+    vec![
+        step(Action::VersionExchange { banner: None, pre_banner: Vec::new() }),
+        step(Action::KeyExchange { pins, with: toml::Table::new(), rekey }),
+        step(Action::Authenticate {
+            method: AuthKind::Publickey,
+            outcome: AuthOutcome::Success,
+            query: false,
+            password: None,
+        }),
+        step(Action::OpenSession),
+        // The bulk step gets most of the scenario's minute: under a full matrix on a small
+        // machine, 1 MiB each way through a legacy cipher can outlast the 10 s step default.
+        Step {
+            timeout: Some(Duration::from_secs(50)),
+            ..step(Action::Exec {
                 command: "cat".into(),
-                stdin: Some(Input::Generated(BULK)),
+                stdin: Some(Input::Generated(bytes)),
                 stdout: None,
                 stderr: None,
                 exit_status: None,
                 echo: true,
-            }),
-        ],
-    }
+            })
+        },
+    ]
 }
 
 /// Reads a server's KEXINIT: connect, exchange versions, take its first packet.

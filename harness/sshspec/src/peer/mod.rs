@@ -329,7 +329,7 @@ impl Peer<'_> {
     /// progress to finish (RFC 4253 §7.1), and may first start a rekey the policy calls for.
     async fn send(&mut self, msg: &Message) -> StepResult {
         if !msg.msg_type().is_transport() {
-            if self.t.kex.completed > 0 && !self.t.kex.in_progress() && self.rekey_due() {
+            if self.t.kex.completed > 0 && self.t.kex.idle() && self.rekey_due() {
                 self.t.log.note("rekey threshold reached: starting a key exchange");
                 self.send_kexinit().await?;
             }
@@ -370,7 +370,7 @@ impl Peer<'_> {
     async fn after_recv(&mut self, msg: &Message) -> StepResult {
         self.channels_bookkeeping(msg).await?;
         self.kex_react(msg).await?;
-        if self.t.kex.completed > 0 && !self.t.kex.in_progress() && self.rekey_due() {
+        if self.t.kex.completed > 0 && self.t.kex.idle() && self.rekey_due() {
             self.t.log.note("rekey threshold reached: starting a key exchange");
             self.send_kexinit().await?;
         }
@@ -557,6 +557,13 @@ impl Peer<'_> {
             self.channels_bookkeeping(&msg).await?;
             self.kex_react(&msg).await?;
             match &msg {
+                // RFC 4253 §9: a KEXINIT is answered with a KEXINIT, whenever it comes.
+                Message::Unimplemented(_) => {
+                    return Err(fail(
+                        "the key exchange to go on (RFC 4253 §9: KEXINIT answered with KEXINIT)",
+                        summarize(&msg),
+                    ));
+                }
                 m if m.msg_type().is_transport() && !matches!(m, Message::Disconnect(_)) => {}
                 // RFC 4253 §7.1: after its KEXINIT the server may send only transport messages until its NEWKEYS.
                 other if initial || self.t.kex.theirs.is_some() => {

@@ -267,7 +267,14 @@ async fn dropbear(d: &Path, port: u16, creds: &Credentials, user: &User) -> Resu
     let ssh = user.home.join(".ssh");
     std::fs::create_dir_all(&ssh).map_err(|e| StartError::Failed(format!("{}: {e}", ssh.display())))?;
     let keys = ssh.join("authorized_keys");
-    write(&keys, &format!("{}\n", creds.authorized_key_line()))?;
+    let line = format!("{}\n", creds.authorized_key_line());
+    // Another Dropbear of this process may be reading the file right now: never truncate it in
+    // place; replace it whole, and only when it changes.
+    if std::fs::read_to_string(&keys).ok().as_deref() != Some(line.as_str()) {
+        let tmp = ssh.join(format!("authorized_keys.sshspec-{}", std::process::id()));
+        write(&tmp, &line)?;
+        std::fs::rename(&tmp, &keys).map_err(|e| StartError::Failed(format!("{}: {e}", keys.display())))?;
+    }
     use std::os::unix::fs::PermissionsExt;
     for (p, mode) in [(&ssh, 0o700), (&keys, 0o600)] {
         let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode));

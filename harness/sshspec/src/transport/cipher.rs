@@ -582,12 +582,124 @@ mod tests {
         assert!(rx.open(1, &mut wire).is_err());
     }
 
+    fn unhex(s: &str) -> Vec<u8> {
+        hex::decode(s).expect("hex")
+    }
+
+    /// NIST SP 800-38A F.5.1 (CTR-AES128.Encrypt) and F.2.1 (CBC-AES128.Encrypt), two blocks each,
+    /// through the same stream state the packet cipher uses, block by block as packets would be.
+    #[test]
+    fn aes_ctr_and_cbc_match_sp800_38a() {
+        let key = unhex("2b7e151628aed2a6abf7158809cf4f3c");
+        let plain = unhex("6bc1bee22e409f96e93d7e117393172aae2d8a571e03ac9c9eb76fac45af8e51");
+        for (name, iv, want) in [
+            (
+                AES128_CTR,
+                "f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff",
+                "874d6191b620e3261bef6864990db6ce9806f66b7970fdff8617187bb9fffdff",
+            ),
+            (
+                AES128_CBC,
+                "000102030405060708090a0b0c0d0e0f",
+                "7649abac8119b246cee98e9b12e9197d5086cb9b507219ee95db113a917678b2",
+            ),
+        ] {
+            let mut enc = Stream::new(name, &key, &unhex(iv)).expect("valid sizes");
+            let mut buf = plain.clone();
+            let (a, b) = buf.split_at_mut(16);
+            enc.encrypt(a);
+            enc.encrypt(b);
+            assert_eq!(hex::encode(&buf), want, "{name}");
+            let mut dec = Stream::new(name, &key, &unhex(iv)).expect("valid sizes");
+            dec.decrypt(&mut buf);
+            assert_eq!(buf, plain, "{name} decrypts");
+        }
+    }
+
+    /// RFC 4231 §4.2 and RFC 2202 §3 test case 1 ("Hi There", key 0x0b x 20). Our MAC input is
+    /// the sequence number then the packet, so the first four bytes of the text ride as the number.
+    #[test]
+    fn hmacs_match_rfc4231_and_rfc2202() {
+        let seq = u32::from_be_bytes(*b"Hi T");
+        for (name, want) in [
+            (HMAC_SHA2_256, "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"),
+            (
+                HMAC_SHA2_512,
+                "87aa7cdea5ef619d4ff0b4241a1d6cb02379f4e2ce4ec2787ad0b30545e17cdedaa833b7d6b8a702038b274eaea3f4e4be9d914eeb61f1702e696c203a126854",
+            ),
+            (HMAC_SHA1, "b617318655057264e28bc0b6fb378c8ef146be00"),
+        ] {
+            let mac = MacAlg::new(name, vec![0x0b; 20]).expect("a MAC we speak");
+            assert_eq!(hex::encode(mac.compute(seq, b"here")), want, "{name}");
+        }
+    }
+
+    /// The ChaCha20 keystream for the all-zero key and nonce (the vector every implementation
+    /// shares), and RFC 8439 §2.5.2 for Poly1305: the two halves of chacha20-poly1305@openssh.com.
+    #[test]
+    fn chacha20_and_poly1305_match_their_vectors() {
+        let mut c = chacha20::ChaCha20Legacy::new((&[0u8; 32]).into(), (&[0u8; 8]).into());
+        let mut ks = [0u8; 32];
+        c.apply_keystream(&mut ks);
+        assert_eq!(hex::encode(ks), "76b8e0ada0f13d90405d6ae55386bd28bdd219b8a08ded1aa836efcc8b770dc7");
+        let key: [u8; 32] =
+            unhex("85d6be7857556d337f4452fe42d506a80103808afb0db2fd4abff6af4149f51b").try_into().expect("32 bytes");
+        assert_eq!(
+            hex::encode(poly1305_tag(&key, b"Cryptographic Forum Research Group")),
+            "a8061dc1305136c6c22b8baf0c0127a9"
+        );
+    }
+
     proptest! {
         #[test]
         fn arbitrary_payloads_round_trip(payloads in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..600), 1..6),
                                          which in 0usize..ALL_CIPHERS.len(), mac in 0usize..MACS.len()) {
             let c = ALL_CIPHERS[which];
             round_trip(c, (!is_aead(c)).then_some(MACS[mac]), &payloads);
+        }
+
+        /// The byte stream of several sealed packets arrives in arbitrary pieces; the receiver
+        /// reads each length as soon as a header is in (decrypting it once, however often it is
+        /// asked) and opens each packet when complete, as the transport does.
+        #[test]
+        fn packets_open_whatever_the_split_points(payloads in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..300), 1..5),
+                                                  cuts in proptest::collection::vec(1usize..200, 1..40),
+                                                  which in 0usize..ALL_CIPHERS.len(), mac in 0usize..MACS.len()) {
+            let c = ALL_CIPHERS[which];
+            let k = keys(c, (!is_aead(c)).then_some(MACS[mac]));
+            let mut tx = PacketCipher::new(&k).expect("keys of the right sizes");
+            let mut rx = PacketCipher::new(&k).expect("keys of the right sizes");
+            let mut stream = Vec::new();
+            let mut plains = Vec::new();
+            for (i, p) in payloads.iter().enumerate() {
+                let plain = frame(&tx, p);
+                let mut wire = plain.clone();
+                tx.seal(i as u32, &mut wire);
+                stream.extend_from_slice(&wire);
+                plains.push(plain);
+            }
+            let (mut arrived, mut pos, mut seq, mut cut) = (0usize, 0usize, 0u32, cuts.iter().cycle());
+            let mut opened = Vec::new();
+            while opened.len() < plains.len() {
+                arrived = (arrived + cut.next().copied().unwrap_or(1)).min(stream.len());
+                loop {
+                    let buffered = &stream[pos..arrived];
+                    if buffered.len() < rx.header_len() {
+                        break;
+                    }
+                    let len = rx.packet_length(seq, &buffered[..rx.header_len()]) as usize;
+                    let total = 4 + len + rx.tag_len();
+                    if buffered.len() < total {
+                        break;
+                    }
+                    let mut pkt = buffered[..total].to_vec();
+                    rx.open(seq, &mut pkt).expect("a sealed packet opens");
+                    opened.push(pkt);
+                    pos += total;
+                    seq += 1;
+                }
+            }
+            prop_assert_eq!(opened, plains);
         }
     }
 }

@@ -164,6 +164,12 @@ impl KexState {
         self.negotiated().and_then(|n| kex::method(&n.kex))
     }
 
+    /// No key exchange under way in either direction: the only time a new one may start (a
+    /// second KEXINIT of ours before the server's NEWKEYS would begin an exchange it never sees).
+    pub fn idle(&self) -> bool {
+        self.ours.is_none() && self.theirs.is_none()
+    }
+
     /// We sent KEXINIT and have not yet sent NEWKEYS: RFC 4253 §7.1 allows only transport
     /// messages from us until we do.
     pub fn in_progress(&self) -> bool {
