@@ -273,7 +273,8 @@ impl Matrix {
     pub fn build(probes: &[Probe], results: &[ScenarioResult]) -> Matrix {
         let mut rows = Vec::new();
         for c in Category::ALL {
-            let mut algs: Vec<String> = c.spoken().iter().map(|s| (*s).to_owned()).collect();
+            let spoken = c.spoken();
+            let mut algs: Vec<String> = spoken.iter().map(|s| (*s).to_owned()).collect();
             for p in probes {
                 for (_, offered) in p.offered.iter().filter(|(x, _)| *x == c) {
                     for a in offered {
@@ -284,7 +285,7 @@ impl Matrix {
                 }
             }
             for a in algs {
-                let spoken = c.spoken().contains(&a.as_str());
+                let spoken = spoken.contains(&a.as_str());
                 let cells = probes
                     .iter()
                     .map(|p| {

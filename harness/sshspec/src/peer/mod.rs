@@ -329,10 +329,7 @@ impl Peer<'_> {
     /// progress to finish (RFC 4253 §7.1), and may first start a rekey the policy calls for.
     async fn send(&mut self, msg: &Message) -> StepResult {
         if !msg.msg_type().is_transport() {
-            if self.t.kex.completed > 0 && self.t.kex.idle() && self.rekey_due() {
-                self.t.log.note("rekey threshold reached: starting a key exchange");
-                self.send_kexinit().await?;
-            }
+            self.rekey_if_due().await?;
             if self.t.kex.in_progress() {
                 let deadline = Instant::now() + self.opts.step_timeout;
                 let before = self.t.kex.completed;
@@ -340,6 +337,15 @@ impl Peer<'_> {
             }
         }
         self.send_framed(msg, &[], &Framing::default()).await
+    }
+
+    /// Starts a rekey when the policy's threshold is passed and no exchange is under way.
+    async fn rekey_if_due(&mut self) -> StepResult {
+        if self.t.kex.completed > 0 && self.t.kex.idle() && self.rekey_due() {
+            self.t.log.note("rekey threshold reached: starting a key exchange");
+            self.send_kexinit().await?;
+        }
+        Ok(())
     }
 
     fn rekey_due(&self) -> bool {
@@ -370,11 +376,7 @@ impl Peer<'_> {
     async fn after_recv(&mut self, msg: &Message) -> StepResult {
         self.channels_bookkeeping(msg).await?;
         self.kex_react(msg).await?;
-        if self.t.kex.completed > 0 && self.t.kex.idle() && self.rekey_due() {
-            self.t.log.note("rekey threshold reached: starting a key exchange");
-            self.send_kexinit().await?;
-        }
-        Ok(())
+        self.rekey_if_due().await
     }
 
     /// Channel windows and output, our window top-ups, and REQUEST_FAILURE for global requests.
@@ -554,8 +556,8 @@ impl Peer<'_> {
                 .recv(deadline)
                 .await
                 .map_err(|e| StepFailure::from_transport("the key exchange to complete", e))?;
-            self.channels_bookkeeping(&msg).await?;
-            self.kex_react(&msg).await?;
+            // The exchange under way keeps a new one from starting, so this adds no rekey.
+            self.after_recv(&msg).await?;
             match &msg {
                 // RFC 4253 §9: a KEXINIT is answered with a KEXINIT, whenever it comes.
                 Message::Unimplemented(_) => {
