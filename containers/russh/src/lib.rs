@@ -3,7 +3,7 @@
 //!
 //! It is a real russh server with its default algorithms. Its `exec` runs a tiny fixed command set
 //! in-process (no shell is spawned): `echo ARGS`, `true`, `false`, `exit N`, `cat` (echoes stdin
-//! until EOF); anything else writes to stderr and exits 127.
+//! until EOF), `cat >/dev/null`, `head -c N /dev/zero`; anything else writes to stderr and exits 127.
 
 use russh::keys::{Algorithm, EcdsaCurve, PrivateKey};
 use russh::server::{Auth, Msg, Server as _, Session};
@@ -62,10 +62,65 @@ fn host_keys() -> Result<Vec<PrivateKey>, russh::keys::ssh_key::Error> {
     ])
 }
 
+/// Server settings a configuration variant may change, written as sshd_config-style lines so that
+/// one variant description reads the same for OpenSSH and for this server.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Settings {
+    /// `RekeyLimit BYTES [SECONDS]`: rekey after this much data either way, or this long.
+    pub rekey_bytes: Option<usize>,
+    pub rekey_time: Option<std::time::Duration>,
+    /// `MaxAuthTries N`.
+    pub max_auth_tries: Option<usize>,
+}
+
+impl Settings {
+    /// Parses `RekeyLimit 262144 [2]` and `MaxAuthTries 2` lines; anything else is an error, so a
+    /// variant never silently runs with a setting this server does not have.
+    pub fn parse(lines: &[String]) -> Result<Settings, String> {
+        let mut s = Settings::default();
+        for line in lines {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let number = |w: &str| w.parse::<usize>().map_err(|_| format!("{line:?}: {w:?} is not a number"));
+            match words.as_slice() {
+                ["RekeyLimit", bytes, rest @ ..] if rest.len() <= 1 => {
+                    let bytes = number(bytes)?;
+                    if bytes > 1 << 30 {
+                        return Err(format!("{line:?}: russh allows at most 1 GiB"));
+                    }
+                    s.rekey_bytes = Some(bytes);
+                    if let [secs] = rest {
+                        s.rekey_time = Some(std::time::Duration::from_secs(number(secs)? as u64));
+                    }
+                }
+                ["MaxAuthTries", n] => s.max_auth_tries = Some(number(n)?),
+                _ => {
+                    return Err(format!(
+                        "{line:?}: the russh target knows only `RekeyLimit BYTES [SECONDS]` and `MaxAuthTries N`"
+                    ));
+                }
+            }
+        }
+        Ok(s)
+    }
+}
+
 /// Starts the server on `bind` (use port 0 for a free port).
 pub async fn start(bind: SocketAddr, creds: Credentials) -> std::io::Result<RunningTarget> {
+    start_with(bind, creds, Settings::default()).await
+}
+
+/// Starts the server with changed settings (a configuration variant).
+pub async fn start_with(bind: SocketAddr, creds: Credentials, settings: Settings) -> std::io::Result<RunningTarget> {
     let keys = host_keys().map_err(std::io::Error::other)?;
+    let defaults = russh::Limits::default();
+    let limits = russh::Limits::new(
+        settings.rekey_bytes.unwrap_or(defaults.rekey_write_limit),
+        settings.rekey_bytes.unwrap_or(defaults.rekey_read_limit),
+        settings.rekey_time.unwrap_or(defaults.rekey_time_limit),
+    );
     let config = russh::server::Config {
+        limits,
+        max_auth_attempts: settings.max_auth_tries.unwrap_or(russh::server::Config::default().max_auth_attempts),
         server_id: russh::SshId::Standard(banner().into()),
         methods: MethodSet::from(&[MethodKind::Password, MethodKind::PublicKey, MethodKind::KeyboardInteractive][..]),
         // The default one-second delay on rejection would make failure scenarios slow.
@@ -97,7 +152,7 @@ struct Server {
 impl russh::server::Server for Server {
     type Handler = Handler;
     fn new_client(&mut self, _: Option<SocketAddr>) -> Handler {
-        Handler { creds: self.creds.clone(), cat: HashSet::new() }
+        Handler { creds: self.creds.clone(), cat: HashSet::new(), discard: HashSet::new() }
     }
 }
 
@@ -105,6 +160,8 @@ struct Handler {
     creds: Arc<Credentials>,
     /// Channels running `cat`: data is echoed until EOF.
     cat: HashSet<ChannelId>,
+    /// Channels running `cat >/dev/null`: data is read and dropped until EOF.
+    discard: HashSet<ChannelId>,
 }
 
 impl Handler {
@@ -183,9 +240,22 @@ impl russh::server::Handler for Handler {
             Some("true") => (String::new(), String::new(), 0),
             Some("false") => (String::new(), String::new(), 1),
             Some("exit") => (String::new(), String::new(), words.next().and_then(|n| n.parse().ok()).unwrap_or(0)),
+            Some("cat") if command.trim() == "cat >/dev/null" => {
+                self.discard.insert(channel);
+                return Ok(());
+            }
             Some("cat") => {
                 self.cat.insert(channel);
                 return Ok(());
+            }
+            // `head -c N /dev/zero`, as scenarios write it for every target; russh queues the
+            // data and sends it as our window allows.
+            Some("head") if command.starts_with("head -c ") && command.ends_with(" /dev/zero") => {
+                let n: usize = words.nth(1).and_then(|n| n.parse().ok()).unwrap_or(0).min(MAX_ZEROS);
+                for chunk in (0..n).step_by(32 * 1024) {
+                    session.data(channel, vec![0; (n - chunk).min(32 * 1024)])?;
+                }
+                (String::new(), String::new(), 0)
             }
             _ => (String::new(), format!("{command}: command not found\n"), 127),
         };
@@ -206,12 +276,15 @@ impl russh::server::Handler for Handler {
     }
 
     async fn channel_eof(&mut self, channel: ChannelId, session: &mut Session) -> Result<(), Self::Error> {
-        if self.cat.remove(&channel) {
+        if self.cat.remove(&channel) || self.discard.remove(&channel) {
             finish(channel, 0, session)?;
         }
         Ok(())
     }
 }
+
+/// The most `head -c N /dev/zero` produces, so a scenario cannot make the server queue gigabytes.
+const MAX_ZEROS: usize = 256 << 20;
 
 fn finish(channel: ChannelId, status: u32, session: &mut Session) -> Result<(), russh::Error> {
     session.exit_status_request(channel, status)?;

@@ -152,7 +152,7 @@ pub fn session_steps(pins: Pins, rekey: Option<RekeyPolicy>, bytes: u64) -> Vec<
     let step = |action| Step { line: 0, action, timeout: None, strict: false, pass_over: Vec::new() };
     vec![
         step(Action::VersionExchange { banner: None, pre_banner: Vec::new() }),
-        step(Action::KeyExchange { pins, with: toml::Table::new(), rekey }),
+        step(Action::KeyExchange { pins, with: toml::Table::new(), rekey, guess: false }),
         step(Action::Authenticate {
             method: AuthKind::Publickey,
             outcome: AuthOutcome::Success,

@@ -8,6 +8,7 @@ use crate::script::Scenario;
 use crate::targets::{self, BackendKind, StartError, TargetInfo};
 use crate::verdict::{Outcome, ScenarioResult, Tally};
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{Semaphore, watch};
@@ -223,7 +224,7 @@ fn host_key_probe() -> Scenario {
         timeout: Duration::from_secs(30),
         steps: vec![
             step(Action::VersionExchange { banner: None, pre_banner: Vec::new() }),
-            step(Action::KeyExchange { pins: Pins::default(), with: toml::Table::new(), rekey: None }),
+            step(Action::KeyExchange { pins: Pins::default(), with: toml::Table::new(), rekey: None, guess: false }),
         ],
     }
 }
@@ -298,23 +299,52 @@ async fn run_target(
     let mut results = Vec::with_capacity(scenarios.len());
     let mut popts = opts.peer.clone();
     popts.pinned_host_keys = t.pinned_host_keys.clone();
-    let shared = Arc::new((running.addr, running.creds.clone(), popts));
+    // Configuration variants run as further instances of the same server, started once each.
+    let mut variants: BTreeMap<String, Result<targets::Running, String>> = BTreeMap::new();
+    for v in scenarios.iter().filter(|s| t.unmet(s).is_none()).filter_map(|s| s.requires.variant.clone()) {
+        if variants.contains_key(&v) {
+            continue;
+        }
+        let started = match t.with_variant(Some(&v)) {
+            Ok(info) => targets::start(&info, Some(creds.clone())).await.map_err(|e| e.to_string()),
+            Err(e) => Err(e),
+        };
+        variants.insert(v, started);
+    }
+    let address_of = |variant: &Option<String>| match variant {
+        None => Ok((running.addr, running.logs.clone())),
+        Some(v) => match variants.get(v) {
+            Some(Ok(r)) => Ok((r.addr, r.logs.clone())),
+            Some(Err(e)) => Err(format!("the {v} variant of {} did not start: {e}", t.name)),
+            None => Err(format!("the {v} variant of {} was not started", t.name)),
+        },
+    };
+    let shared = Arc::new((running.creds.clone(), popts));
     // Connections to the target are spaced by its connect interval (remote devices may rate-limit).
     let pace = Arc::new(tokio::sync::Mutex::new(tokio::time::Instant::now()));
     let interval = t.connect_interval;
     let mut pending: Vec<usize> = Vec::new();
+    let mut logs_of = Vec::with_capacity(scenarios.len());
     for (i, s) in scenarios.iter().enumerate() {
-        if let Some(why) = t.unmet(s) {
-            let r = not_run(t, &version, s, Outcome::Skip, why);
+        let instance = address_of(&s.requires.variant);
+        logs_of.push(instance.as_ref().map(|(_, l)| l.clone()).unwrap_or_else(|_| running.logs.clone()));
+        let not_runnable = match (t.unmet(s), &instance) {
+            (Some(why), _) => Some((Outcome::Skip, why)),
+            (None, Err(why)) => Some((Outcome::Error, why.clone())),
+            (None, Ok(_)) => None,
+        };
+        let (Ok((addr, _)), None) = (instance, &not_runnable) else {
+            let (outcome, why) = not_runnable.unwrap_or((Outcome::Error, String::new()));
+            let r = not_run(t, &version, s, outcome, why);
             out.emit(&Event::Result(&r));
             results.push(r);
             continue;
-        }
+        };
         let sem = sem.clone();
         let shared = shared.clone();
         let scenarios = scenarios.clone();
         let pace = pace.clone();
-        let source = t.source_address(i, running.addr);
+        let source = t.source_address(i, addr);
         pending.push(i);
         set.spawn(async move {
             let _permit = sem.acquire_owned().await;
@@ -323,10 +353,10 @@ async fn run_target(
                 tokio::time::sleep_until(*next).await;
                 *next = tokio::time::Instant::now() + interval;
             }
-            let (addr, creds, popts) = &*shared;
+            let (creds, popts) = &*shared;
             let popts = peer::Options { source, ..popts.clone() };
             let from = Instant::now();
-            let run = peer::run(&scenarios[i], *addr, creds, &popts).await;
+            let run = peer::run(&scenarios[i], addr, creds, &popts).await;
             (i, run, from, Instant::now())
         });
     }
@@ -346,7 +376,7 @@ async fn run_target(
                 Some(Ok((i, run, from, to))) => {
                     pending.retain(|p| *p != i);
                     let s = &scenarios[i];
-                    let r = result_of(t, &version, s, run, running.logs.between(from, to + Duration::from_millis(50)));
+                    let r = result_of(t, &version, s, run, logs_of[i].between(from, to + Duration::from_millis(50)));
                     out.emit(&Event::Result(&r));
                     results.push(r);
                 }
@@ -376,5 +406,8 @@ async fn run_target(
     let scenarios_ms = scenarios_clock.elapsed().as_millis() as u64;
     let banner = running.banner.clone();
     running.stop().await;
+    for v in variants.into_values().flatten() {
+        v.stop().await;
+    }
     TargetRun { results, version, banner, unavailable: None, interrupted, start_ms, scenarios_ms }
 }

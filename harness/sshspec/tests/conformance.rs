@@ -11,6 +11,7 @@ use sshspec::run::result_of;
 use sshspec::script::{self, Scenario};
 use sshspec::targets::{self, Running, TargetInfo};
 use sshspec::verdict::Outcome;
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
@@ -18,9 +19,22 @@ use tokio::sync::OnceCell;
 
 const TARGETS: &[&str] = &["builtin", "openssh", "dropbear"];
 
+/// One instance of a target, started on first use.
+type Instance = Arc<OnceCell<Result<Running, String>>>;
+
+/// A target and its instances: the plain one and each configuration variant a scenario asks for,
+/// each started once, on first use.
 struct Target {
     info: TargetInfo,
-    running: OnceCell<Result<Running, String>>,
+    creds: peer::Credentials,
+    instances: Mutex<BTreeMap<Option<String>, Instance>>,
+}
+
+impl Target {
+    fn instance(&self, variant: &Option<String>) -> Instance {
+        let mut m = self.instances.lock().unwrap_or_else(|e| e.into_inner());
+        m.entry(variant.clone()).or_default().clone()
+    }
 }
 
 fn main() -> ExitCode {
@@ -45,6 +59,8 @@ fn main() -> ExitCode {
     };
     let mut trials = Vec::new();
     let mut all_targets = Vec::new();
+    // One set of credentials for every instance: the process targets share one system user.
+    let creds = peer::Credentials::generate(targets::TEST_USER);
     for name in TARGETS {
         let info = match targets::find(name) {
             Ok(i) => i,
@@ -58,7 +74,7 @@ fn main() -> ExitCode {
         if unavailable && !ci {
             eprintln!("note: skipping every {name} trial: {availability} (run scripts/install-test-deps.sh as root)");
         }
-        let target = Arc::new(Target { info, running: OnceCell::new() });
+        let target = Arc::new(Target { info, creds: creds.clone(), instances: Mutex::new(BTreeMap::new()) });
         all_targets.push(target.clone());
         for s in &scenarios {
             let trial_name = format!("{name}::{}", s.id);
@@ -82,11 +98,15 @@ fn main() -> ExitCode {
     let conclusion = libtest_mimic::run(&args, trials);
     let stops = Mutex::new(Vec::new());
     for t in all_targets {
-        if let Ok(t) = Arc::try_unwrap(t)
-            && let Some(Ok(r)) = t.running.into_inner()
-            && let Ok(mut v) = stops.lock()
-        {
-            v.push(r);
+        let Ok(t) = Arc::try_unwrap(t) else { continue };
+        let instances = t.instances.into_inner().unwrap_or_else(|e| e.into_inner());
+        for cell in instances.into_values() {
+            if let Ok(cell) = Arc::try_unwrap(cell)
+                && let Some(Ok(r)) = cell.into_inner()
+                && let Ok(mut v) = stops.lock()
+            {
+                v.push(r);
+            }
         }
     }
     rt.block_on(async {
@@ -99,12 +119,16 @@ fn main() -> ExitCode {
 }
 
 async fn trial(target: &Target, s: &Scenario) -> Result<(), Failed> {
-    let running = target
-        .running
-        .get_or_init(|| async { targets::start(&target.info, None).await.map_err(|e| e.to_string()) })
+    let variant = &s.requires.variant;
+    let cell = target.instance(variant);
+    let running = cell
+        .get_or_init(|| async {
+            let info = target.info.with_variant(variant.as_deref())?;
+            targets::start(&info, Some(target.creds.clone())).await.map_err(|e| e.to_string())
+        })
         .await
         .as_ref()
-        .map_err(|e| Failed::from(format!("target {} did not start: {e}", target.info.name)))?;
+        .map_err(|e| Failed::from(format!("target {} ({variant:?}) did not start: {e}", target.info.name)))?;
     let run = peer::run(s, running.addr, &running.creds, &peer::Options::default()).await;
     let r = result_of(&target.info, &running.version(), s, run, Vec::new());
     match r.outcome {

@@ -8,6 +8,7 @@
 mod auth;
 mod banner;
 mod channel;
+mod rekey;
 mod session;
 
 use crate::script::{self, Action, Expectation, Pins, RekeyPolicy, Scenario, Step, message};
@@ -269,10 +270,13 @@ impl Peer<'_> {
             Action::VersionExchange { banner, pre_banner } => {
                 self.version_exchange(banner.as_deref(), pre_banner, deadline).await
             }
-            Action::KeyExchange { pins, with, rekey } => {
+            Action::KeyExchange { pins, with, rekey, guess } => {
                 self.offer = (pins.clone(), with.clone());
                 if let Some(r) = rekey {
                     self.rekey = r.clone();
+                }
+                if *guess {
+                    return self.guessed_key_exchange(deadline).await;
                 }
                 self.key_exchange(deadline).await
             }
@@ -281,6 +285,9 @@ impl Peer<'_> {
                     return Err(StepFailure::Harness("`rekey` needs a completed `key-exchange` first".into()));
                 }
                 self.key_exchange(deadline).await
+            }
+            Action::ServerRekeys { traffic, limit, times } => {
+                self.server_rekeys(*traffic, *limit, *times, deadline).await
             }
             Action::Authenticate { method, outcome, query, password } => {
                 self.authenticate(*method, *outcome, *query, password.as_ref(), deadline).await
@@ -310,6 +317,10 @@ impl Peer<'_> {
             }
             Action::SendBytes(b) => self.t.send_bytes(b).await.or_else(|e| self.tolerate_closed(e)),
             Action::Expect(alts) => self.expect(alts, step, deadline, timeout).await,
+            Action::Sleep(d) => {
+                tokio::time::sleep(*d).await;
+                Ok(())
+            }
         }
     }
 
@@ -537,6 +548,47 @@ impl Peer<'_> {
             self.send_kexinit().await?;
         }
         self.finish_kex(before, deadline).await
+    }
+
+    /// A first key exchange with a right guess (RFC 4253 §7): the server's KEXINIT is read first,
+    /// our lists put its first kex and host key algorithms first, and our first kex packet follows
+    /// our KEXINIT at once. A server that ignores the guessed packet never replies to it.
+    async fn guessed_key_exchange(&mut self, deadline: Instant) -> StepResult {
+        if self.t.kex.completed > 0 || self.t.kex.ours.is_some() {
+            return Err(StepFailure::Harness("`guess = true` applies to the first key exchange only".into()));
+        }
+        while self.t.kex.theirs.is_none() {
+            match self.t.recv(deadline).await.map_err(|e| StepFailure::from_transport("the server's KEXINIT", e))? {
+                Message::KexInit(_) | Message::Ignore(_) | Message::Debug(_) => {}
+                other => return Err(fail("the server's KEXINIT", summarize(&other))),
+            }
+        }
+        let Some((theirs, _)) = &self.t.kex.theirs else {
+            return Err(StepFailure::Harness("no server KEXINIT".into()));
+        };
+        let first = |l: &sshspec_wire::NameList| l.iter().next().map(str::to_owned);
+        let (Some(kex), Some(host_key)) = (first(&theirs.kex_algorithms), first(&theirs.server_host_key_algorithms))
+        else {
+            return Err(fail("a server KEXINIT with kex and host key algorithms", "an empty list"));
+        };
+        if kex::method(&kex).is_none() {
+            return Err(StepFailure::Harness(format!(
+                "the server's first kex algorithm is {kex}, which the scripted peer does not speak, so it cannot guess it"
+            )));
+        }
+        let mut ours = self.default_kexinit(&self.offer.0);
+        let front = |list: &sshspec_wire::NameList, name: &str| {
+            NameList::new(std::iter::once(name).chain(list.iter().filter(|n| *n != name)))
+        };
+        ours.kex_algorithms = front(&ours.kex_algorithms, &kex);
+        ours.server_host_key_algorithms = front(&ours.server_host_key_algorithms, &host_key);
+        ours.first_kex_packet_follows = sshspec_wire::Bool::TRUE;
+        let ours =
+            message::build("kexinit", Some(&Message::KexInit(ours)), &self.offer.1).map_err(StepFailure::Harness)?;
+        self.t.log.note(format!("guessing {kex} with {host_key}, the server's first choices"));
+        self.send_framed(&ours, &[], &Framing::default()).await?;
+        self.send_kex_init_if_ready().await?;
+        self.finish_kex(0, deadline).await
     }
 
     async fn send_kexinit(&mut self) -> StepResult {

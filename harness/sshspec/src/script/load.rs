@@ -56,6 +56,7 @@ struct RawStep {
     send_bytes: Option<Bytes>,
     expect: Option<String>,
     expect_any: Option<Vec<RawAlternative>>,
+    sleep: Option<String>,
     // options
     with: Option<Spanned<toml::Table>>,
     #[serde(rename = "match")]
@@ -76,6 +77,10 @@ struct RawStep {
     mac: Option<String>,
     compression: Option<String>,
     rekey_after: Option<RawRekey>,
+    guess: Option<bool>,
+    traffic: Option<String>,
+    limit: Option<RawRekey>,
+    times: Option<u32>,
     method: Option<String>,
     outcome: Option<String>,
     query: Option<bool>,
@@ -133,6 +138,9 @@ pub fn parse(id: &str, path: &Path, text: &str) -> Result<Scenario, LoadError> {
         Some(t) => parse_duration(t.get_ref()).map_err(|m| at(t.span(), m))?,
         None => DEFAULT_SCENARIO_TIMEOUT,
     };
+    if let Some(v) = &raw.requires.variant {
+        crate::targets::check_variant(v).map_err(|m| at(text.find("variant").map_or(0..0, |i| i..i), m))?;
+    }
     if raw.steps.is_empty() {
         return Err(at(0..0, "a scenario needs at least one [[step]]".into()));
     }
@@ -200,12 +208,19 @@ fn step_inner(r: RawStep, line: usize) -> Result<Step, Located> {
         r.send_bytes.is_some(),
         r.expect.is_some(),
         r.expect_any.is_some(),
+        r.sleep.is_some(),
     ];
     match actions.iter().filter(|a| **a).count() {
-        0 => return Err("a step needs one action: do, send, send_payload, send_bytes, expect or expect_any".into()),
+        0 => {
+            return Err(
+                "a step needs one action: do, send, send_payload, send_bytes, expect, expect_any or sleep".into()
+            );
+        }
         1 => {}
         _ => {
-            return Err("a step has exactly one action (do, send, send_payload, send_bytes, expect, expect_any)".into());
+            return Err(
+                "a step has exactly one action (do, send, send_payload, send_bytes, expect, expect_any, sleep)".into(),
+            );
         }
     }
     let timeout = r.timeout.as_deref().map(parse_duration).transpose()?;
@@ -249,9 +264,35 @@ fn step_inner(r: RawStep, line: usize) -> Result<Step, Located> {
                         Some(p)
                     }
                 };
-                Action::KeyExchange { pins, with, rekey }
+                Action::KeyExchange { pins, with, rekey, guess: r.guess.unwrap_or(false) }
             }
             "rekey" => Action::Rekey,
+            "server-rekeys" => {
+                let traffic = match r.traffic.as_deref() {
+                    Some("upload") => Traffic::Upload,
+                    Some("download") => Traffic::Download,
+                    Some("trickle") => Traffic::Trickle,
+                    Some(t) => return Err(format!("unknown traffic {t:?}: use upload, download or trickle").into()),
+                    None => return Err("`do = \"server-rekeys\"` needs `traffic` (upload, download or trickle)".into()),
+                };
+                let limit = match r.limit.clone() {
+                    Some(RawRekey { bytes: Some(b), packets: None, time: None }) => ServerLimit::Bytes(parse_size(&b)?),
+                    Some(RawRekey { bytes: None, packets: None, time: Some(t) }) => {
+                        ServerLimit::Time(parse_duration(&t)?)
+                    }
+                    _ => return Err("`limit` is `{ bytes = \"256KiB\" }` or `{ time = \"2s\" }`".into()),
+                };
+                match (traffic, limit) {
+                    (Traffic::Trickle, ServerLimit::Bytes(_)) => {
+                        return Err("traffic = \"trickle\" needs a time limit".into());
+                    }
+                    (Traffic::Upload | Traffic::Download, ServerLimit::Time(_)) => {
+                        return Err("upload and download traffic need a byte limit".into());
+                    }
+                    _ => {}
+                }
+                Action::ServerRekeys { traffic, limit, times: r.times.unwrap_or(1).max(1) }
+            }
             "authenticate" => {
                 let method = match r.method.clone().as_deref() {
                     Some("none") => AuthKind::None,
@@ -303,7 +344,7 @@ fn step_inner(r: RawStep, line: usize) -> Result<Step, Located> {
             "disconnect" => Action::Disconnect,
             other => {
                 return Err(format!(
-                    "unknown high-level step {other:?}: use version-exchange, key-exchange, rekey, authenticate, open-session, exec or disconnect"
+                    "unknown high-level step {other:?}: use version-exchange, key-exchange, rekey, server-rekeys, authenticate, open-session, exec or disconnect"
                 )
                 .into());
             }
@@ -321,6 +362,8 @@ fn step_inner(r: RawStep, line: usize) -> Result<Step, Located> {
         Action::SendPayload { payload: p.0.clone(), framing }
     } else if let Some(b) = &r.send_bytes {
         Action::SendBytes(b.0.clone())
+    } else if let Some(d) = &r.sleep {
+        Action::Sleep(parse_duration(d)?)
     } else if let Some(e) = &r.expect {
         Action::Expect(vec![
             expectation(e, r.matches.clone().map(Spanned::into_inner).unwrap_or_default()).map_err(Located::Match)?,
@@ -350,16 +393,21 @@ fn step_inner(r: RawStep, line: usize) -> Result<Step, Located> {
         return Err(format!("pass_over: unknown message {bad:?}").into());
     }
     // Each option belongs to some actions; a stray one is almost always a mistake.
-    let kind = match (&r.do_, &r.send, &r.send_payload, &r.send_bytes, &r.expect) {
+    let kind = match (&r.do_, &r.send, &r.send_payload, &r.send_bytes, &r.expect, &r.sleep) {
         (Some(d), ..) => d.as_str(),
         (_, Some(_), ..) => "send",
         (_, _, Some(_), ..) => "send_payload",
-        (_, _, _, Some(_), _) => "send_bytes",
-        (.., Some(_)) => "expect",
+        (_, _, _, Some(_), ..) => "send_bytes",
+        (_, _, _, _, Some(_), _) => "expect",
+        (.., Some(_)) => "sleep",
         _ => "expect_any",
     };
     const EXPECTS: &[&str] = &["expect", "expect_any"];
-    let options: [(&str, bool, &[&str]); 24] = [
+    let options: [(&str, bool, &[&str]); 28] = [
+        ("guess", r.guess.is_some(), &["key-exchange"]),
+        ("traffic", r.traffic.is_some(), &["server-rekeys"]),
+        ("limit", r.limit.is_some(), &["server-rekeys"]),
+        ("times", r.times.is_some(), &["server-rekeys"]),
         ("with", r.with.is_some(), &["key-exchange", "send"]),
         ("match", r.matches.is_some(), &["expect"]),
         ("trailing", r.trailing.is_some(), &["send"]),

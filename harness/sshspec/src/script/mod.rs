@@ -55,6 +55,8 @@ pub struct Requires {
     pub kex: Vec<String>,
     pub host_key: Vec<String>,
     pub compression: Vec<String>,
+    /// A configuration variant of the target (see `targets::VARIANTS`), e.g. "rekey-256k".
+    pub variant: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -123,6 +125,24 @@ pub struct RekeyPolicy {
     pub time: Option<Duration>,
 }
 
+/// The traffic during a `server-rekeys` step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Traffic {
+    /// We send channel data (the command must read it).
+    Upload,
+    /// The command prints; we read.
+    Download,
+    /// Only an IGNORE from us every 250 ms.
+    Trickle,
+}
+
+/// The limit the target is configured with, which its own rekeys are judged against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServerLimit {
+    Bytes(u64),
+    Time(Duration),
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AuthKind {
     None,
@@ -155,9 +175,14 @@ pub enum Action {
     /// A complete key exchange: KEXINIT both ways, the method's messages, NEWKEYS both ways.
     /// After the first, the same step is a rekey with new offers; `rekey` sets the peer's own
     /// rekey thresholds from then on.
-    KeyExchange { pins: Pins, with: toml::Table, rekey: Option<RekeyPolicy> },
+    /// With `guess`, the peer reads the server's KEXINIT first, puts the server's first kex and
+    /// host key algorithms first in its own lists, and sends its first kex packet right behind its
+    /// KEXINIT (`first_kex_packet_follows`, a right guess: RFC 4253 §7).
+    KeyExchange { pins: Pins, with: toml::Table, rekey: Option<RekeyPolicy>, guess: bool },
     /// A rekey we start, offering what the last key exchange offered; data in flight is kept.
     Rekey,
+    /// The server must start `times` rekeys of its own, each within `limit` of the last one.
+    ServerRekeys { traffic: Traffic, limit: ServerLimit, times: u32 },
     /// Service request (once) and one authentication attempt with the target's credentials.
     Authenticate { method: AuthKind, outcome: AuthOutcome, query: bool, password: Option<Bytes> },
     /// Open a session channel; it becomes the current channel.
@@ -182,6 +207,8 @@ pub enum Action {
     SendBytes(Vec<u8>),
     /// Wait for one of these (a single expectation is a list of one).
     Expect(Vec<Expectation>),
+    /// Do nothing for this long (bytes sent before and after go in separate TCP segments).
+    Sleep(Duration),
 }
 
 /// What `exec` writes to the command's stdin.

@@ -55,6 +55,10 @@ pub struct TargetInfo {
     /// for OpenSSH), so one installed server serves several targets.
     #[serde(default)]
     pub config: Vec<String>,
+    /// Configuration variants by name: the same server started a second time with more
+    /// configuration lines, for scenarios that `require` a variant (a small RekeyLimit, say).
+    #[serde(default)]
+    pub variants: BTreeMap<String, Variant>,
     /// Scenario id → the reason this target is expected to fail it.
     #[serde(default, rename = "expected-failures")]
     pub expected_failures: BTreeMap<String, String>,
@@ -72,6 +76,24 @@ pub struct TargetInfo {
     pub allow_destructive: bool,
 }
 
+/// A configuration variant: its lines are added to the target's own `config` (sshd_config lines
+/// for OpenSSH, `RekeyLimit`/`MaxAuthTries` lines for the russh target).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Variant {
+    pub description: String,
+    pub config: Vec<String>,
+}
+
+/// The variants scenarios may ask for, and what each means; every target that offers one must
+/// configure it to mean exactly this, since scenarios judge against these numbers.
+pub const VARIANTS: &[(&str, &str)] = &[
+    ("rekey-256k", "the server rekeys after 256 KiB (262144 bytes) in either direction"),
+    ("rekey-2s", "the server rekeys after 2 seconds"),
+    ("max-auth-tries-2", "the server allows 2 failed authentication attempts per connection"),
+    ("login-grace-3s", "the server disconnects a client not authenticated within 3 seconds"),
+];
+
 const DESCRIPTIONS: &[(&str, &str)] = &[
     ("containers/russh/target.toml", include_str!("../../../../containers/russh/target.toml")),
     ("containers/openssh/target.toml", include_str!("../../../../containers/openssh/target.toml")),
@@ -83,8 +105,27 @@ const DESCRIPTIONS: &[(&str, &str)] = &[
 pub fn catalog() -> Result<Vec<TargetInfo>, String> {
     DESCRIPTIONS
         .iter()
-        .map(|(path, text)| toml::from_str::<TargetInfo>(text).map_err(|e| format!("{path}: {e}")))
+        .map(|(path, text)| {
+            let t = toml::from_str::<TargetInfo>(text).map_err(|e| format!("{path}: {e}"))?;
+            match t.variants.keys().find(|v| !VARIANTS.iter().any(|(known, _)| known == v)) {
+                Some(v) => Err(format!("{path}: unknown variant {v:?}; known: {}", variant_names())),
+                None => Ok(t),
+            }
+        })
         .collect()
+}
+
+fn variant_names() -> String {
+    VARIANTS.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+}
+
+/// Checks a scenario's `requires.variant` against the known variants.
+pub fn check_variant(name: &str) -> Result<(), String> {
+    if VARIANTS.iter().any(|(n, _)| *n == name) {
+        Ok(())
+    } else {
+        Err(format!("unknown variant {name:?}; known: {}", variant_names()))
+    }
 }
 
 /// Looks a target up by name; `remote:HOST:PORT` names a remote target.
@@ -103,6 +144,7 @@ pub fn find(name: &str) -> Result<TargetInfo, String> {
             source_addresses: 0,
             algorithms: Algorithms::default(),
             config: Vec::new(),
+            variants: BTreeMap::new(),
             expected_failures: BTreeMap::new(),
             address: Some(address),
             pinned_host_keys: Vec::new(),
@@ -130,6 +172,17 @@ impl TargetInfo {
         Some(std::net::IpAddr::from([127, 0, 0, last]))
     }
 
+    /// This target with a variant's configuration added; `None` for the target itself.
+    pub fn with_variant(&self, variant: Option<&str>) -> Result<TargetInfo, String> {
+        let Some(name) = variant else {
+            return Ok(self.clone());
+        };
+        let v = self.variants.get(name).ok_or_else(|| format!("{} has no variant {name:?}", self.name))?;
+        let mut t = self.clone();
+        t.config.extend(v.config.iter().cloned());
+        Ok(t)
+    }
+
     /// Why this target cannot run `s`, if it cannot.
     pub fn unmet(&self, s: &Scenario) -> Option<String> {
         let r = &s.requires;
@@ -141,6 +194,12 @@ impl TargetInfo {
         }
         if let Some(m) = r.auth.iter().find(|m| !self.auth.contains(m)) {
             return Some(format!("{} does not offer the {m} authentication method", self.name));
+        }
+        if let Some(v) = &r.variant
+            && !self.variants.contains_key(v)
+        {
+            let meaning = VARIANTS.iter().find(|(n, _)| n == v).map_or("", |(_, m)| m);
+            return Some(format!("{} has no configuration variant {v:?} ({meaning})", self.name));
         }
         if self.backend == BackendKind::Remote {
             return None;
@@ -244,7 +303,9 @@ pub async fn start(t: &TargetInfo, creds: Option<Credentials>) -> Result<Running
                 authorized_ed25519: vec![creds.public_key()],
             };
             let bind: SocketAddr = ([127, 0, 0, 1], 0).into();
-            let running = sshspec_russh_target::start(bind, c)
+            let settings = sshspec_russh_target::Settings::parse(&t.config)
+                .map_err(|e| StartError::Failed(format!("{}: {e}", t.name)))?;
+            let running = sshspec_russh_target::start_with(bind, c, settings)
                 .await
                 .map_err(|e| StartError::Failed(format!("the russh server did not start: {e}")))?;
             Ok(Running {

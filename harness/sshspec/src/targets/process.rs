@@ -180,10 +180,12 @@ pub async fn start(
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     let mut cmd = match server {
         "openssh" => openssh(d, port, extra, creds).await?,
-        _ if !extra.is_empty() => {
-            return Err(StartError::Failed("configuration variants are for OpenSSH only".into()));
+        _ => {
+            let mut c = dropbear(d, port, creds, &user).await?;
+            // Dropbear has no configuration file: its variants are command-line options.
+            c.args(extra.iter().flat_map(|l| l.split_whitespace()));
+            c
         }
-        _ => dropbear(d, port, creds, &user).await?,
     };
     cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).kill_on_drop(true).process_group(0);
     let mut child = cmd.spawn().map_err(|e| StartError::Failed(format!("cannot start {server}: {e}")))?;

@@ -93,6 +93,9 @@ pub struct Direction {
     pub packets: u64,
     pub bytes: u64,
     pub blocks: u64,
+    /// Payload bytes (as sent, after compression): the smallest measure of "data", which servers
+    /// that count payload rather than packets or blocks use for their rekey limits.
+    pub payload: u64,
 }
 
 impl Direction {
@@ -108,11 +111,13 @@ impl Direction {
             packets: 0,
             bytes: 0,
             blocks: 0,
+            payload: 0,
         }
     }
 
-    fn count(&mut self, wire_len: usize) {
+    fn count(&mut self, wire_len: usize, payload_len: usize) {
         self.packets += 1;
+        self.payload += payload_len as u64;
         self.bytes += wire_len as u64;
         self.blocks += (wire_len.saturating_sub(self.cipher.tag_len()) / self.cipher.block_size()) as u64;
     }
@@ -197,6 +202,8 @@ pub struct Transport {
     pub log: Transcript,
     /// Our identification string, without CR LF (the V_C of the exchange hash).
     pub v_c: Vec<u8>,
+    /// Raw bytes sent before our identification was known (see `note_raw_identification`).
+    raw_sent: Vec<u8>,
     pub server: Option<ServerVersion>,
     /// If not empty, the host key's fingerprint must be one of these.
     pub pinned_host_keys: Vec<String>,
@@ -240,6 +247,7 @@ impl Transport {
             ctx: DecodeContext::default(),
             log,
             v_c: Vec::new(),
+            raw_sent: Vec::new(),
             server: None,
             pinned_host_keys: Vec::new(),
         }
@@ -285,7 +293,27 @@ impl Transport {
     /// Writes bytes straight to the socket, outside any packet (version lines, garbage).
     pub async fn send_bytes(&mut self, bytes: &[u8]) -> Result<(), TransportError> {
         self.log.push(Dir::Sent, None, format!("bytes {}", printable(bytes)));
+        self.note_raw_identification(bytes);
         self.write_all(bytes).await
+    }
+
+    /// Raw bytes may carry our identification (split, or ended by a bare LF); the exchange hash
+    /// covers it as sent, so it is taken from the first complete line starting with "SSH-".
+    fn note_raw_identification(&mut self, bytes: &[u8]) {
+        if !self.v_c.is_empty() || self.kex.ours.is_some() {
+            return;
+        }
+        self.raw_sent.extend_from_slice(bytes);
+        let mut start = 0;
+        while let Some(n) = self.raw_sent[start..].iter().position(|b| *b == b'\n') {
+            let line = &self.raw_sent[start..start + n];
+            if line.starts_with(b"SSH-") {
+                self.v_c = line.strip_suffix(b"\r").unwrap_or(line).to_vec();
+                self.raw_sent = Vec::new();
+                return;
+            }
+            start += n + 1;
+        }
     }
 
     async fn write_all(&mut self, bytes: &[u8]) -> Result<(), TransportError> {
@@ -417,7 +445,7 @@ impl Transport {
             *last ^= 0x01;
         }
         self.tx.seq = self.tx.seq.wrapping_add(1);
-        self.tx.count(packet.len());
+        self.tx.count(packet.len(), payload_len);
         self.write_all(&packet).await
     }
 
@@ -450,7 +478,7 @@ impl Transport {
                         )));
                     }
                     self.rx.seq = seq.wrapping_add(1);
-                    self.rx.count(total);
+                    self.rx.count(total, len - padding - 1);
                     pkt.truncate(4 + len - padding);
                     pkt.drain(..5);
                     if let Some(z) = &mut self.rx.inflate {
@@ -568,6 +596,7 @@ impl Transport {
         dir.packets = 0;
         dir.bytes = 0;
         dir.blocks = 0;
+        dir.payload = 0;
         if strict {
             dir.seq = 0;
         }
