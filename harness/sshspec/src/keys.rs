@@ -106,6 +106,46 @@ fn host_matches(pattern: &str, host: &str) -> bool {
     mac.verify_slice(&hash).is_ok()
 }
 
+/// Writes `key` as an unencrypted OpenSSH private key file (mode 0600), so `ssh -i` can use the
+/// same identity as the scripted peer (the benchmarks compare the two on equal terms).
+pub fn write_identity(path: &Path, key: &ed25519_dalek::SigningKey) -> std::io::Result<()> {
+    use sshspec_wire::codec::put_string;
+    let pk = key.verifying_key().to_bytes();
+    let mut blob = Vec::new();
+    put_string(&mut blob, hostkey::SSH_ED25519.as_bytes());
+    put_string(&mut blob, &pk);
+    let mut private = Vec::new();
+    let check = 0x5353_4853u32.to_be_bytes();
+    private.extend_from_slice(&check);
+    private.extend_from_slice(&check);
+    put_string(&mut private, hostkey::SSH_ED25519.as_bytes());
+    put_string(&mut private, &pk);
+    put_string(&mut private, &key.to_keypair_bytes());
+    put_string(&mut private, b"sshspec");
+    let mut pad = 1u8;
+    while private.len() % 8 != 0 {
+        private.push(pad);
+        pad += 1;
+    }
+    let mut raw = b"openssh-key-v1\0".to_vec();
+    put_string(&mut raw, b"none");
+    put_string(&mut raw, b"none");
+    put_string(&mut raw, b"");
+    raw.extend_from_slice(&1u32.to_be_bytes());
+    put_string(&mut raw, &blob);
+    put_string(&mut raw, &private);
+    let b64 = base64::engine::general_purpose::STANDARD.encode(raw);
+    let mut text = String::from("-----BEGIN OPENSSH PRIVATE KEY-----\n");
+    for chunk in b64.as_bytes().chunks(70) {
+        text.push_str(&String::from_utf8_lossy(chunk));
+        text.push('\n');
+    }
+    text.push_str("-----END OPENSSH PRIVATE KEY-----\n");
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    std::io::Write::write_all(&mut f, text.as_bytes())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,51 +192,6 @@ mod tests {
         assert_eq!(fps.len(), 1);
         assert!(known_host_fingerprints(&f, "127.0.0.1:2223".parse().unwrap()).is_err());
     }
-}
-
-/// Writes `key` as an unencrypted OpenSSH private key file (mode 0600), so `ssh -i` can use the
-/// same identity as the scripted peer (the benchmarks compare the two on equal terms).
-pub fn write_identity(path: &Path, key: &ed25519_dalek::SigningKey) -> std::io::Result<()> {
-    use sshspec_wire::codec::put_string;
-    let pk = key.verifying_key().to_bytes();
-    let mut blob = Vec::new();
-    put_string(&mut blob, hostkey::SSH_ED25519.as_bytes());
-    put_string(&mut blob, &pk);
-    let mut private = Vec::new();
-    let check = 0x5353_4853u32.to_be_bytes();
-    private.extend_from_slice(&check);
-    private.extend_from_slice(&check);
-    put_string(&mut private, hostkey::SSH_ED25519.as_bytes());
-    put_string(&mut private, &pk);
-    put_string(&mut private, &key.to_keypair_bytes());
-    put_string(&mut private, b"sshspec");
-    let mut pad = 1u8;
-    while private.len() % 8 != 0 {
-        private.push(pad);
-        pad += 1;
-    }
-    let mut raw = b"openssh-key-v1\0".to_vec();
-    put_string(&mut raw, b"none");
-    put_string(&mut raw, b"none");
-    put_string(&mut raw, b"");
-    raw.extend_from_slice(&1u32.to_be_bytes());
-    put_string(&mut raw, &blob);
-    put_string(&mut raw, &private);
-    let b64 = base64::engine::general_purpose::STANDARD.encode(raw);
-    let mut text = String::from("-----BEGIN OPENSSH PRIVATE KEY-----\n");
-    for chunk in b64.as_bytes().chunks(70) {
-        text.push_str(&String::from_utf8_lossy(chunk));
-        text.push('\n');
-    }
-    text.push_str("-----END OPENSSH PRIVATE KEY-----\n");
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
-    std::io::Write::write_all(&mut f, text.as_bytes())
-}
-
-#[cfg(test)]
-mod write_tests {
-    use super::*;
 
     #[test]
     fn written_identities_read_back_and_satisfy_ssh_keygen() {

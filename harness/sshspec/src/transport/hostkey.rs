@@ -127,34 +127,22 @@ pub fn verify(algorithm: &str, key_blob: &[u8], signature_blob: &[u8], data: &[u
             sr.finish("ecdsa signature").map_err(HostKeyError::MalformedSignature)?;
             let invalid = |e: p256::ecdsa::Error| HostKeyError::InvalidKey(e.to_string());
             // RFC 5656 §6.2.1: the hash follows the curve size (SHA-256, SHA-384, SHA-512).
+            // The three curves differ only in their crate and scalar size.
+            macro_rules! verify {
+                ($curve:ident, $size:expr) => {{
+                    let vk = $curve::ecdsa::VerifyingKey::from_sec1_bytes(q).map_err(invalid)?;
+                    let sig = $curve::ecdsa::Signature::from_scalars(
+                        $curve::FieldBytes::clone_from_slice(&scalar(r, $size)?),
+                        $curve::FieldBytes::clone_from_slice(&scalar(s, $size)?),
+                    )
+                    .map_err(|_| HostKeyError::BadSignature)?;
+                    vk.verify(data, &sig).map_err(|_| HostKeyError::BadSignature)
+                }};
+            }
             match algorithm {
-                ECDSA_NISTP256 => {
-                    let vk = p256::ecdsa::VerifyingKey::from_sec1_bytes(q).map_err(invalid)?;
-                    let sig = p256::ecdsa::Signature::from_scalars(
-                        p256::FieldBytes::clone_from_slice(&scalar(r, 32)?),
-                        p256::FieldBytes::clone_from_slice(&scalar(s, 32)?),
-                    )
-                    .map_err(|_| HostKeyError::BadSignature)?;
-                    vk.verify(data, &sig).map_err(|_| HostKeyError::BadSignature)
-                }
-                ECDSA_NISTP384 => {
-                    let vk = p384::ecdsa::VerifyingKey::from_sec1_bytes(q).map_err(invalid)?;
-                    let sig = p384::ecdsa::Signature::from_scalars(
-                        p384::FieldBytes::clone_from_slice(&scalar(r, 48)?),
-                        p384::FieldBytes::clone_from_slice(&scalar(s, 48)?),
-                    )
-                    .map_err(|_| HostKeyError::BadSignature)?;
-                    vk.verify(data, &sig).map_err(|_| HostKeyError::BadSignature)
-                }
-                _ => {
-                    let vk = p521::ecdsa::VerifyingKey::from_sec1_bytes(q).map_err(invalid)?;
-                    let sig = p521::ecdsa::Signature::from_scalars(
-                        p521::FieldBytes::clone_from_slice(&scalar(r, 66)?),
-                        p521::FieldBytes::clone_from_slice(&scalar(s, 66)?),
-                    )
-                    .map_err(|_| HostKeyError::BadSignature)?;
-                    vk.verify(data, &sig).map_err(|_| HostKeyError::BadSignature)
-                }
+                ECDSA_NISTP256 => verify!(p256, 32),
+                ECDSA_NISTP384 => verify!(p384, 48),
+                _ => verify!(p521, 66),
             }
         }
         other => Err(HostKeyError::Unsupported(other.into())),
