@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the tests need beyond Rust: the OpenSSH and Dropbear servers from Debian packages,
-# and the unprivileged `sshspec` user the process targets log in as (each run sets it a fresh random
-# password; it never has one otherwise). Idempotent: a second run changes nothing.
+# the unprivileged `sshspec` user the process targets log in as (each run sets it a fresh random
+# password; it never has one otherwise), and the container targets' images (scripts/build-images.sh,
+# offline: debootstrap, then docker build). Idempotent: a second run changes nothing and takes
+# seconds.
 set -euo pipefail
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -14,6 +16,7 @@ need=()
 [ -x /usr/bin/ssh-keygen ] || need+=(openssh-client)
 [ -x /usr/sbin/dropbear ] || need+=(dropbear-bin)
 command -v chpasswd >/dev/null || need+=(passwd)
+command -v debootstrap >/dev/null || need+=(debootstrap)
 if [ ${#need[@]} -gt 0 ]; then
   echo "install-test-deps: installing ${need[*]}"
   apt-get update -qq
@@ -28,3 +31,12 @@ passwd -l sshspec >/dev/null 2>&1 || true
 mkdir -p /run/sshd
 
 echo "install-test-deps: $(/usr/sbin/sshd -V 2>&1 | head -1); $(/usr/sbin/dropbear -V 2>&1 | head -1)"
+
+if command -v docker >/dev/null && docker info >/dev/null 2>&1; then
+  start=$SECONDS
+  bash "$(dirname "$0")/build-images.sh"
+  echo "install-test-deps: container images ready in $((SECONDS - start)) s"
+else
+  # The container trials then skip with this reason outside CI, and fail in CI.
+  echo "install-test-deps: no reachable Docker engine: container images not built" >&2
+fi

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what the tests need (scripts/install-test-deps.sh), then builds and
-# runs every test, including the conformance trials against builtin, OpenSSH and Dropbear, and
+# runs every test, including the conformance trials against builtin, OpenSSH and Dropbear as local
+# processes and every container target (images built offline by scripts/build-images.sh), and
 # checks that the generated scenario catalogue is current. Run as root. CI runs exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-bash scripts/install-test-deps.sh
+# Build first: the russh target image takes the binary this build makes, so nothing compiles twice.
 cargo build --workspace --all-targets --locked
+SSHSPEC_RUSSH_BIN=target/debug/sshspec-russh-server bash scripts/install-test-deps.sh
 cargo run -q --locked -p sshspec-cli -- check
 if ! diff -u scenarios/CATALOGUE.md <(cargo run -q --locked -p sshspec-cli -- list --format markdown); then
   echo "scenarios/CATALOGUE.md is stale: regenerate it with" >&2

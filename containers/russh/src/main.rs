@@ -1,15 +1,38 @@
 //! `sshspec-russh-server`: the russh target as a standalone server, for containers and manual runs.
 //!
-//! Usage: sshspec-russh-server ADDR:PORT USER PASSWORD [ED25519_PUBLIC_KEY_HEX]...
+//! Usage: sshspec-russh-server ADDR:PORT USER PASSWORD [ED25519_PUBLIC_KEY_HEX]... [-o LINE]...
+//! where each LINE is a settings line (`RekeyLimit 262144`, `MaxAuthTries 2`; see `Settings`).
 
 use std::process::ExitCode;
 
+const USAGE: &str = "usage: sshspec-russh-server ADDR:PORT USER PASSWORD [ED25519_PUBLIC_KEY_HEX]... [-o LINE]...";
+
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args = Vec::new();
+    let mut lines = Vec::new();
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        if a == "-o" {
+            let Some(line) = it.next() else {
+                eprintln!("{USAGE}");
+                return ExitCode::from(2);
+            };
+            lines.push(line);
+        } else {
+            args.push(a);
+        }
+    }
     let [bind, user, password, keys @ ..] = args.as_slice() else {
-        eprintln!("usage: sshspec-russh-server ADDR:PORT USER PASSWORD [ED25519_PUBLIC_KEY_HEX]...");
+        eprintln!("{USAGE}");
         return ExitCode::from(2);
+    };
+    let settings = match sshspec_russh_target::Settings::parse(&lines) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
     };
     let Ok(bind) = bind.parse() else {
         eprintln!("not an address: {bind}");
@@ -27,7 +50,7 @@ async fn main() -> ExitCode {
     }
     let creds =
         sshspec_russh_target::Credentials { user: user.clone(), password: password.clone(), authorized_ed25519 };
-    match sshspec_russh_target::start(bind, creds).await {
+    match sshspec_russh_target::start_with(bind, creds, settings).await {
         Ok(t) => {
             eprintln!("listening on {} as {}", t.addr, t.banner);
             let _ = tokio::signal::ctrl_c().await;

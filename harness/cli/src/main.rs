@@ -48,8 +48,24 @@ enum Command {
         #[command(flatten)]
         sel: Selection,
     },
-    /// List the known targets and whether they can start here.
+    /// List the known targets, their server versions and whether they can start here (for
+    /// container targets: whether their image is built).
     Targets,
+    /// Build the container targets' images offline (debootstrap + docker build; needs root).
+    Images {
+        #[command(subcommand)]
+        action: ImagesAction,
+    },
+}
+
+#[derive(clap::Subcommand)]
+enum ImagesAction {
+    /// Build the base images and the target images that are missing or out of date; an image
+    /// whose inputs have not changed is kept, so a second build takes seconds.
+    Build {
+        /// Container targets to build (default: all), e.g. openssh-9.2p1.
+        targets: Vec<String>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -133,6 +149,7 @@ fn main() -> ExitCode {
         Command::List { sel, format } => list(&sel, format),
         Command::Check { sel } => check(&sel),
         Command::Targets => show_targets(),
+        Command::Images { action: ImagesAction::Build { targets } } => build_images(&targets),
     };
     ExitCode::from(code)
 }
@@ -368,9 +385,10 @@ fn check(sel: &Selection) -> u8 {
     let mut stale = 0;
     if sel.scenarios.is_empty() {
         for t in &catalog {
-            for id in t.expected_failures.keys() {
+            let listed = t.expected_failures.keys().map(|id| ("expected failure", id));
+            for (what, id) in listed.chain(t.unjudged.keys().map(|id| ("unjudged scenario", id))) {
                 if !scenarios.iter().any(|s| &s.id == id) {
-                    eprintln!("error: target {}: expected failure {id:?} matches no scenario", t.name);
+                    eprintln!("error: target {}: {what} {id:?} matches no scenario", t.name);
                     stale += 1;
                 }
             }
@@ -383,6 +401,51 @@ fn check(sel: &Selection) -> u8 {
     exit::OK
 }
 
+/// Runs the project's image build script, which needs the source tree (the Dockerfiles).
+fn build_images(names: &[String]) -> u8 {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/build-images.sh");
+    if !script.is_file() {
+        eprintln!("error: {} not found: images are built from a source checkout of sshspec", script.display());
+        return exit::HARNESS;
+    }
+    let catalog = match targets::catalog() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::USAGE;
+        }
+    };
+    let containers: Vec<&targets::TargetInfo> =
+        catalog.iter().filter(|t| t.backend == targets::BackendKind::Container).collect();
+    let mut folders = Vec::new();
+    for t in &containers {
+        if names.is_empty() || names.contains(&t.name) {
+            // The script takes folders: image sshspec/<folder> is built from containers/<folder>/.
+            folders.push(t.image.as_deref().unwrap_or_default().trim_start_matches("sshspec/"));
+        }
+    }
+    if let Some(bad) = names.iter().find(|n| !containers.iter().any(|t| &t.name == *n)) {
+        let known: Vec<&str> = containers.iter().map(|t| t.name.as_str()).collect();
+        eprintln!("error: {bad:?} is not a container target; known: {}", known.join(", "));
+        return exit::USAGE;
+    }
+    run_build_script(&script, &folders)
+}
+
+fn run_build_script(script: &Path, names: &[&str]) -> u8 {
+    match std::process::Command::new("bash").arg(script).args(names).status() {
+        Ok(s) if s.success() => exit::OK,
+        Ok(s) => {
+            eprintln!("error: image build failed ({s})");
+            exit::HARNESS
+        }
+        Err(e) => {
+            eprintln!("error: cannot run {}: {e}", script.display());
+            exit::HARNESS
+        }
+    }
+}
+
 fn show_targets() -> u8 {
     let catalog = match targets::catalog() {
         Ok(c) => c,
@@ -391,15 +454,15 @@ fn show_targets() -> u8 {
             return exit::USAGE;
         }
     };
-    println!("{:<10} {:<8} {:<9} {:<48} auth", "name", "server", "backend", "availability");
+    println!("{:<18} {:<9} {:<9} {:<44} availability", "name", "version", "backend", "auth");
     for t in &catalog {
         println!(
-            "{:<10} {:<8} {:<9} {:<48} {}",
+            "{:<18} {:<9} {:<9} {:<44} {}",
             t.name,
-            t.server,
+            t.version.as_deref().unwrap_or("(host)"),
             format!("{:?}", t.backend).to_lowercase(),
+            t.auth.join(","),
             targets::availability(t),
-            t.auth.join(",")
         );
     }
     println!("remote:HOST:PORT  any SSH server you name (password auth via --password-env)");

@@ -6,13 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_sshspec")
-}
-
-fn ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
+mod common;
+use common::{SLOW, bin, ci};
 
 /// Whether the process targets can run here; outside CI their absence skips, visibly.
 fn process_targets_ready() -> bool {
@@ -25,27 +20,6 @@ fn process_targets_ready() -> bool {
     }
     ready
 }
-
-/// A scenario that logs in and then waits, so the run is mid-session when the signal comes.
-const SLOW: &str = r#"title = "slow"
-spec = "RFC 4254 §6.1"
-clauses = ["4254-6.1-a"]
-level = "may"
-requirement = "r"
-requires = { auth = ["password"] }
-[[step]]
-do = "version-exchange"
-[[step]]
-do = "key-exchange"
-[[step]]
-do = "authenticate"
-method = "password"
-[[step]]
-do = "open-session"
-[[step]]
-expect = "nothing"
-timeout = "30s"
-"#;
 
 /// Tests that start process targets take turns: the targets share one test user.
 static PROCESS_TARGETS: std::sync::Mutex<()> = std::sync::Mutex::new(());

@@ -1,9 +1,13 @@
 //! Targets: the servers scenarios run against. A target is described by a data file
 //! (`containers/<name>/target.toml`: what it supports and its expected deviations) and started by a
-//! backend: `builtin` (russh in-process), `process` (sshd or dropbear as a local process) or
-//! `remote` (a host and port given by the user).
+//! backend: `builtin` (russh in-process), `process` (sshd or dropbear as a local process),
+//! `container` (a target image under Docker, through testcontainers) or `remote` (a host and port
+//! given by the user).
 
+mod container;
 mod process;
+
+pub use container::BUILD_HINT;
 
 use crate::peer::Credentials;
 use crate::script::Scenario;
@@ -21,6 +25,7 @@ pub const TEST_USER: &str = "sshspec";
 pub enum BackendKind {
     Builtin,
     Process,
+    Container,
     Remote,
 }
 
@@ -45,6 +50,16 @@ pub struct TargetInfo {
     pub description: String,
     pub auth: Vec<String>,
     pub max_jobs: usize,
+    /// Container targets: the image (`sshspec/<folder>`), built from `containers/<folder>/Dockerfile`.
+    #[serde(default)]
+    pub image: Option<String>,
+    /// The server's version, for people (`9.2p1`).
+    #[serde(default)]
+    pub version: Option<String>,
+    /// What the server's identification string must contain (`OpenSSH_9.2p1`); a target whose
+    /// banner does not fails to start, so a stale image cannot pass for another version.
+    #[serde(default)]
+    pub banner: Option<String>,
     /// Connect from this many loopback source addresses (127.0.0.2, ...), for servers that limit
     /// connections per source address; 0 means the default source.
     #[serde(default)]
@@ -62,6 +77,10 @@ pub struct TargetInfo {
     /// Scenario id → the reason this target is expected to fail it.
     #[serde(default, rename = "expected-failures")]
     pub expected_failures: BTreeMap<String, String>,
+    /// Scenario id → why its verdict against this target depends on timing: such scenarios SKIP
+    /// with that reason rather than give a verdict that changes from run to run.
+    #[serde(default)]
+    pub unjudged: BTreeMap<String, String>,
     /// For remote targets: where it is.
     #[serde(skip)]
     pub address: Option<SocketAddr>,
@@ -94,25 +113,78 @@ pub const VARIANTS: &[(&str, &str)] = &[
     ("login-grace-3s", "the server disconnects a client not authenticated within 3 seconds"),
 ];
 
-const DESCRIPTIONS: &[(&str, &str)] = &[
-    ("containers/russh/target.toml", include_str!("../../../../containers/russh/target.toml")),
-    ("containers/openssh/target.toml", include_str!("../../../../containers/openssh/target.toml")),
-    ("containers/openssh/legacy.toml", include_str!("../../../../containers/openssh/legacy.toml")),
-    ("containers/dropbear/target.toml", include_str!("../../../../containers/dropbear/target.toml")),
+/// `containers/<path>`, embedded so the binary knows its targets wherever it runs.
+macro_rules! descriptions {
+    ($($path:literal),* $(,)?) => {
+        &[$((concat!("containers/", $path), include_str!(concat!("../../../../containers/", $path)))),*]
+    };
+}
+
+const DESCRIPTIONS: &[(&str, &str)] = descriptions![
+    "russh/target.toml",
+    "openssh/target.toml",
+    "openssh/legacy.toml",
+    "dropbear/target.toml",
+    "russh/container.toml",
+    "openssh-8.4p1/target.toml",
+    "openssh-9.2p1/target.toml",
+    "openssh-10.0p2/target.toml",
+    "dropbear-2020.81/target.toml",
+    "dropbear-2022.83/target.toml",
+    "dropbear-2025.89/target.toml",
+    "tinysshd-20250501/target.toml",
 ];
 
 /// Every known target, in a stable order.
 pub fn catalog() -> Result<Vec<TargetInfo>, String> {
-    DESCRIPTIONS
-        .iter()
-        .map(|(path, text)| {
-            let t = toml::from_str::<TargetInfo>(text).map_err(|e| format!("{path}: {e}"))?;
-            match t.variants.keys().find(|v| !VARIANTS.iter().any(|(known, _)| known == v)) {
-                Some(v) => Err(format!("{path}: unknown variant {v:?}; known: {}", variant_names())),
-                None => Ok(t),
+    let mut tables: Vec<(String, toml::Table)> = Vec::new();
+    let mut out = Vec::new();
+    for (path, text) in DESCRIPTIONS {
+        // Parsing straight into TargetInfo first keeps line and column in the error.
+        let table: toml::Table = toml::from_str(text).map_err(|e| format!("{path}: {e}"))?;
+        let table = match table.get("extends") {
+            None => {
+                toml::from_str::<TargetInfo>(text).map_err(|e| format!("{path}: {e}"))?;
+                table
             }
-        })
-        .collect()
+            Some(base) => {
+                let base = base.as_str().ok_or_else(|| format!("{path}: `extends` must name a target"))?;
+                let (_, parent) = tables
+                    .iter()
+                    .find(|(n, _)| n == base)
+                    .ok_or_else(|| format!("{path}: extends {base:?}, which is not described before it"))?;
+                extend(parent, table)
+            }
+        };
+        let t: TargetInfo = table.clone().try_into().map_err(|e| format!("{path}: {e}"))?;
+        if let Some(v) = t.variants.keys().find(|v| !VARIANTS.iter().any(|(known, _)| known == v)) {
+            return Err(format!("{path}: unknown variant {v:?}; known: {}", variant_names()));
+        }
+        tables.push((t.name.clone(), table));
+        out.push(t);
+    }
+    Ok(out)
+}
+
+/// A description that `extends` another describes the same server software elsewhere (in a
+/// container, say): same algorithms, configuration, variants and deviations. Its own keys replace
+/// the parent's; its variants and expected failures are added to the parent's.
+fn extend(parent: &toml::Table, mut child: toml::Table) -> toml::Table {
+    child.remove("extends");
+    let mut merged = parent.clone();
+    for (key, value) in child {
+        match (merged.get_mut(&key), value) {
+            (Some(toml::Value::Table(mine)), toml::Value::Table(theirs))
+                if key == "variants" || key == "expected-failures" || key == "unjudged" =>
+            {
+                mine.extend(theirs);
+            }
+            (_, value) => {
+                merged.insert(key, value);
+            }
+        }
+    }
+    merged
 }
 
 fn variant_names() -> String {
@@ -141,11 +213,15 @@ pub fn find(name: &str) -> Result<TargetInfo, String> {
             // What a remote device supports is unknown; password is what we can offer it.
             auth: vec!["none".into(), "password".into()],
             max_jobs: 2,
+            image: None,
+            version: None,
+            banner: None,
             source_addresses: 0,
             algorithms: Algorithms::default(),
             config: Vec::new(),
             variants: BTreeMap::new(),
             expected_failures: BTreeMap::new(),
+            unjudged: BTreeMap::new(),
             address: Some(address),
             pinned_host_keys: Vec::new(),
             connect_interval: Duration::from_millis(200),
@@ -185,6 +261,9 @@ impl TargetInfo {
 
     /// Why this target cannot run `s`, if it cannot.
     pub fn unmet(&self, s: &Scenario) -> Option<String> {
+        if let Some(why) = self.unjudged.get(&s.id) {
+            return Some(format!("not judged against {}: {why}", self.name));
+        }
         let r = &s.requires;
         if s.destructive && !self.allow_destructive {
             return Some(format!(
@@ -263,6 +342,7 @@ pub struct Running {
 enum Guard {
     Builtin(#[allow(dead_code)] sshspec_russh_target::RunningTarget),
     Process(process::Child),
+    Container(Box<container::Container>),
     None,
 }
 
@@ -274,8 +354,10 @@ impl Running {
 
     /// Stops the server and removes what it left behind.
     pub async fn stop(self) {
-        if let Guard::Process(c) = self.guard {
-            c.stop().await;
+        match self.guard {
+            Guard::Process(c) => c.stop().await,
+            Guard::Container(c) => c.stop().await,
+            Guard::Builtin(_) | Guard::None => {}
         }
     }
 }
@@ -293,6 +375,21 @@ pub enum StartError {
 /// Starts a target. `creds` replaces the freshly generated credentials (for remote targets, the
 /// user's; in tests, known ones).
 pub async fn start(t: &TargetInfo, creds: Option<Credentials>) -> Result<Running, StartError> {
+    let running = start_backend(t, creds).await?;
+    if let Some(v) = &t.banner
+        && !running.banner.contains(v.as_str())
+    {
+        let banner = running.banner.clone();
+        running.stop().await;
+        return Err(StartError::Failed(format!(
+            "{}: the server identifies as {banner:?}, not as {v}; is its image stale? {BUILD_HINT}",
+            t.name
+        )));
+    }
+    Ok(running)
+}
+
+async fn start_backend(t: &TargetInfo, creds: Option<Credentials>) -> Result<Running, StartError> {
     let generated = || Credentials::generate(TEST_USER);
     match t.backend {
         BackendKind::Builtin => {
@@ -321,6 +418,11 @@ pub async fn start(t: &TargetInfo, creds: Option<Credentials>) -> Result<Running
             let (child, addr, banner) = process::start(&t.server, &t.config, &creds).await?;
             Ok(Running { addr, banner, creds, logs: child.logs.clone(), guard: Guard::Process(child) })
         }
+        BackendKind::Container => {
+            let creds = creds.unwrap_or_else(generated);
+            let (c, addr, banner, logs) = container::start(t, &creds).await?;
+            Ok(Running { addr, banner, creds, logs, guard: Guard::Container(Box::new(c)) })
+        }
         BackendKind::Remote => {
             let addr = t.address.ok_or_else(|| StartError::Failed("remote target without an address".into()))?;
             // Unreachable is the environment's problem (ERROR); a reachable server that sends no
@@ -344,5 +446,6 @@ pub fn availability(t: &TargetInfo) -> String {
         BackendKind::Builtin => "ready (in-process)".into(),
         BackendKind::Remote => "remote".into(),
         BackendKind::Process => process::availability(&t.server),
+        BackendKind::Container => container::availability(t),
     }
 }
