@@ -26,8 +26,12 @@ docker info >/dev/null 2>&1 || die "the Docker engine is not reachable (is docke
 label() { docker image inspect -f "{{index .Config.Labels \"sshspec.digest\"}}" "$1" 2>/dev/null || true; }
 digest() { sha256sum | cut -c1-16; }
 
+declare -A base_checked   # suites whose base image this run has already checked or built
+
 base_image() {
   local suite=$1 tag=sshspec-base:$1 want
+  [ -n "${base_checked[$suite]:-}" ] && return
+  base_checked[$suite]=1
   want=$(printf 'base %s %s v1\n' "$suite" "$packages" | digest)
   if [ "$(label "$tag")" = "$want" ]; then
     say "$tag is current"

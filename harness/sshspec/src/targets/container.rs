@@ -25,17 +25,15 @@ const BANNER_DEADLINE: Duration = Duration::from_secs(30);
 pub const BUILD_HINT: &str = "build it with `sshspec images build` (scripts/build-images.sh)";
 
 pub struct Container {
-    inner: Option<ContainerAsync<GenericImage>>,
+    inner: ContainerAsync<GenericImage>,
 }
 
 impl Container {
     /// Removes the container (stopping it first); errors are reported, not fatal.
-    pub async fn stop(mut self) {
-        if let Some(c) = self.inner.take() {
-            let id = c.id().to_owned();
-            if let Err(e) = c.rm().await {
-                eprintln!("warning: removing container {id}: {e}");
-            }
+    pub async fn stop(self) {
+        let id = self.inner.id().to_owned();
+        if let Err(e) = self.inner.rm().await {
+            eprintln!("warning: removing container {id}: {e}");
         }
     }
 }
@@ -67,11 +65,7 @@ pub async fn start(t: &TargetInfo, creds: &Credentials) -> Result<(Container, So
     let port = SSH_PORT.tcp();
     let request = GenericImage::new(repo.clone(), tag.clone())
         .with_exposed_port(port)
-        .with_cmd(
-            std::iter::once("/usr/local/bin/sshspec-serve".to_owned())
-                .chain(["main".to_owned()])
-                .chain(t.config.iter().cloned()),
-        )
+        .with_cmd(["/usr/local/bin/sshspec-serve", "main"].iter().copied().chain(t.config.iter().map(String::as_str)))
         .with_env_var("SSHSPEC_PASSWORD", creds.password.clone())
         .with_env_var("SSHSPEC_PUBKEY", creds.authorized_key_line())
         .with_env_var("SSHSPEC_PUBKEY_HEX", hex::encode(creds.public_key()))
@@ -82,7 +76,7 @@ pub async fn start(t: &TargetInfo, creds: &Credentials) -> Result<(Container, So
             // Loopback only: nothing outside this machine can reach a target.
             let binding = PortBinding { host_ip: Some("127.0.0.1".into()), host_port: Some(String::new()) };
             h.publish_all_ports = Some(false);
-            h.port_bindings = Some(HashMap::from([(port_key(port), Some(vec![binding]))]));
+            h.port_bindings = Some(HashMap::from([(port.to_string(), Some(vec![binding]))]));
         });
     let c = request
         .start()
@@ -98,7 +92,7 @@ pub async fn start(t: &TargetInfo, creds: &Credentials) -> Result<(Container, So
             }
         });
     }
-    let container = Container { inner: Some(c) };
+    let container = Container { inner: c };
     match wait_for_banner(&container, port, t).await {
         Ok((addr, banner)) => Ok((container, addr, banner, logs)),
         Err(e) => {
@@ -111,12 +105,8 @@ pub async fn start(t: &TargetInfo, creds: &Credentials) -> Result<(Container, So
     }
 }
 
-fn port_key(p: ContainerPort) -> String {
-    format!("{p}")
-}
-
 async fn wait_for_banner(c: &Container, port: ContainerPort, t: &TargetInfo) -> Result<(SocketAddr, String), String> {
-    let inner = c.inner.as_ref().ok_or("container already removed")?;
+    let inner = &c.inner;
     let host_port = inner.get_host_port_ipv4(port).await.map_err(|e| format!("{}: no published port: {e}", t.name))?;
     let addr: SocketAddr = ([127, 0, 0, 1], host_port).into();
     let deadline = tokio::time::Instant::now() + BANNER_DEADLINE;
