@@ -12,8 +12,10 @@ set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 ctx=$root/containers
-# The packages every base image holds, so target images build without network.
+# The packages every base image holds, so target images build without network; bookworm's also
+# holds OpenLDAP, for the OpenSSH image's directory-keys variant.
 packages=openssh-server,dropbear-bin,tinysshd,ucspi-tcp
+suite_packages() { if [ "$1" = bookworm ]; then echo "$packages,slapd,ldap-utils"; else echo "$packages"; fi; }
 mirror=${SSHSPEC_DEBIAN_MIRROR:-$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)}
 mirror=${mirror:-http://deb.debian.org/debian}
 
@@ -32,7 +34,9 @@ base_image() {
   local suite=$1 tag=sshspec-base:$1 want
   [ -n "${base_checked[$suite]:-}" ] && return
   base_checked[$suite]=1
-  want=$(printf 'base %s %s v1\n' "$suite" "$packages" | digest)
+  local pkgs
+  pkgs=$(suite_packages "$suite")
+  want=$(printf 'base %s %s v1\n' "$suite" "$pkgs" | digest)
   if [ "$(label "$tag")" = "$want" ]; then
     say "$tag is current"
     return
@@ -48,7 +52,7 @@ base_image() {
   # shellcheck disable=SC2064
   trap "rm -rf '$rootfs' '$rootfs.log'" EXIT
   say "debootstrap $suite from $mirror (about a minute and a half)"
-  if ! debootstrap --variant=minbase --include="$packages" "$suite" "$rootfs" "$mirror" >"$rootfs.log" 2>&1; then
+  if ! debootstrap --variant=minbase --include="$pkgs" "$suite" "$rootfs" "$mirror" >"$rootfs.log" 2>&1; then
     tail -n 20 "$rootfs.log" >&2
     rm -f "$rootfs.log"
     die "debootstrap $suite failed"

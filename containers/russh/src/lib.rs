@@ -2,8 +2,11 @@
 //! (no Docker, nothing installed), or standalone as `sshspec-russh-server` for containers.
 //!
 //! It is a real russh server with its default algorithms. Its `exec` runs a tiny fixed command set
-//! in-process (no shell is spawned): `echo ARGS`, `true`, `false`, `exit N`, `cat` (echoes stdin
-//! until EOF), `cat >/dev/null`, `head -c N /dev/zero`; anything else writes to stderr and exits 127.
+//! in-process (no shell is spawned): `echo ARGS` (`>&2` prints to stderr), `true`, `false`,
+//! `exit N`, `kill -s SIGNAL $$` (ends with exit-signal), `cat` (echoes stdin until EOF),
+//! `cat >/dev/null`, `head -c N /dev/zero`; anything else writes to stderr and exits 127. A `shell`
+//! runs each line of its stdin as such a command until `exit N` or EOF. `pty-req` is granted (and
+//! changes nothing); `env` and subsystems are refused.
 
 use russh::keys::{Algorithm, EcdsaCurve, PrivateKey};
 use russh::server::{Auth, Msg, Server as _, Session};
@@ -18,8 +21,8 @@ use tokio::net::TcpListener;
 pub struct Credentials {
     pub user: String,
     pub password: String,
-    /// Raw 32-byte ed25519 public keys allowed for `publickey`.
-    pub authorized_ed25519: Vec<[u8; 32]>,
+    /// `authorized_keys` lines: the keys allowed for `publickey` (any type russh reads).
+    pub authorized_keys: Vec<String>,
 }
 
 /// A server listening on a loopback port, stopped when dropped.
@@ -152,7 +155,7 @@ struct Server {
 impl russh::server::Server for Server {
     type Handler = Handler;
     fn new_client(&mut self, _: Option<SocketAddr>) -> Handler {
-        Handler { creds: self.creds.clone(), cat: HashSet::new(), discard: HashSet::new() }
+        Handler { creds: self.creds.clone(), cat: HashSet::new(), discard: HashSet::new(), shells: Default::default() }
     }
 }
 
@@ -162,14 +165,98 @@ struct Handler {
     cat: HashSet<ChannelId>,
     /// Channels running `cat >/dev/null`: data is read and dropped until EOF.
     discard: HashSet<ChannelId>,
+    /// Channels running a shell: the partial line read so far.
+    shells: std::collections::HashMap<ChannelId, Vec<u8>>,
+}
+
+/// How a command ends.
+enum End {
+    Status(u32),
+    Signal(String),
+}
+
+/// What one command of the fixed set does, for `exec` and for each line of a `shell`.
+enum Run {
+    Done { out: Vec<u8>, err: Vec<u8>, end: End },
+    Cat,
+    Discard,
+}
+
+fn run(command: &str) -> Run {
+    let mut words = command.split_whitespace();
+    let done =
+        |out: String, err: String, status| Run::Done { out: out.into(), err: err.into(), end: End::Status(status) };
+    match words.next() {
+        Some("echo") => {
+            let args: Vec<&str> = words.collect();
+            match args.split_last() {
+                Some((&">&2", rest)) => done(String::new(), format!("{}\n", rest.join(" ")), 0),
+                _ => done(format!("{}\n", args.join(" ")), String::new(), 0),
+            }
+        }
+        Some("true") => done(String::new(), String::new(), 0),
+        Some("false") => done(String::new(), String::new(), 1),
+        Some("exit") => done(String::new(), String::new(), words.next().and_then(|n| n.parse().ok()).unwrap_or(0)),
+        Some("kill") => match (words.next(), words.next(), words.next()) {
+            (Some("-s"), Some(sig), Some("$$")) => {
+                Run::Done { out: Vec::new(), err: Vec::new(), end: End::Signal(sig.trim_start_matches("SIG").into()) }
+            }
+            _ => done(String::new(), "kill: usage: kill -s SIGNAL $$\n".into(), 2),
+        },
+        Some("cat") if command.trim() == "cat >/dev/null" => Run::Discard,
+        Some("cat") => Run::Cat,
+        // `head -c N /dev/zero`, as scenarios write it for every target; russh queues the
+        // data and sends it as our window allows.
+        Some("head") if command.starts_with("head -c ") && command.ends_with(" /dev/zero") => {
+            let n: usize = words.nth(1).and_then(|n| n.parse().ok()).unwrap_or(0).min(MAX_ZEROS);
+            Run::Done { out: vec![0; n], err: Vec::new(), end: End::Status(0) }
+        }
+        _ => done(String::new(), format!("{command}: command not found\n"), 127),
+    }
+}
+
+/// Sends a finished command's output; with `end`, its exit status or signal, EOF and CLOSE.
+fn emit(
+    channel: ChannelId,
+    out: Vec<u8>,
+    err: Vec<u8>,
+    end: Option<End>,
+    session: &mut Session,
+) -> Result<(), russh::Error> {
+    for chunk in out.chunks(32 * 1024) {
+        session.data(channel, chunk.to_vec())?;
+    }
+    if !err.is_empty() {
+        session.extended_data(channel, 1, err)?;
+    }
+    match end {
+        Some(End::Status(s)) => finish(channel, s, session),
+        Some(End::Signal(name)) => {
+            session.exit_signal_request(channel, signal(&name), false, "", "")?;
+            session.eof(channel)?;
+            session.close(channel)
+        }
+        None => Ok(()),
+    }
+}
+
+fn signal(name: &str) -> russh::Sig {
+    match name {
+        "TERM" => russh::Sig::TERM,
+        "KILL" => russh::Sig::KILL,
+        "INT" => russh::Sig::INT,
+        "HUP" => russh::Sig::HUP,
+        other => russh::Sig::Custom(other.into()),
+    }
 }
 
 impl Handler {
     fn key_allowed(&self, key: &russh::keys::PublicKey) -> bool {
-        match key.key_data() {
-            russh::keys::ssh_key::public::KeyData::Ed25519(k) => self.creds.authorized_ed25519.contains(&k.0),
-            _ => false,
-        }
+        self.creds
+            .authorized_keys
+            .iter()
+            .filter_map(|line| russh::keys::PublicKey::from_openssh(line).ok())
+            .any(|k| k.key_data() == key.key_data())
     }
 }
 
@@ -233,50 +320,91 @@ impl russh::server::Handler for Handler {
         session: &mut Session,
     ) -> Result<(), Self::Error> {
         session.channel_success(channel)?;
-        let command = String::from_utf8_lossy(data).into_owned();
-        let mut words = command.split_whitespace();
-        let (out, err, status) = match words.next() {
-            Some("echo") => (format!("{}\n", words.collect::<Vec<_>>().join(" ")), String::new(), 0),
-            Some("true") => (String::new(), String::new(), 0),
-            Some("false") => (String::new(), String::new(), 1),
-            Some("exit") => (String::new(), String::new(), words.next().and_then(|n| n.parse().ok()).unwrap_or(0)),
-            Some("cat") if command.trim() == "cat >/dev/null" => {
-                self.discard.insert(channel);
-                return Ok(());
-            }
-            Some("cat") => {
+        match run(&String::from_utf8_lossy(data)) {
+            Run::Cat => {
                 self.cat.insert(channel);
-                return Ok(());
+                Ok(())
             }
-            // `head -c N /dev/zero`, as scenarios write it for every target; russh queues the
-            // data and sends it as our window allows.
-            Some("head") if command.starts_with("head -c ") && command.ends_with(" /dev/zero") => {
-                let n: usize = words.nth(1).and_then(|n| n.parse().ok()).unwrap_or(0).min(MAX_ZEROS);
-                for chunk in (0..n).step_by(32 * 1024) {
-                    session.data(channel, vec![0; (n - chunk).min(32 * 1024)])?;
-                }
-                (String::new(), String::new(), 0)
+            Run::Discard => {
+                self.discard.insert(channel);
+                Ok(())
             }
-            _ => (String::new(), format!("{command}: command not found\n"), 127),
-        };
-        if !out.is_empty() {
-            session.data(channel, out.into_bytes())?;
+            Run::Done { out, err, end } => emit(channel, out, err, Some(end), session),
         }
-        if !err.is_empty() {
-            session.extended_data(channel, 1, err.into_bytes())?;
-        }
-        finish(channel, status, session)
+    }
+
+    async fn shell_request(&mut self, channel: ChannelId, session: &mut Session) -> Result<(), Self::Error> {
+        session.channel_success(channel)?;
+        self.shells.insert(channel, Vec::new());
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn pty_request(
+        &mut self,
+        channel: ChannelId,
+        _term: &str,
+        _col_width: u32,
+        _row_height: u32,
+        _pix_width: u32,
+        _pix_height: u32,
+        _modes: &[(russh::Pty, u32)],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        session.channel_success(channel)?;
+        Ok(())
+    }
+
+    async fn env_request(
+        &mut self,
+        channel: ChannelId,
+        _name: &str,
+        _value: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        session.channel_failure(channel)?;
+        Ok(())
+    }
+
+    async fn subsystem_request(
+        &mut self,
+        channel: ChannelId,
+        _name: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        session.channel_failure(channel)?;
+        Ok(())
     }
 
     async fn data(&mut self, channel: ChannelId, data: &[u8], session: &mut Session) -> Result<(), Self::Error> {
         if self.cat.contains(&channel) {
             session.data(channel, data.to_vec())?;
         }
+        let Some(mut line) = self.shells.remove(&channel) else {
+            return Ok(());
+        };
+        line.extend_from_slice(data);
+        while let Some(nl) = line.iter().position(|&b| b == b'\n') {
+            let command: Vec<u8> = line.drain(..=nl).collect();
+            let command = String::from_utf8_lossy(&command).trim().to_owned();
+            match run(&command) {
+                // The shell ends: with `exit N`, or killed.
+                Run::Done { out, err, end: End::Status(s) } if command.starts_with("exit") => {
+                    return emit(channel, out, err, Some(End::Status(s)), session);
+                }
+                Run::Done { out, err, end: end @ End::Signal(_) } => {
+                    return emit(channel, out, err, Some(end), session);
+                }
+                Run::Done { out, err, .. } => emit(channel, out, err, None, session)?,
+                Run::Cat | Run::Discard => {}
+            }
+        }
+        self.shells.insert(channel, line);
         Ok(())
     }
 
     async fn channel_eof(&mut self, channel: ChannelId, session: &mut Session) -> Result<(), Self::Error> {
-        if self.cat.remove(&channel) || self.discard.remove(&channel) {
+        if self.cat.remove(&channel) || self.discard.remove(&channel) || self.shells.remove(&channel).is_some() {
             finish(channel, 0, session)?;
         }
         Ok(())

@@ -1,11 +1,12 @@
 //! `sshspec-russh-server`: the russh target as a standalone server, for containers and manual runs.
 //!
-//! Usage: sshspec-russh-server ADDR:PORT USER PASSWORD [ED25519_PUBLIC_KEY_HEX]... [-o LINE]...
-//! where each LINE is a settings line (`RekeyLimit 262144`, `MaxAuthTries 2`; see `Settings`).
+//! Usage: sshspec-russh-server ADDR:PORT USER PASSWORD [AUTHORIZED_KEYS]... [-o LINE]...
+//! where AUTHORIZED_KEYS is `authorized_keys` text (one key per line; several lines in one argument
+//! are fine) and each LINE is a settings line (`RekeyLimit 262144`, `MaxAuthTries 2`; see `Settings`).
 
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: sshspec-russh-server ADDR:PORT USER PASSWORD [ED25519_PUBLIC_KEY_HEX]... [-o LINE]...";
+const USAGE: &str = "usage: sshspec-russh-server ADDR:PORT USER PASSWORD [AUTHORIZED_KEYS]... [-o LINE]...";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -38,18 +39,15 @@ async fn main() -> ExitCode {
         eprintln!("not an address: {bind}");
         return ExitCode::from(2);
     };
-    let mut authorized_ed25519 = Vec::new();
-    for k in keys {
-        match hex_key(k) {
-            Some(k) => authorized_ed25519.push(k),
-            None => {
-                eprintln!("not a 32-byte hex ed25519 public key: {k}");
-                return ExitCode::from(2);
-            }
+    let mut authorized_keys = Vec::new();
+    for line in keys.iter().flat_map(|k| k.lines()).filter(|l| !l.trim().is_empty()) {
+        if let Err(e) = russh::keys::PublicKey::from_openssh(line) {
+            eprintln!("not an authorized_keys line ({e}): {line}");
+            return ExitCode::from(2);
         }
+        authorized_keys.push(line.to_owned());
     }
-    let creds =
-        sshspec_russh_target::Credentials { user: user.clone(), password: password.clone(), authorized_ed25519 };
+    let creds = sshspec_russh_target::Credentials { user: user.clone(), password: password.clone(), authorized_keys };
     match sshspec_russh_target::start_with(bind, creds, settings).await {
         Ok(t) => {
             eprintln!("listening on {} as {}", t.addr, t.banner);
@@ -61,15 +59,4 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn hex_key(s: &str) -> Option<[u8; 32]> {
-    if s.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, b) in out.iter_mut().enumerate() {
-        *b = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(out)
 }

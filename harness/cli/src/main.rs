@@ -240,6 +240,7 @@ fn run(a: RunArgs) -> u8 {
             t.allow_destructive = a.allow_destructive;
             if a.identity.is_some() {
                 t.auth.push("publickey".into());
+                t.user_keys.push("ssh-ed25519".into());
             }
         }
         infos.push(t);
@@ -261,7 +262,7 @@ fn run(a: RunArgs) -> u8 {
         }
         if let Some(file) = &a.identity {
             match sshspec::keys::load_identity(file) {
-                Ok(k) => c.key = k,
+                Ok(k) => c.keys.ed25519 = k,
                 Err(e) => {
                     eprintln!("error: --identity: {e}");
                     return exit::USAGE;

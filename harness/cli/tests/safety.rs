@@ -141,7 +141,7 @@ fn remote_device() -> (tokio::runtime::Runtime, sshspec_russh_target::RunningTar
     let creds = sshspec_russh_target::Credentials {
         user: "device".into(),
         password: "device-password".into(),
-        authorized_ed25519: Vec::new(),
+        authorized_keys: Vec::new(),
     };
     let t = rt.block_on(sshspec_russh_target::start("127.0.0.1:0".parse().unwrap(), creds)).unwrap();
     (rt, t)

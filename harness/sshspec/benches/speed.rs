@@ -152,7 +152,7 @@ fn main() -> ExitCode {
     let mib = env_num("SSHSPEC_BENCH_MIB", 512);
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let key = dir.path().join("id_ed25519");
-    sshspec::keys::write_identity(&key, &creds.key).unwrap_or_else(|e| panic!("{e}"));
+    sshspec::keys::write_identity(&key, &creds.keys.ed25519).unwrap_or_else(|e| panic!("{e}"));
 
     println!("sshspec speed bench: {rounds} handshakes per side, {mib} MiB uploads\n");
     let openssh = rt.block_on(targets::start(&infos[1], Some(creds.clone()))).unwrap_or_else(|e| panic!("{e}"));

@@ -7,7 +7,9 @@
 //! from its description: the matrix shows what the server really offers.
 
 use crate::peer::{self, OUR_BANNER};
-use crate::script::{Action, AuthKind, AuthOutcome, Input, Level, Pins, RekeyPolicy, Requires, Scenario, Step, Tier};
+use crate::script::{
+    Action, AuthKind, AuthOutcome, AuthStep, Input, Level, Pins, RekeyPolicy, Requires, Scenario, Step, Tier,
+};
 use crate::targets::{self, Algorithms, TargetInfo};
 use crate::transport::{Transport, cipher, compress, hostkey, kex};
 use crate::verdict::{Outcome, ScenarioResult};
@@ -153,13 +155,8 @@ pub fn session_steps(pins: Pins, rekey: Option<RekeyPolicy>, bytes: u64) -> Vec<
     vec![
         step(Action::VersionExchange { banner: None, pre_banner: Vec::new() }),
         step(Action::KeyExchange { pins, with: toml::Table::new(), rekey, guess: false }),
-        step(Action::Authenticate {
-            method: AuthKind::Publickey,
-            outcome: AuthOutcome::Success,
-            query: false,
-            password: None,
-        }),
-        step(Action::OpenSession),
+        step(Action::Authenticate(Box::new(AuthStep::new(AuthKind::Publickey, AuthOutcome::Success)))),
+        step(Action::OpenSession { window: None, max_packet: None }),
         // The bulk step gets most of the scenario's minute: under a full matrix on a small
         // machine, 1 MiB each way through a legacy cipher can outlast the 10 s step default.
         Step {

@@ -4,7 +4,7 @@
 
 use crate::peer::{self, Credentials, Judgement};
 use crate::report::{Event, Reporter};
-use crate::script::Scenario;
+use crate::script::{AuthKind, Scenario};
 use crate::targets::{self, BackendKind, StartError, TargetInfo};
 use crate::verdict::{Outcome, ScenarioResult, Tally};
 use serde::Serialize;
@@ -299,22 +299,31 @@ async fn run_target(
     let mut results = Vec::with_capacity(scenarios.len());
     let mut popts = opts.peer.clone();
     popts.pinned_host_keys = t.pinned_host_keys.clone();
-    // Configuration variants run as further instances of the same server, started once each.
+    popts.login = if t.auth.iter().any(|m| m == "password") { AuthKind::Password } else { AuthKind::Publickey };
+    // Configuration variants run as further instances of the same server, started once each, or
+    // once per scenario for variants whose scenarios change the server's state.
+    let instance_key = |i: usize, s: &Scenario| {
+        s.requires.variant.as_ref().map(|v| match targets::FRESH_VARIANTS.contains(&v.as_str()) {
+            true => format!("{v}#{i}"),
+            false => v.clone(),
+        })
+    };
     let mut variants: BTreeMap<String, Result<targets::Running, String>> = BTreeMap::new();
-    for v in scenarios.iter().filter(|s| t.unmet(s).is_none()).filter_map(|s| s.requires.variant.clone()) {
-        if variants.contains_key(&v) {
+    for (i, s) in scenarios.iter().enumerate().filter(|(_, s)| t.unmet(s).is_none()) {
+        let (Some(key), Some(v)) = (instance_key(i, s), &s.requires.variant) else { continue };
+        if variants.contains_key(&key) {
             continue;
         }
-        let started = match t.with_variant(Some(&v)) {
+        let started = match t.with_variant(Some(v)) {
             Ok(info) => targets::start(&info, Some(creds.clone())).await.map_err(|e| e.to_string()),
             Err(e) => Err(e),
         };
-        variants.insert(v, started);
+        variants.insert(key, started);
     }
-    let address_of = |variant: &Option<String>| match variant {
-        None => Ok((running.addr, running.logs.clone())),
+    let address_of = |key: &Option<String>| match key {
+        None => Ok((running.addr, running.inner, running.logs.clone())),
         Some(v) => match variants.get(v) {
-            Some(Ok(r)) => Ok((r.addr, r.logs.clone())),
+            Some(Ok(r)) => Ok((r.addr, r.inner, r.logs.clone())),
             Some(Err(e)) => Err(format!("the {v} variant of {} did not start: {e}", t.name)),
             None => Err(format!("the {v} variant of {} was not started", t.name)),
         },
@@ -326,14 +335,14 @@ async fn run_target(
     let mut pending: Vec<usize> = Vec::new();
     let mut logs_of = Vec::with_capacity(scenarios.len());
     for (i, s) in scenarios.iter().enumerate() {
-        let instance = address_of(&s.requires.variant);
-        logs_of.push(instance.as_ref().map(|(_, l)| l.clone()).unwrap_or_else(|_| running.logs.clone()));
+        let instance = address_of(&instance_key(i, s));
+        logs_of.push(instance.as_ref().map(|(_, _, l)| l.clone()).unwrap_or_else(|_| running.logs.clone()));
         let not_runnable = match (t.unmet(s), &instance) {
             (Some(why), _) => Some((Outcome::Skip, why)),
             (None, Err(why)) => Some((Outcome::Error, why.clone())),
             (None, Ok(_)) => None,
         };
-        let (Ok((addr, _)), None) = (instance, &not_runnable) else {
+        let (Ok((addr, inner, _)), None) = (instance, &not_runnable) else {
             let (outcome, why) = not_runnable.unwrap_or((Outcome::Error, String::new()));
             let r = not_run(t, &version, s, outcome, why);
             out.emit(&Event::Result(&r));
@@ -354,7 +363,7 @@ async fn run_target(
                 *next = tokio::time::Instant::now() + interval;
             }
             let (creds, popts) = &*shared;
-            let popts = peer::Options { source, ..popts.clone() };
+            let popts = peer::Options { source, ssh_inner: inner, ..popts.clone() };
             let from = Instant::now();
             let run = peer::run(&scenarios[i], addr, creds, &popts).await;
             (i, run, from, Instant::now())

@@ -63,8 +63,8 @@ fn no_output_of_a_full_run_contains_a_secret() {
         outputs.push((f.to_owned(), std::fs::read(dir.path().join(f)).unwrap()));
     }
 
-    let seed = creds.key.to_bytes();
-    let keypair = creds.key.to_keypair_bytes();
+    let seed = creds.keys.ed25519.to_bytes();
+    let keypair = creds.keys.ed25519.to_keypair_bytes();
     let b64 = base64::engine::general_purpose::STANDARD;
     let secrets = [
         ("password", creds.password.clone()),

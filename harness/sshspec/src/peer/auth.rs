@@ -1,122 +1,273 @@
 //! The `authenticate` step: the service request and one attempt of a method (RFC 4252 §5, §7, §8;
-//! RFC 4256 for keyboard-interactive), judged against the outcome the scenario expects.
+//! RFC 4256 for keyboard-interactive), judged against the outcome the scenario expects. Every
+//! USERAUTH_FAILURE is also held to the rules that apply to all of them: `none` never listed
+//! (RFC 4252 §4) and partial success FALSE unless the request succeeded (§5.1).
 
-use super::{Peer, StepResult, ed25519_blob, fail};
-use crate::script::{AuthKind, AuthOutcome};
+use super::{Peer, StepResult, UserKeys, fail, random_password};
+use crate::script::{AuthKind, AuthOutcome, AuthStep, ResponseCount, Tamper};
 use crate::transcript::summarize;
-use crate::transport::hostkey;
-use ed25519_dalek::Signer;
 use sshspec_wire::codec::put_string;
 use sshspec_wire::msg::*;
 use sshspec_wire::{Bool, Bytes, Message};
 use tokio::time::Instant;
 
+/// What a keyboard-interactive prompt asks for, read from its text as PAM and others word it.
+enum Asks {
+    NewPassword,
+    OldPassword,
+    Password,
+}
+
+fn asks(prompt: &[u8]) -> Asks {
+    let p = String::from_utf8_lossy(prompt).to_lowercase();
+    if p.contains("new") {
+        Asks::NewPassword
+    } else if p.contains("current") || p.contains("old") {
+        Asks::OldPassword
+    } else {
+        Asks::Password
+    }
+}
+
 impl Peer<'_> {
-    pub(super) async fn authenticate(
-        &mut self,
-        method: AuthKind,
-        outcome: AuthOutcome,
-        query: bool,
-        password: Option<&Bytes>,
-        deadline: Instant,
-    ) -> StepResult {
+    pub(super) async fn authenticate(&mut self, a: &AuthStep, deadline: Instant) -> StepResult {
+        if a.method == AuthKind::Login {
+            let a = AuthStep { method: self.opts.login, ..a.clone() };
+            return Box::pin(self.authenticate(&a, deadline)).await;
+        }
         if !self.service_accepted {
             self.send(&Message::ServiceRequest(ServiceRequest { service: "ssh-userauth".into() })).await?;
             match self.next(deadline, "SERVICE_ACCEPT").await? {
-                Message::ServiceAccept(a) if a.service.as_slice() == b"ssh-userauth" => self.service_accepted = true,
+                Message::ServiceAccept(s) if s.service.as_slice() == b"ssh-userauth" => self.service_accepted = true,
                 other => return Err(fail("SERVICE_ACCEPT for ssh-userauth", summarize(&other))),
             }
         }
-        let user: Bytes = self.creds.user.as_str().into();
-        let service: Bytes = "ssh-connection".into();
-        let request =
-            |method| Message::UserauthRequest(UserauthRequest { user: user.clone(), service: service.clone(), method });
-        let password = password.cloned().unwrap_or_else(|| self.creds.password.as_str().into());
-        match method {
-            AuthKind::None => self.send(&request(AuthMethod::None {})).await?,
-            AuthKind::Password => {
-                self.send(&request(AuthMethod::Password { change: Bool::FALSE, password, new_password: None })).await?
+        let user: Bytes = a.user.as_deref().unwrap_or(&self.creds.user).into();
+        let request = |method| {
+            Message::UserauthRequest(UserauthRequest { user: user.clone(), service: "ssh-connection".into(), method })
+        };
+        let password = a.password.clone().unwrap_or_else(|| self.creds.password.as_str().into());
+        let reply = match a.method {
+            AuthKind::None => {
+                self.send(&request(AuthMethod::None {})).await?;
+                self.next(deadline, "USERAUTH_SUCCESS or USERAUTH_FAILURE").await?
             }
-            AuthKind::Publickey => {
-                let key = Bytes(ed25519_blob(&self.creds.public_key()));
-                let algorithm: Bytes = hostkey::SSH_ED25519.into();
-                if query {
-                    self.send(&request(AuthMethod::Publickey {
-                        signed: Bool::FALSE,
-                        algorithm: algorithm.clone(),
-                        key: key.clone(),
-                        signature: None,
-                    }))
-                    .await?;
-                    match self.next(deadline, "USERAUTH_PK_OK").await? {
-                        Message::UserauthPkOk(ok) if ok.algorithm == algorithm && ok.key == key => {}
-                        Message::UserauthPkOk(ok) => {
-                            return Err(fail(
-                                "USERAUTH_PK_OK echoing our algorithm and key (RFC 4252 §7)",
-                                format!("{ok:?}"),
-                            ));
-                        }
-                        other if outcome == AuthOutcome::Failure && matches!(other, Message::UserauthFailure(_)) => {
-                            return Ok(());
-                        }
-                        other => return Err(fail("USERAUTH_PK_OK", summarize(&other))),
-                    }
-                }
-                let session_id = self.t.kex.session_id.clone().unwrap_or_default();
-                let mut data = Vec::new();
-                put_string(&mut data, &session_id);
-                data.push(50);
-                put_string(&mut data, user.as_slice());
-                put_string(&mut data, service.as_slice());
-                put_string(&mut data, b"publickey");
-                data.push(1);
-                put_string(&mut data, algorithm.as_slice());
-                put_string(&mut data, key.as_slice());
-                let sig = self.creds.key.sign(&data).to_bytes();
-                let mut blob = Vec::new();
-                put_string(&mut blob, algorithm.as_slice());
-                put_string(&mut blob, &sig);
-                self.send(&request(AuthMethod::Publickey {
-                    signed: Bool::TRUE,
-                    algorithm,
-                    key,
-                    signature: Some(Bytes(blob)),
+            AuthKind::Password => {
+                self.send(&request(AuthMethod::Password {
+                    change: Bool::FALSE,
+                    password: password.clone(),
+                    new_password: None,
                 }))
                 .await?;
-            }
-            AuthKind::KeyboardInteractive => {
-                self.send(&request(AuthMethod::KeyboardInteractive { language: "".into(), submethods: "".into() }))
-                    .await?;
-                // RFC 4256 §3.2: any number of INFO_REQUEST rounds, including zero-prompt ones.
-                for _round in 0..16 {
-                    match self.next(deadline, "USERAUTH_INFO_REQUEST, SUCCESS or FAILURE").await? {
-                        Message::UserauthInfoRequest(r) => {
-                            let responses = r.prompts.iter().map(|_| password.clone()).collect();
-                            self.send(&Message::UserauthInfoResponse(UserauthInfoResponse { responses })).await?;
-                        }
-                        other => return self.judge_auth(method, outcome, other),
+                let reply = self.next(deadline, "USERAUTH_SUCCESS, USERAUTH_FAILURE or PASSWD_CHANGEREQ").await?;
+                match (&reply, a.change_requested) {
+                    (Message::UserauthPasswdChangereq(_), true) => {
+                        // RFC 4252 §8: the client answers with the old password and a new one.
+                        let old = a.old_password.clone().unwrap_or(password);
+                        let new_password = Some(Bytes::from(random_password().as_str()));
+                        self.send(&request(AuthMethod::Password { change: Bool::TRUE, password: old, new_password }))
+                            .await?;
+                        self.next(deadline, "USERAUTH_SUCCESS or USERAUTH_FAILURE after the change").await?
                     }
+                    (_, true) => {
+                        return Err(fail(
+                            "USERAUTH_PASSWD_CHANGEREQ for the expired password (RFC 4252 §8)",
+                            summarize(&reply),
+                        ));
+                    }
+                    _ => reply,
                 }
-                return Err(fail("keyboard-interactive to end within 16 rounds", "more rounds"));
             }
-        }
-        let reply = self.next(deadline, "USERAUTH_SUCCESS or USERAUTH_FAILURE").await?;
-        self.judge_auth(method, outcome, reply)
+            AuthKind::Publickey => match self.publickey(a, &user, deadline).await? {
+                Some(reply) => reply,
+                None => return Ok(()),
+            },
+            AuthKind::KeyboardInteractive => self.keyboard_interactive(a, &request, &password, deadline).await?,
+            AuthKind::Login => return Err(super::StepFailure::Harness("no login method for this target".into())),
+        };
+        self.judge_auth(a, reply)
     }
 
-    fn judge_auth(&mut self, method: AuthKind, outcome: AuthOutcome, reply: Message) -> StepResult {
-        match (outcome, &reply) {
-            (AuthOutcome::Success, Message::UserauthSuccess(_)) => Ok(()),
-            (AuthOutcome::Failure, Message::UserauthFailure(_)) => Ok(()),
-            (AuthOutcome::Success, Message::UserauthFailure(f)) => Err(fail(
-                format!("USERAUTH_SUCCESS for {}", method.name()),
-                format!("USERAUTH_FAILURE; methods that can continue: {}", f.methods.joined()),
-            )),
-            (AuthOutcome::Success, _) => {
-                Err(fail(format!("USERAUTH_SUCCESS for {}", method.name()), summarize(&reply)))
+    /// A publickey attempt; `None` when a query was refused as the scenario expects.
+    async fn publickey(
+        &mut self,
+        a: &AuthStep,
+        user: &Bytes,
+        deadline: Instant,
+    ) -> Result<Option<Message>, super::StepFailure> {
+        let stranger;
+        let keys = if a.unknown_key {
+            stranger = UserKeys::generate();
+            &stranger
+        } else {
+            &self.creds.keys
+        };
+        let key = Bytes(keys.blob(a.key));
+        let algorithm: Bytes = a.algorithm.as_deref().unwrap_or(a.key.default_algorithm()).into();
+        let service: Bytes = "ssh-connection".into();
+        let request = |signed, signature| {
+            Message::UserauthRequest(UserauthRequest {
+                user: user.clone(),
+                service: service.clone(),
+                method: AuthMethod::Publickey { signed, algorithm: algorithm.clone(), key: key.clone(), signature },
+            })
+        };
+        if a.query {
+            self.send(&request(Bool::FALSE, None)).await?;
+            match self.next(deadline, "USERAUTH_PK_OK").await? {
+                Message::UserauthPkOk(ok) if ok.algorithm == algorithm && ok.key == key => {}
+                Message::UserauthPkOk(ok) => {
+                    return Err(fail("USERAUTH_PK_OK echoing our algorithm and key (RFC 4252 §7)", format!("{ok:?}")));
+                }
+                other @ Message::UserauthFailure(_) if a.outcome == AuthOutcome::Failure => {
+                    self.judge_auth(a, other)?;
+                    return Ok(None);
+                }
+                other => return Err(fail("USERAUTH_PK_OK", summarize(&other))),
             }
-            (AuthOutcome::Failure, _) => {
-                Err(fail(format!("USERAUTH_FAILURE for {}", method.name()), summarize(&reply)))
+        }
+        let mut session_id = self.t.kex.session_id.clone().unwrap_or_default();
+        if a.tamper == Some(Tamper::SessionId) {
+            // Another connection's identifier: same length, one bit different.
+            if let Some(b) = session_id.first_mut() {
+                *b ^= 1;
+            }
+        }
+        let mut data = Vec::new();
+        put_string(&mut data, &session_id);
+        data.push(50);
+        put_string(&mut data, user.as_slice());
+        put_string(&mut data, service.as_slice());
+        put_string(&mut data, b"publickey");
+        data.push(1);
+        put_string(&mut data, algorithm.as_slice());
+        put_string(&mut data, key.as_slice());
+        let mut signature = keys
+            .sign(a.key, &String::from_utf8_lossy(algorithm.as_slice()), &data)
+            .map_err(super::StepFailure::Harness)?;
+        if a.tamper == Some(Tamper::Signature)
+            && let Some(b) = signature.last_mut()
+        {
+            *b ^= 1;
+        }
+        self.send(&request(Bool::TRUE, Some(Bytes(signature)))).await?;
+        Ok(Some(self.next(deadline, "USERAUTH_SUCCESS or USERAUTH_FAILURE").await?))
+    }
+
+    /// RFC 4256 §3.2: any number of INFO_REQUEST rounds, zero-prompt ones included, each answered
+    /// with one response per prompt (unless the scenario says otherwise); every prompt must be
+    /// non-empty (§3.2). Returns the message that ends the exchange.
+    async fn keyboard_interactive(
+        &mut self,
+        a: &AuthStep,
+        request: &(dyn Fn(AuthMethod) -> Message + Sync),
+        password: &Bytes,
+        deadline: Instant,
+    ) -> Result<Message, super::StepFailure> {
+        self.send(&request(AuthMethod::KeyboardInteractive { language: "".into(), submethods: "".into() })).await?;
+        let new_password: Bytes = random_password().as_str().into();
+        let (mut asked_change, mut miscounted) = (false, a.responses.is_none());
+        for _round in 0..16 {
+            let r = match self.next(deadline, "USERAUTH_INFO_REQUEST, SUCCESS or FAILURE").await? {
+                Message::UserauthInfoRequest(r) => r,
+                other => {
+                    if a.change_requested && !asked_change && matches!(other, Message::UserauthSuccess(_)) {
+                        return Err(fail(
+                            "a prompt for a new password before SUCCESS: the password has expired (RFC 4252 §8)",
+                            "USERAUTH_SUCCESS with no such prompt",
+                        ));
+                    }
+                    return Ok(other);
+                }
+            };
+            if let Some(i) = r.prompts.iter().position(|p| p.prompt.is_empty()) {
+                return Err(fail(
+                    "no empty prompt field (RFC 4256 §3.2)",
+                    format!("prompt {} of {} is empty", i + 1, r.prompts.len()),
+                ));
+            }
+            let mut responses: Vec<Bytes> = r
+                .prompts
+                .iter()
+                .map(|p| match asks(p.prompt.as_slice()) {
+                    Asks::NewPassword => {
+                        asked_change = true;
+                        new_password.clone()
+                    }
+                    Asks::OldPassword => {
+                        asked_change = true;
+                        a.old_password.clone().unwrap_or_else(|| password.clone())
+                    }
+                    Asks::Password => password.clone(),
+                })
+                .collect();
+            if !miscounted && !r.prompts.is_empty() {
+                miscounted = true;
+                match a.responses {
+                    Some(ResponseCount::OneMore) => responses.push(password.clone()),
+                    Some(ResponseCount::OneFewer) => {
+                        responses.pop();
+                    }
+                    None => {}
+                }
+            }
+            self.send(&Message::UserauthInfoResponse(UserauthInfoResponse { responses })).await?;
+        }
+        Err(fail("keyboard-interactive to end within 16 rounds", "more rounds"))
+    }
+
+    fn judge_auth(&mut self, a: &AuthStep, reply: Message) -> StepResult {
+        let method = a.method.name();
+        let mut a = a.clone();
+        if a.outcome == AuthOutcome::Advertised {
+            let algorithm = a.algorithm.as_deref().unwrap_or(a.key.default_algorithm());
+            let listed = self.server_sig_algs.as_ref().is_some_and(|l| l.iter().any(|x| x == algorithm));
+            self.t.log.note(format!(
+                "server-sig-algs {}: {algorithm} {}",
+                self.server_sig_algs.as_ref().map_or("not sent".into(), |l| l.join(",")),
+                if listed { "listed, so it must log in" } else { "not listed, so it must be refused" }
+            ));
+            a.outcome = if listed { AuthOutcome::Success } else { AuthOutcome::Failure };
+        }
+        if let Message::UserauthFailure(f) = &reply {
+            if f.methods.iter().any(|m| m == "none") {
+                return Err(fail(
+                    "USERAUTH_FAILURE not listing none (RFC 4252 §4)",
+                    format!("methods that can continue: {}", f.methods.joined()),
+                ));
+            }
+            let partial = f.partial_success.is_true();
+            return match (a.outcome, partial) {
+                (AuthOutcome::Partial, true) if f.methods.iter().any(|m| m == method) => Err(fail(
+                    format!("the methods that can continue without {method}, which just succeeded (RFC 4252 §5.1)"),
+                    format!("methods that can continue: {}", f.methods.joined()),
+                )),
+                (AuthOutcome::Failure, false) | (AuthOutcome::Partial, true) => Ok(()),
+                (AuthOutcome::Failure, true) => Err(fail(
+                    format!("USERAUTH_FAILURE with partial success FALSE for the refused {method} (RFC 4252 §5.1)"),
+                    "partial success TRUE",
+                )),
+                (AuthOutcome::Partial, false) => Err(fail(
+                    format!("USERAUTH_FAILURE with partial success TRUE: {method} succeeded, more is needed"),
+                    format!("partial success FALSE; methods that can continue: {}", f.methods.joined()),
+                )),
+                (AuthOutcome::Success | AuthOutcome::Advertised, _) => Err(fail(
+                    format!("USERAUTH_SUCCESS for {method}"),
+                    format!(
+                        "USERAUTH_FAILURE (partial success {partial}); methods that can continue: {}",
+                        f.methods.joined()
+                    ),
+                )),
+            };
+        }
+        match (a.outcome, &reply) {
+            (AuthOutcome::Success, Message::UserauthSuccess(_)) => Ok(()),
+            (AuthOutcome::Success | AuthOutcome::Advertised, _) => {
+                Err(fail(format!("USERAUTH_SUCCESS for {method}"), summarize(&reply)))
+            }
+            (AuthOutcome::Failure, _) => Err(fail(format!("USERAUTH_FAILURE for {method}"), summarize(&reply))),
+            (AuthOutcome::Partial, _) => {
+                Err(fail(format!("USERAUTH_FAILURE with partial success TRUE for {method}"), summarize(&reply)))
             }
         }
     }

@@ -62,6 +62,10 @@ impl Channels {
         self.current.and_then(|i| self.list.get(i))
     }
 
+    pub fn get(&self, local: u32) -> Option<&Channel> {
+        self.list.iter().find(|c| c.local == local)
+    }
+
     pub fn current_remote(&self) -> Option<u32> {
         self.current().and_then(|c| c.remote)
     }
@@ -94,6 +98,11 @@ impl Channels {
             Message::ChannelClose(m) => {
                 if let Some(c) = self.by_remote(m.recipient_channel) {
                     c.close_sent = true;
+                }
+            }
+            Message::ChannelWindowAdjust(m) => {
+                if let Some(c) = self.by_remote(m.recipient_channel) {
+                    c.local_window += u64::from(m.bytes_to_add);
                 }
             }
             _ => {}
@@ -151,6 +160,9 @@ impl Channels {
         let c = self.by_local(local)?;
         let n = data.len() as u64;
         let mut broke = Vec::new();
+        if c.eof_received {
+            broke.push(format!("{n} bytes of data after the target's CHANNEL_EOF (RFC 4254 §5.3)"));
+        }
         if n > c.local_window {
             broke.push(format!("{n} bytes of data with only {} left in our window (RFC 4254 §5.2)", c.local_window));
         }
@@ -175,8 +187,8 @@ impl Channels {
         let keep = KEEP_OUTPUT.saturating_sub(out.len()).min(data.len());
         out.extend_from_slice(&data[..keep]);
         if top_up && c.local_window < c.initial_window / 2 && !c.close_received {
+            // The window grows when the adjust is sent (`on_sent`), as for a scenario's own adjusts.
             let bytes_to_add = u32::try_from(c.initial_window - c.local_window).unwrap_or(u32::MAX);
-            c.local_window += u64::from(bytes_to_add);
             return Some(Message::ChannelWindowAdjust(ChannelWindowAdjust {
                 recipient_channel: c.remote?,
                 bytes_to_add,

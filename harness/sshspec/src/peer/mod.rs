@@ -10,13 +10,15 @@ mod banner;
 mod channel;
 mod rekey;
 mod session;
+mod userkey;
 
-use crate::script::{self, Action, Expectation, Pins, RekeyPolicy, Scenario, Step, message};
+pub use userkey::{KeyKind, UserKeys};
+
+use crate::script::{self, Action, AuthKind, Expectation, Pins, RekeyPolicy, Scenario, Step, message};
 use crate::transcript::{Entry, Transcript, summarize};
 use crate::transport::{self, Framing, Transport, TransportError, cipher, compress, hostkey, kex};
 use channel::Channels;
 use rand::RngCore;
-use sshspec_wire::codec::put_string;
 use sshspec_wire::msg::*;
 use sshspec_wire::{Bool, Bytes, Cookie, DisconnectReason, Message, NameList};
 use std::collections::VecDeque;
@@ -32,7 +34,7 @@ pub const OUR_BANNER: &str = concat!("SSH-2.0-sshspec_", env!("CARGO_PKG_VERSION
 pub struct Credentials {
     pub user: String,
     pub password: String,
-    pub key: ed25519_dalek::SigningKey,
+    pub keys: UserKeys,
 }
 
 impl std::fmt::Debug for Credentials {
@@ -42,38 +44,27 @@ impl std::fmt::Debug for Credentials {
 }
 
 impl Credentials {
-    /// A fresh random password and ed25519 key for `user`, made for one run.
+    /// A fresh random password and user keys (ed25519, ECDSA P-256, RSA) for `user`, made for one run.
     pub fn generate(user: &str) -> Self {
-        let mut seed = [0u8; 32];
-        rand::thread_rng().fill_bytes(&mut seed);
-        let mut pw = [0u8; 12];
-        rand::thread_rng().fill_bytes(&mut pw);
-        Credentials {
-            user: user.to_owned(),
-            password: format!("sshspec-{}", hex::encode(pw)),
-            key: ed25519_dalek::SigningKey::from_bytes(&seed),
-        }
+        Credentials { user: user.to_owned(), password: random_password(), keys: UserKeys::generate() }
     }
 
+    /// The raw ed25519 public key.
     pub fn public_key(&self) -> [u8; 32] {
-        self.key.verifying_key().to_bytes()
+        self.keys.ed25519.verifying_key().to_bytes()
     }
 
-    /// The public key in `authorized_keys` form.
-    pub fn authorized_key_line(&self) -> String {
-        use base64::Engine;
-        format!(
-            "ssh-ed25519 {} sshspec",
-            base64::engine::general_purpose::STANDARD.encode(ed25519_blob(&self.public_key()))
-        )
+    /// Every user key in `authorized_keys` form, one line each.
+    pub fn authorized_keys(&self) -> String {
+        self.keys.authorized_lines()
     }
 }
 
-fn ed25519_blob(pk: &[u8; 32]) -> Vec<u8> {
-    let mut b = Vec::new();
-    put_string(&mut b, hostkey::SSH_ED25519.as_bytes());
-    put_string(&mut b, pk);
-    b
+/// A password no scenario could guess, in printable ASCII so every server's PAM takes it.
+pub fn random_password() -> String {
+    let mut pw = [0u8; 12];
+    rand::thread_rng().fill_bytes(&mut pw);
+    format!("sshspec-{}", hex::encode(pw))
 }
 
 /// How a scenario ended, before expected failures are taken into account.
@@ -128,6 +119,11 @@ pub struct Options {
     pub pinned_host_keys: Vec<String>,
     /// The local address to connect from (default: the system's choice).
     pub source: Option<std::net::IpAddr>,
+    /// The target's SSH service as the target itself reaches it (`$ssh_host`, `$ssh_port`);
+    /// default: the address we connect to.
+    pub ssh_inner: Option<SocketAddr>,
+    /// What `method = "login"` uses: password or publickey, whichever the target offers.
+    pub login: AuthKind,
 }
 
 impl Default for Options {
@@ -138,6 +134,8 @@ impl Default for Options {
             echo: false,
             pinned_host_keys: Vec::new(),
             source: None,
+            ssh_inner: None,
+            login: AuthKind::Password,
         }
     }
 }
@@ -198,6 +196,9 @@ pub async fn run(scenario: &Scenario, addr: SocketAddr, creds: &Credentials, opt
         opts,
         service_accepted: false,
         channels: Channels::default(),
+        inner: opts.ssh_inner.unwrap_or(addr),
+        bound_port: None,
+        server_sig_algs: None,
         offer: (Pins::default(), toml::Table::new()),
         rekey: RekeyPolicy::default(),
         deferred: VecDeque::new(),
@@ -234,6 +235,12 @@ struct Peer<'a> {
     opts: &'a Options,
     service_accepted: bool,
     channels: Channels,
+    /// `$ssh_host` and `$ssh_port`.
+    inner: SocketAddr,
+    /// `$bound_port`: the port in the last REQUEST_SUCCESS that carried one.
+    bound_port: Option<u32>,
+    /// The `server-sig-algs` extension of the server's EXT_INFO (RFC 8308 §3.1), once seen.
+    server_sig_algs: Option<Vec<String>>,
     /// What the last `key-exchange` step offered; rekeys offer the same.
     offer: (Pins, toml::Table),
     /// When the peer starts a rekey of its own accord.
@@ -289,10 +296,9 @@ impl Peer<'_> {
             Action::ServerRekeys { traffic, limit, times } => {
                 self.server_rekeys(*traffic, *limit, *times, deadline).await
             }
-            Action::Authenticate { method, outcome, query, password } => {
-                self.authenticate(*method, *outcome, *query, password.as_ref(), deadline).await
-            }
-            Action::OpenSession => self.open_session(deadline).await,
+            Action::Authenticate(a) => self.authenticate(a, deadline).await,
+            Action::OpenSession { window, max_packet } => self.open_session(*window, *max_packet, deadline).await,
+            Action::Bulk { command, size, channels } => self.bulk(command, *size, *channels, deadline).await,
             Action::Exec { command, stdin, stdout, stderr, exit_status, echo } => {
                 self.exec(command, stdin.as_ref(), stdout.as_ref(), stderr.as_ref(), *exit_status, *echo, deadline)
                     .await
@@ -309,7 +315,8 @@ impl Peer<'_> {
             }
             Action::Send { message, with, trailing, framing } => {
                 let base = self.default_message(message);
-                let msg = message::build(message, base.as_ref(), with).map_err(StepFailure::Harness)?;
+                let with = message::bind(with, &|v| self.variable(v)).map_err(StepFailure::Harness)?;
+                let msg = message::build(message, base.as_ref(), &with).map_err(StepFailure::Harness)?;
                 self.send_framed(&msg, trailing, framing).await
             }
             Action::SendPayload { payload, framing } => {
@@ -322,6 +329,20 @@ impl Peer<'_> {
                 Ok(())
             }
         }
+    }
+
+    /// The value of a `$variable` in a `with` or `match` table (`script::message::VARIABLES`).
+    fn variable(&self, name: &str) -> Option<toml::Value> {
+        use toml::Value;
+        Some(match name {
+            "$sent_seq" => Value::Integer(i64::from(self.t.tx.seq.wrapping_sub(1))),
+            "$user" => Value::String(self.creds.user.clone()),
+            "$password" => Value::String(self.creds.password.clone()),
+            "$ssh_host" => Value::String(self.inner.ip().to_string()),
+            "$ssh_port" => Value::Integer(i64::from(self.inner.port())),
+            "$bound_port" => Value::Integer(i64::from(self.bound_port.unwrap_or(0))),
+            _ => return None,
+        })
     }
 
     /// A write that finds the connection closed is not itself a verdict: the next expectation
@@ -392,6 +413,11 @@ impl Peer<'_> {
 
     /// Channel windows and output, our window top-ups, and REQUEST_FAILURE for global requests.
     async fn channels_bookkeeping(&mut self, msg: &Message) -> StepResult {
+        if let Message::ExtInfo(e) = msg
+            && let Some(v) = e.get("server-sig-algs")
+        {
+            self.server_sig_algs = Some(String::from_utf8_lossy(v.as_slice()).split(',').map(str::to_owned).collect());
+        }
         if let Some(adjust) = self.channels.on_received(msg, true, &mut self.t.log) {
             self.send_or_hold(adjust).await?;
         }
@@ -710,11 +736,15 @@ impl Peer<'_> {
                     if step.pass_over.iter().any(|n| n == msg.name()) {
                         continue;
                     }
-                    let sent_seq = self.t.tx.seq.wrapping_sub(1);
-                    let vars = |v: &str| (v == "$sent_seq").then_some(toml::Value::Integer(i64::from(sent_seq)));
+                    if let Message::RequestSuccess(r) = &msg
+                        && let [a, b, c, d] = r.data.0.as_slice()
+                    {
+                        self.bound_port = Some(u32::from_be_bytes([*a, *b, *c, *d]));
+                    }
                     for alt in alts {
                         if let Expectation::Message { name, matches } = alt {
-                            let matches = message::bind(matches, &vars).map_err(StepFailure::Harness)?;
+                            let matches =
+                                message::bind(matches, &|v| self.variable(v)).map_err(StepFailure::Harness)?;
                             if message::matches(&msg, name, &matches).map_err(StepFailure::Harness)? {
                                 return Ok(());
                             }

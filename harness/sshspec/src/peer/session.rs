@@ -22,9 +22,16 @@ fn pattern() -> Vec<u8> {
 }
 
 impl Peer<'_> {
-    pub(super) async fn open_session(&mut self, deadline: Instant) -> StepResult {
-        let open = Message::ChannelOpen(self.channels.open_request());
-        self.send(&open).await?;
+    pub(super) async fn open_session(
+        &mut self,
+        window: Option<u32>,
+        max_packet: Option<u32>,
+        deadline: Instant,
+    ) -> StepResult {
+        let mut open = self.channels.open_request();
+        open.initial_window_size = window.unwrap_or(open.initial_window_size);
+        open.maximum_packet_size = max_packet.unwrap_or(open.maximum_packet_size);
+        self.send(&Message::ChannelOpen(open)).await?;
         match self.next(deadline, "CHANNEL_OPEN_CONFIRMATION").await? {
             Message::ChannelOpenConfirmation(_) if self.channels.current_remote().is_some() => Ok(()),
             other => Err(fail("CHANNEL_OPEN_CONFIRMATION for our session channel", summarize(&other))),
@@ -127,6 +134,122 @@ impl Peer<'_> {
                 (None, None) => "no exit-status before CHANNEL_CLOSE".into(),
             };
             return Err(fail(format!("exit-status {want}"), got));
+        }
+        Ok(())
+    }
+
+    /// `channels` session channels, each running `command` and sent `size` bytes at once, round
+    /// robin within each channel's window; each must echo exactly what it was sent. Each channel's
+    /// data starts at a different offset of the pattern, so data crossing channels is caught.
+    pub(super) async fn bulk(&mut self, command: &str, size: u64, channels: u32, deadline: Instant) -> StepResult {
+        use sha2::Digest;
+        let mut open = Vec::new();
+        for _ in 0..channels {
+            self.open_session(None, None, deadline).await?;
+            let Some(c) = self.channels.current() else {
+                return Err(StepFailure::Harness("the opened channel is not recorded".into()));
+            };
+            open.push((c.local, c.remote.unwrap_or_default()));
+        }
+        for &(_, remote) in &open {
+            self.send(&Message::ChannelRequest(ChannelRequest {
+                recipient_channel: remote,
+                want_reply: Bool::TRUE,
+                request: ChannelRequestKind::Exec { command: command.into() },
+            }))
+            .await?;
+        }
+        let mut started = 0;
+        while started < open.len() {
+            match self.next(deadline, "CHANNEL_SUCCESS for each exec").await? {
+                Message::ChannelSuccess(_) => started += 1,
+                Message::ChannelData(_) | Message::ChannelExtendedData(_) | Message::ChannelRequest(_) => {}
+                other => {
+                    return Err(fail(
+                        format!("CHANNEL_SUCCESS for {} execs of {command:?}", open.len()),
+                        summarize(&other),
+                    ));
+                }
+            }
+        }
+        let block = pattern();
+        let clock = Instant::now();
+        // Per channel: bytes sent, where in the pattern it is, the digest of what it was sent.
+        let mut state: Vec<(u64, usize, sha2::Sha256)> =
+            (0..open.len()).map(|k| (0, (k * 4099) % block.len(), sha2::Sha256::new())).collect();
+        // The transport writes without reading meanwhile, so the echo in flight is bounded: a
+        // server blocked writing its echo to us may stop reading, and then our writes block too.
+        const IN_FLIGHT: u64 = 256 * 1024;
+        while state.iter().any(|(sent, ..)| *sent < size) {
+            let sent: u64 = state.iter().map(|(s, ..)| s).sum();
+            let echoed: u64 = open.iter().filter_map(|(l, _)| self.channels.get(*l)).map(|c| c.stdout_len).sum();
+            if sent.saturating_sub(echoed) > IN_FLIGHT {
+                let msg = self.recv_any(deadline, "the echo of our data").await?;
+                if matches!(msg, Message::ChannelClose(_) | Message::Disconnect(_)) {
+                    return Err(fail("the echo of our data", summarize(&msg)));
+                }
+                continue;
+            }
+            let mut moved = false;
+            for (k, &(local, remote)) in open.iter().enumerate() {
+                let (sent, at, digest) = &mut state[k];
+                let Some(c) = self.channels.get(local) else { continue };
+                let room = c.remote_window.min(u64::from(c.remote_max_packet)).min(size - *sent);
+                let take = (room as usize).min(block.len() - *at);
+                if take == 0 {
+                    continue;
+                }
+                let chunk = block[*at..*at + take].to_vec();
+                digest.update(&chunk);
+                *at = (*at + take) % block.len();
+                *sent += take as u64;
+                self.send(&Message::ChannelData(ChannelData { recipient_channel: remote, data: Bytes(chunk) })).await?;
+                moved = true;
+            }
+            if !moved {
+                let msg = self.recv_any(deadline, "CHANNEL_WINDOW_ADJUST").await?;
+                if matches!(msg, Message::ChannelClose(_) | Message::Disconnect(_)) {
+                    return Err(fail("CHANNEL_WINDOW_ADJUST so our data can go on", summarize(&msg)));
+                }
+            }
+        }
+        for &(_, remote) in &open {
+            self.send(&Message::ChannelEof(ChannelEof { recipient_channel: remote })).await?;
+        }
+        while open.iter().any(|(l, _)| !self.channels.get(*l).is_some_and(|c| c.close_received)) {
+            match self.next(deadline, "every channel's echo, exit status and CHANNEL_CLOSE").await? {
+                Message::ChannelData(_)
+                | Message::ChannelExtendedData(_)
+                | Message::ChannelRequest(_)
+                | Message::ChannelEof(_)
+                | Message::ChannelClose(_) => {}
+                other => return Err(fail("channel data, exit status or CHANNEL_CLOSE", summarize(&other))),
+            }
+        }
+        let secs = clock.elapsed().as_secs_f64().max(1e-9);
+        let total = size * open.len() as u64;
+        self.t.log.note(format!(
+            "bulk: {} channel(s) x {size} bytes echoed in {:.1} ms ({:.1} MiB/s each way)",
+            open.len(),
+            secs * 1000.0,
+            total as f64 / secs / (1 << 20) as f64
+        ));
+        for (k, &(local, remote)) in open.iter().enumerate() {
+            if !self.channels.get(local).is_some_and(|c| c.close_sent) {
+                self.send(&Message::ChannelClose(ChannelClose { recipient_channel: remote })).await?;
+            }
+            let Some(c) = self.channels.get(local) else { continue };
+            if let Some(v) = c.violations.first() {
+                return Err(fail(format!("flow control within our window on channel {local}"), v.clone()));
+            }
+            let want: [u8; 32] = state[k].2.clone().finalize().into();
+            let got: [u8; 32] = c.stdout_digest.clone().finalize().into();
+            if c.stdout_len != size || got != want {
+                return Err(fail(
+                    format!("channel {local} to echo its {size} bytes (sha256 {})", hex::encode(want)),
+                    format!("{} bytes (sha256 {})", c.stdout_len, hex::encode(got)),
+                ));
+            }
         }
         Ok(())
     }

@@ -85,6 +85,18 @@ struct RawStep {
     outcome: Option<String>,
     query: Option<bool>,
     password: Option<Bytes>,
+    user: Option<String>,
+    key: Option<String>,
+    algorithm: Option<String>,
+    unknown_key: Option<bool>,
+    tamper: Option<String>,
+    change_requested: Option<bool>,
+    old_password: Option<Bytes>,
+    responses: Option<String>,
+    window: Option<u32>,
+    max_packet: Option<u32>,
+    size: Option<toml::Value>,
+    channels: Option<u32>,
     command: Option<String>,
     stdin: Option<Bytes>,
     stdin_size: Option<toml::Value>,
@@ -299,9 +311,10 @@ fn step_inner(r: RawStep, line: usize) -> Result<Step, Located> {
                     Some("password") => AuthKind::Password,
                     Some("publickey") => AuthKind::Publickey,
                     Some("keyboard-interactive") => AuthKind::KeyboardInteractive,
+                    Some("login") => AuthKind::Login,
                     Some(m) => {
                         return Err(format!(
-                            "unknown method {m:?}: use none, password, publickey or keyboard-interactive"
+                            "unknown method {m:?}: use none, password, publickey, keyboard-interactive or login"
                         )
                         .into());
                     }
@@ -310,15 +323,70 @@ fn step_inner(r: RawStep, line: usize) -> Result<Step, Located> {
                 let outcome = match r.outcome.clone().as_deref() {
                     Some("success") => AuthOutcome::Success,
                     Some("failure") => AuthOutcome::Failure,
+                    Some("partial") => AuthOutcome::Partial,
+                    Some("advertised") if method == AuthKind::Publickey => AuthOutcome::Advertised,
+                    Some("advertised") => return Err("outcome = \"advertised\" applies only to publickey".into()),
                     Some(o) => {
-                        return Err(format!("unknown outcome {o:?}: use success or failure").into());
+                        return Err(
+                            format!("unknown outcome {o:?}: use success, failure, partial or advertised").into()
+                        );
                     }
                     None if method == AuthKind::None => AuthOutcome::Failure,
                     None => AuthOutcome::Success,
                 };
-                Action::Authenticate { method, outcome, query: r.query.unwrap_or(false), password: r.password.clone() }
+                let mut a = AuthStep::new(method, outcome);
+                a.query = r.query.unwrap_or(false);
+                a.password = r.password.clone();
+                a.user = r.user.clone();
+                if let Some(k) = &r.key {
+                    a.key = crate::peer::KeyKind::parse(k)
+                        .ok_or_else(|| format!("unknown key {k:?}: use {}", crate::peer::KeyKind::NAMES))?;
+                }
+                a.algorithm = r.algorithm.clone();
+                a.unknown_key = r.unknown_key.unwrap_or(false);
+                a.tamper = match r.tamper.as_deref() {
+                    None => None,
+                    Some("signature") => Some(Tamper::Signature),
+                    Some("session-id") => Some(Tamper::SessionId),
+                    Some(t) => return Err(format!("unknown tamper {t:?}: use signature or session-id").into()),
+                };
+                a.change_requested = r.change_requested.unwrap_or(false);
+                a.old_password = r.old_password.clone();
+                a.responses = match r.responses.as_deref() {
+                    None => None,
+                    Some("one-more") => Some(ResponseCount::OneMore),
+                    Some("one-fewer") => Some(ResponseCount::OneFewer),
+                    Some(n) => return Err(format!("unknown responses {n:?}: use one-more or one-fewer").into()),
+                };
+                let publickey_only = [
+                    ("key", r.key.is_some()),
+                    ("algorithm", r.algorithm.is_some()),
+                    ("unknown_key", r.unknown_key.is_some()),
+                    ("tamper", r.tamper.is_some()),
+                    ("query", r.query.is_some()),
+                ];
+                if let Some((k, _)) = publickey_only.iter().find(|(_, set)| *set && method != AuthKind::Publickey) {
+                    return Err(format!("`{k}` applies only to method = \"publickey\"").into());
+                }
+                if a.responses.is_some() && method != AuthKind::KeyboardInteractive {
+                    return Err("`responses` applies only to method = \"keyboard-interactive\"".into());
+                }
+                if (a.change_requested || a.old_password.is_some())
+                    && !matches!(method, AuthKind::Password | AuthKind::KeyboardInteractive)
+                {
+                    return Err("a password change applies only to password and keyboard-interactive".into());
+                }
+                Action::Authenticate(Box::new(a))
             }
-            "open-session" => Action::OpenSession,
+            "open-session" => Action::OpenSession { window: r.window, max_packet: r.max_packet },
+            "bulk" => {
+                let size = parse_size(r.size.as_ref().ok_or("`do = \"bulk\"` needs `size`")?)?;
+                let channels = r.channels.unwrap_or(1);
+                if channels == 0 || channels > 64 {
+                    return Err("`channels` is 1 to 64".into());
+                }
+                Action::Bulk { command: r.command.clone().unwrap_or_else(|| "cat".into()), size, channels }
+            }
             "exec" => {
                 let stdin = match (r.stdin.clone(), r.stdin_size.clone()) {
                     (Some(_), Some(_)) => {
@@ -344,14 +412,14 @@ fn step_inner(r: RawStep, line: usize) -> Result<Step, Located> {
             "disconnect" => Action::Disconnect,
             other => {
                 return Err(format!(
-                    "unknown high-level step {other:?}: use version-exchange, key-exchange, rekey, server-rekeys, authenticate, open-session, exec or disconnect"
+                    "unknown high-level step {other:?}: use version-exchange, key-exchange, rekey, server-rekeys, authenticate, open-session, exec, bulk or disconnect"
                 )
                 .into());
             }
         }
     } else if let Some(name) = &r.send {
         let with = r.with.clone().map(Spanned::into_inner).unwrap_or_default();
-        message::build_check(name, &with).map_err(Located::With)?;
+        message::with_check(name, &with).map_err(Located::With)?;
         Action::Send {
             message: name.clone(),
             with,
@@ -403,7 +471,8 @@ fn step_inner(r: RawStep, line: usize) -> Result<Step, Located> {
         _ => "expect_any",
     };
     const EXPECTS: &[&str] = &["expect", "expect_any"];
-    let options: [(&str, bool, &[&str]); 28] = [
+    const AUTH: &[&str] = &["authenticate"];
+    let options: [(&str, bool, &[&str]); 40] = [
         ("guess", r.guess.is_some(), &["key-exchange"]),
         ("traffic", r.traffic.is_some(), &["server-rekeys"]),
         ("limit", r.limit.is_some(), &["server-rekeys"]),
@@ -422,8 +491,20 @@ fn step_inner(r: RawStep, line: usize) -> Result<Step, Located> {
         ("method", r.method.is_some(), &["authenticate"]),
         ("outcome", r.outcome.is_some(), &["authenticate"]),
         ("query", r.query.is_some(), &["authenticate"]),
-        ("password", r.password.is_some(), &["authenticate"]),
-        ("command", r.command.is_some(), &["exec"]),
+        ("password", r.password.is_some(), AUTH),
+        ("user", r.user.is_some(), AUTH),
+        ("key", r.key.is_some(), AUTH),
+        ("algorithm", r.algorithm.is_some(), AUTH),
+        ("unknown_key", r.unknown_key.is_some(), AUTH),
+        ("tamper", r.tamper.is_some(), AUTH),
+        ("change_requested", r.change_requested.is_some(), AUTH),
+        ("old_password", r.old_password.is_some(), AUTH),
+        ("responses", r.responses.is_some(), AUTH),
+        ("window", r.window.is_some(), &["open-session"]),
+        ("max_packet", r.max_packet.is_some(), &["open-session"]),
+        ("size", r.size.is_some(), &["bulk"]),
+        ("channels", r.channels.is_some(), &["bulk"]),
+        ("command", r.command.is_some(), &["exec", "bulk"]),
         ("stdin", r.stdin.is_some(), &["exec"]),
         ("stdin_size", r.stdin_size.is_some(), &["exec"]),
         ("echo", r.echo.is_some(), &["exec"]),

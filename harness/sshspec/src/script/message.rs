@@ -60,16 +60,36 @@ pub fn matches(msg: &Message, name: &str, matches: &Table) -> Result<bool, Strin
     Ok(normalized == actual)
 }
 
-/// Variables a `match` table may use as a value; bound when the expectation is judged.
-/// `$sent_seq`: the sequence number of the last packet we sent (what UNIMPLEMENTED must echo).
-pub const VARIABLES: &[&str] = &["$sent_seq"];
+/// Variables a `with` or `match` table may use as a value, bound when the step runs, and what they
+/// stand for.
+pub const VARIABLES: &[(&str, &str)] = &[
+    ("$sent_seq", "the sequence number of the last packet we sent (what UNIMPLEMENTED must echo)"),
+    ("$user", "the target's test user"),
+    ("$password", "the test user's password"),
+    ("$ssh_host", "the target's SSH service as the target itself reaches it (127.0.0.1 in a container)"),
+    ("$ssh_port", "its port, likewise (22 in a container)"),
+    ("$bound_port", "the port in the last REQUEST_SUCCESS (what tcpip-forward to port 0 was given)"),
+];
+
+fn variable_names() -> String {
+    VARIABLES.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+}
+
+/// A stand-in of the variable's type, for checks at load time.
+fn placeholder(name: &str) -> Option<Value> {
+    match name {
+        "$user" | "$password" | "$ssh_host" => Some(Value::String("x".into())),
+        n if VARIABLES.iter().any(|(v, _)| *v == n) => Some(Value::Integer(0)),
+        _ => None,
+    }
+}
 
 /// Replaces variable values (`"$name"`) in `t` with what `value` gives for them.
 pub fn bind(t: &Table, value: &dyn Fn(&str) -> Option<Value>) -> Result<Table, String> {
     fn walk(v: &Value, value: &dyn Fn(&str) -> Option<Value>) -> Result<Value, String> {
         Ok(match v {
             Value::String(s) if s.starts_with('$') => {
-                value(s).ok_or_else(|| format!("unknown variable {s:?}; known: {}", VARIABLES.join(", ")))?
+                value(s).ok_or_else(|| format!("unknown variable {s:?}; known: {}", variable_names()))?
             }
             Value::Table(t) => {
                 Value::Table(t.iter().map(|(k, v)| Ok((k.clone(), walk(v, value)?))).collect::<Result<_, String>>()?)
@@ -81,10 +101,14 @@ pub fn bind(t: &Table, value: &dyn Fn(&str) -> Option<Value>) -> Result<Table, S
     t.iter().map(|(k, v)| Ok((k.clone(), walk(v, value)?))).collect()
 }
 
-/// Checks a `match` table at load time, with every variable standing in as 0.
+/// Checks a `match` table at load time, with every variable standing in for a value of its type.
 pub fn match_check(name: &str, matches: &Table) -> Result<(), String> {
-    let placeholder = |v: &str| VARIABLES.contains(&v).then_some(Value::Integer(0));
     build_check(name, &bind(matches, &placeholder)?)
+}
+
+/// Checks a `send` step's `with` table at load time, likewise.
+pub fn with_check(name: &str, with: &Table) -> Result<(), String> {
+    build_check(name, &bind(with, &placeholder)?)
 }
 
 /// Fields of the server identification line a scenario can match (RFC 4253 §4.2).

@@ -57,6 +57,11 @@ pub struct Requires {
     pub compression: Vec<String>,
     /// A configuration variant of the target (see `targets::VARIANTS`), e.g. "rekey-256k".
     pub variant: Option<String>,
+    /// User key types the target must accept for the test user (`ssh-ed25519`, `ecdsa-sha2-nistp256`, `ssh-rsa`).
+    pub user_key: Vec<String>,
+    /// Channel request types, subsystems and global requests the target must offer (`subsystem:sftp`,
+    /// `tcpip-forward`, `direct-tcpip`, `no-more-sessions@openssh.com`), beyond what every server has.
+    pub feature: Vec<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -149,6 +154,9 @@ pub enum AuthKind {
     Password,
     Publickey,
     KeyboardInteractive,
+    /// The target's login method, for scenarios about what comes after login: password where the
+    /// target offers it, else publickey.
+    Login,
 }
 
 impl AuthKind {
@@ -158,6 +166,7 @@ impl AuthKind {
             AuthKind::Password => "password",
             AuthKind::Publickey => "publickey",
             AuthKind::KeyboardInteractive => "keyboard-interactive",
+            AuthKind::Login => "login",
         }
     }
 }
@@ -166,6 +175,73 @@ impl AuthKind {
 pub enum AuthOutcome {
     Success,
     Failure,
+    /// USERAUTH_FAILURE with partial success TRUE: this method succeeded, another must follow.
+    Partial,
+    /// publickey: SUCCESS if the server lists the algorithm in `server-sig-algs` (RFC 8308 §3.1),
+    /// FAILURE if it does not (or sends no EXT_INFO).
+    Advertised,
+}
+
+/// How a `publickey` attempt is spoiled on purpose.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tamper {
+    /// One bit of the signature flipped.
+    Signature,
+    /// Signed over a session identifier that is not this connection's.
+    SessionId,
+}
+
+/// How many responses a keyboard-interactive answer carries, when not one per prompt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResponseCount {
+    OneMore,
+    OneFewer,
+}
+
+/// One authentication attempt (`do = "authenticate"`), with what may be changed about it.
+#[derive(Clone, Debug)]
+pub struct AuthStep {
+    pub method: AuthKind,
+    pub outcome: AuthOutcome,
+    /// publickey: a query (PK_OK expected) before the signed request.
+    pub query: bool,
+    /// The password to send instead of the target's.
+    pub password: Option<Bytes>,
+    /// The user name to send instead of the target's.
+    pub user: Option<String>,
+    /// publickey: which of the run's keys.
+    pub key: crate::peer::KeyKind,
+    /// publickey: the algorithm name sent, instead of the key's default.
+    pub algorithm: Option<String>,
+    /// publickey: a fresh key the target was never given.
+    pub unknown_key: bool,
+    pub tamper: Option<Tamper>,
+    /// The target must ask for a new password (PASSWD_CHANGEREQ, or a keyboard-interactive prompt
+    /// for one); the peer answers with a fresh password.
+    pub change_requested: bool,
+    /// The answer where a password change asks for the old password (default: the right one).
+    pub old_password: Option<Bytes>,
+    /// keyboard-interactive: answer the first round with one response too many or too few.
+    pub responses: Option<ResponseCount>,
+}
+
+impl AuthStep {
+    pub fn new(method: AuthKind, outcome: AuthOutcome) -> Self {
+        AuthStep {
+            method,
+            outcome,
+            query: false,
+            password: None,
+            user: None,
+            key: crate::peer::KeyKind::default(),
+            algorithm: None,
+            unknown_key: false,
+            tamper: None,
+            change_requested: false,
+            old_password: None,
+            responses: None,
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -184,9 +260,12 @@ pub enum Action {
     /// The server must start `times` rekeys of its own, each within `limit` of the last one.
     ServerRekeys { traffic: Traffic, limit: ServerLimit, times: u32 },
     /// Service request (once) and one authentication attempt with the target's credentials.
-    Authenticate { method: AuthKind, outcome: AuthOutcome, query: bool, password: Option<Bytes> },
-    /// Open a session channel; it becomes the current channel.
-    OpenSession,
+    Authenticate(Box<AuthStep>),
+    /// Open a session channel, offering this window and maximum packet size; it becomes the current channel.
+    OpenSession { window: Option<u32>, max_packet: Option<u32> },
+    /// Several session channels at once, each running `command` (which must echo its stdin), each
+    /// sent `size` bytes at the same time; every echo is checked.
+    Bulk { command: String, size: u64, channels: u32 },
     /// Run a command on the current channel and check what it printed and its exit status.
     Exec {
         command: String,

@@ -30,6 +30,10 @@ pub struct Container {
 
 impl Container {
     /// Removes the container (stopping it first); errors are reported, not fatal.
+    pub fn id(&self) -> &str {
+        self.inner.id()
+    }
+
     pub async fn stop(self) {
         let id = self.inner.id().to_owned();
         if let Err(e) = self.inner.rm().await {
@@ -67,8 +71,7 @@ pub async fn start(t: &TargetInfo, creds: &Credentials) -> Result<(Container, So
         .with_exposed_port(port)
         .with_cmd(["/usr/local/bin/sshspec-serve", "main"].iter().copied().chain(t.config.iter().map(String::as_str)))
         .with_env_var("SSHSPEC_PASSWORD", creds.password.clone())
-        .with_env_var("SSHSPEC_PUBKEY", creds.authorized_key_line())
-        .with_env_var("SSHSPEC_PUBKEY_HEX", hex::encode(creds.public_key()))
+        .with_env_var("SSHSPEC_PUBKEY", creds.authorized_keys())
         .with_label(OWNER_LABEL, std::process::id().to_string())
         .with_label("sshspec.target", t.name.clone())
         .with_startup_timeout(Duration::from_secs(60))

@@ -66,6 +66,15 @@ pub struct TargetInfo {
     pub source_addresses: u8,
     #[serde(default)]
     pub algorithms: Algorithms,
+    /// User key types the test user may log in with: for our own targets every key the run makes;
+    /// for a remote target only the `--identity` key.
+    #[serde(default = "all_user_keys")]
+    pub user_keys: Vec<String>,
+    /// What the server offers beyond what every server has: `subsystem:sftp`, `tcpip-forward`,
+    /// `direct-tcpip`, `no-more-sessions@openssh.com`, `exit-signal`, `shell`, `pty`. Scenarios
+    /// that `require` a feature SKIP, with the reason, on targets that do not list it.
+    #[serde(default)]
+    pub features: Vec<String>,
     /// A configuration variant: lines added to the server's generated configuration (sshd_config
     /// for OpenSSH), so one installed server serves several targets.
     #[serde(default)]
@@ -95,6 +104,10 @@ pub struct TargetInfo {
     pub allow_destructive: bool,
 }
 
+fn all_user_keys() -> Vec<String> {
+    ["ssh-ed25519", "ecdsa-sha2-nistp256", "ssh-rsa"].map(String::from).to_vec()
+}
+
 /// A configuration variant: its lines are added to the target's own `config` (sshd_config lines
 /// for OpenSSH, `RekeyLimit`/`MaxAuthTries` lines for the russh target).
 #[derive(Clone, Debug, Deserialize)]
@@ -111,7 +124,23 @@ pub const VARIANTS: &[(&str, &str)] = &[
     ("rekey-2s", "the server rekeys after 2 seconds"),
     ("max-auth-tries-2", "the server allows 2 failed authentication attempts per connection"),
     ("login-grace-3s", "the server disconnects a client not authenticated within 3 seconds"),
+    (
+        "password-expired",
+        "the test user's password has expired: the server must have it changed before login (RFC 4252 §8)",
+    ),
+    (
+        "publickey-then-password",
+        "the test user must pass publickey and then password (OpenSSH `AuthenticationMethods publickey,password`)",
+    ),
+    (
+        "directory-keys",
+        "the test user's authorized keys come from an LDAP directory (OpenLDAP slapd) through AuthorizedKeysCommand",
+    ),
 ];
+
+/// Variants whose scenarios change the server's state (a password change): each such scenario
+/// gets an instance of its own, so no scenario sees what another did.
+pub const FRESH_VARIANTS: &[&str] = &["password-expired"];
 
 /// `containers/<path>`, embedded so the binary knows its targets wherever it runs.
 macro_rules! descriptions {
@@ -168,7 +197,8 @@ pub fn catalog() -> Result<Vec<TargetInfo>, String> {
 
 /// A description that `extends` another describes the same server software elsewhere (in a
 /// container, say): same algorithms, configuration, variants and deviations. Its own keys replace
-/// the parent's; its variants and expected failures are added to the parent's.
+/// the parent's; its variants and expected failures are added to the parent's, and an expected
+/// failure it sets to "" is one the parent has and it does not (another version of the server).
 fn extend(parent: &toml::Table, mut child: toml::Table) -> toml::Table {
     child.remove("extends");
     let mut merged = parent.clone();
@@ -178,6 +208,7 @@ fn extend(parent: &toml::Table, mut child: toml::Table) -> toml::Table {
                 if key == "variants" || key == "expected-failures" || key == "unjudged" =>
             {
                 mine.extend(theirs);
+                mine.retain(|_, v| v.as_str() != Some(""));
             }
             (_, value) => {
                 merged.insert(key, value);
@@ -218,6 +249,9 @@ pub fn find(name: &str) -> Result<TargetInfo, String> {
             banner: None,
             source_addresses: 0,
             algorithms: Algorithms::default(),
+            // Only a key from `--identity` can be authorized there (the CLI adds it).
+            user_keys: Vec::new(),
+            features: Vec::new(),
             config: Vec::new(),
             variants: BTreeMap::new(),
             expected_failures: BTreeMap::new(),
@@ -280,8 +314,14 @@ impl TargetInfo {
             let meaning = VARIANTS.iter().find(|(n, _)| n == v).map_or("", |(_, m)| m);
             return Some(format!("{} has no configuration variant {v:?} ({meaning})", self.name));
         }
+        if let Some(k) = r.user_key.iter().find(|k| !self.user_keys.contains(k)) {
+            return Some(format!("{} has no {k} user key for the test user", self.name));
+        }
         if self.backend == BackendKind::Remote {
             return None;
+        }
+        if let Some(f) = r.feature.iter().find(|f| !self.features.contains(f)) {
+            return Some(format!("{} does not offer {f}", self.name));
         }
         let lists = [
             ("cipher", &r.cipher, &self.algorithms.cipher),
@@ -332,6 +372,9 @@ impl Logs {
 /// A started target.
 pub struct Running {
     pub addr: SocketAddr,
+    /// Where the SSH service is as the target itself reaches it, when that differs from `addr`
+    /// (127.0.0.1:22 inside a container).
+    pub inner: Option<SocketAddr>,
     /// The identification line, without CR LF.
     pub banner: String,
     pub creds: Credentials,
@@ -347,6 +390,14 @@ enum Guard {
 }
 
 impl Running {
+    /// The container's id, for a container target (`docker exec` in tests).
+    pub fn container_id(&self) -> Option<&str> {
+        match &self.guard {
+            Guard::Container(c) => Some(c.id()),
+            _ => None,
+        }
+    }
+
     /// The software version as the banner states it (`OpenSSH_9.2p1 Debian-2+deb12u10`).
     pub fn version(&self) -> String {
         self.banner.strip_prefix("SSH-2.0-").unwrap_or(&self.banner).to_owned()
@@ -397,7 +448,7 @@ async fn start_backend(t: &TargetInfo, creds: Option<Credentials>) -> Result<Run
             let c = sshspec_russh_target::Credentials {
                 user: creds.user.clone(),
                 password: creds.password.clone(),
-                authorized_ed25519: vec![creds.public_key()],
+                authorized_keys: creds.authorized_keys().lines().map(str::to_owned).collect(),
             };
             let bind: SocketAddr = ([127, 0, 0, 1], 0).into();
             let settings = sshspec_russh_target::Settings::parse(&t.config)
@@ -407,6 +458,7 @@ async fn start_backend(t: &TargetInfo, creds: Option<Credentials>) -> Result<Run
                 .map_err(|e| StartError::Failed(format!("the russh server did not start: {e}")))?;
             Ok(Running {
                 addr: running.addr,
+                inner: None,
                 banner: running.banner.clone(),
                 creds,
                 logs: Logs::default(),
@@ -416,12 +468,14 @@ async fn start_backend(t: &TargetInfo, creds: Option<Credentials>) -> Result<Run
         BackendKind::Process => {
             let creds = creds.unwrap_or_else(generated);
             let (child, addr, banner) = process::start(&t.server, &t.config, &creds).await?;
-            Ok(Running { addr, banner, creds, logs: child.logs.clone(), guard: Guard::Process(child) })
+            Ok(Running { addr, inner: None, banner, creds, logs: child.logs.clone(), guard: Guard::Process(child) })
         }
         BackendKind::Container => {
             let creds = creds.unwrap_or_else(generated);
             let (c, addr, banner, logs) = container::start(t, &creds).await?;
-            Ok(Running { addr, banner, creds, logs, guard: Guard::Container(Box::new(c)) })
+            // Inside its container the server listens on port 22 of every address.
+            let inner = Some(SocketAddr::from(([127, 0, 0, 1], 22)));
+            Ok(Running { addr, inner, banner, creds, logs, guard: Guard::Container(Box::new(c)) })
         }
         BackendKind::Remote => {
             let addr = t.address.ok_or_else(|| StartError::Failed("remote target without an address".into()))?;
@@ -435,7 +489,7 @@ async fn start_backend(t: &TargetInfo, creds: Option<Credentials>) -> Result<Run
                 .await
                 .unwrap_or_else(|e| format!("(no identification string: {e})"));
             let creds = creds.unwrap_or_else(generated);
-            Ok(Running { addr, banner, creds, logs: Logs::default(), guard: Guard::None })
+            Ok(Running { addr, inner: None, banner, creds, logs: Logs::default(), guard: Guard::None })
         }
     }
 }

@@ -232,7 +232,7 @@ async fn openssh(d: &Path, port: u16, extra: &[String], creds: &Credentials) -> 
         host_keys.push_str(&format!("HostKey {fs}\n"));
     }
     let auth_keys = d.join("authorized_keys");
-    write(&auth_keys, &format!("{}\n", creds.authorized_key_line()))?;
+    write(&auth_keys, &creds.authorized_keys())?;
     // sshd refuses to start without its privilege separation directory.
     let _ = std::fs::create_dir_all("/run/sshd");
     let config = format!(
@@ -269,7 +269,7 @@ async fn dropbear(d: &Path, port: u16, creds: &Credentials, user: &User) -> Resu
     let ssh = user.home.join(".ssh");
     std::fs::create_dir_all(&ssh).map_err(|e| StartError::Failed(format!("{}: {e}", ssh.display())))?;
     let keys = ssh.join("authorized_keys");
-    let line = format!("{}\n", creds.authorized_key_line());
+    let line = creds.authorized_keys();
     // Another Dropbear of this process may be reading the file right now: never truncate it in
     // place; replace it whole, and only when it changes.
     if std::fs::read_to_string(&keys).ok().as_deref() != Some(line.as_str()) {
