@@ -10,6 +10,9 @@ use std::time::Instant;
 /// keeps every result's transcript, so this bounds a run too: 81 flooded scenarios at 4000 entries
 /// each reached 100 MiB (tests/hostile.rs); 1500 entries are still far more than a verdict needs.
 const MAX_ENTRIES: usize = 1500;
+/// Notes past that limit that are still kept: a long transfer's conclusions (its rate, the verdict)
+/// come after the messages that filled the transcript.
+const LATE_NOTES: usize = 64;
 /// Byte strings longer than this are shortened in summaries.
 const MAX_FIELD: usize = 96;
 
@@ -59,7 +62,8 @@ impl Transcript {
             let seq = seq.map(|s| format!(" #{s}")).unwrap_or_default();
             eprintln!("    {arrow}{seq} {text}");
         }
-        if self.entries.len() >= MAX_ENTRIES {
+        let limit = if dir == Dir::Note { MAX_ENTRIES + LATE_NOTES } else { MAX_ENTRIES };
+        if self.entries.len() >= limit {
             self.dropped += 1;
             return;
         }
