@@ -4,7 +4,7 @@
 
 use crate::peer::{self, Credentials, Judgement};
 use crate::report::{Event, Reporter};
-use crate::script::{AuthKind, Scenario};
+use crate::script::Scenario;
 use crate::targets::{self, BackendKind, StartError, TargetInfo};
 use crate::verdict::{Outcome, ScenarioResult, Tally};
 use serde::Serialize;
@@ -299,15 +299,10 @@ async fn run_target(
     let mut results = Vec::with_capacity(scenarios.len());
     let mut popts = opts.peer.clone();
     popts.pinned_host_keys = t.pinned_host_keys.clone();
-    popts.login = if t.auth.iter().any(|m| m == "password") { AuthKind::Password } else { AuthKind::Publickey };
+    popts.login = t.login_method();
     // Configuration variants run as further instances of the same server, started once each, or
     // once per scenario for variants whose scenarios change the server's state.
-    let instance_key = |i: usize, s: &Scenario| {
-        s.requires.variant.as_ref().map(|v| match targets::FRESH_VARIANTS.contains(&v.as_str()) {
-            true => format!("{v}#{i}"),
-            false => v.clone(),
-        })
-    };
+    let instance_key = |_: usize, s: &Scenario| TargetInfo::instance_key(s);
     let mut variants: BTreeMap<String, Result<targets::Running, String>> = BTreeMap::new();
     for (i, s) in scenarios.iter().enumerate().filter(|(_, s)| t.unmet(s).is_none()) {
         let (Some(key), Some(v)) = (instance_key(i, s), &s.requires.variant) else { continue };

@@ -135,7 +135,7 @@ fn main() -> ExitCode {
 
 async fn trial(target: &Target, s: &Scenario) -> Result<(), Failed> {
     let variant = &s.requires.variant;
-    let cell = target.instance(variant);
+    let cell = target.instance(&TargetInfo::instance_key(s));
     let running = cell
         .get_or_init(|| async {
             let info = target.info.with_variant(variant.as_deref())?;
@@ -144,7 +144,9 @@ async fn trial(target: &Target, s: &Scenario) -> Result<(), Failed> {
         .await
         .as_ref()
         .map_err(|e| Failed::from(format!("target {} ({variant:?}) did not start: {e}", target.info.name)))?;
-    let run = peer::run(s, running.addr, &running.creds, &peer::Options::default()).await;
+    let opts =
+        peer::Options { login: target.info.login_method(), ssh_inner: running.inner, ..peer::Options::default() };
+    let run = peer::run(s, running.addr, &running.creds, &opts).await;
     let r = result_of(&target.info, &running.version(), s, run, Vec::new());
     match r.outcome {
         Outcome::Pass | Outcome::Xfail | Outcome::Skip => Ok(()),

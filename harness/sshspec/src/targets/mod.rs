@@ -293,6 +293,24 @@ impl TargetInfo {
         Ok(t)
     }
 
+    /// What `method = "login"` uses against this target: password where offered, else publickey.
+    pub fn login_method(&self) -> crate::script::AuthKind {
+        if self.auth.iter().any(|m| m == "password") {
+            crate::script::AuthKind::Password
+        } else {
+            crate::script::AuthKind::Publickey
+        }
+    }
+
+    /// The instance a scenario runs against: none for the target itself, else its variant's name,
+    /// or, for variants whose scenarios change the server (`FRESH_VARIANTS`), one per scenario.
+    pub fn instance_key(s: &Scenario) -> Option<String> {
+        s.requires.variant.as_ref().map(|v| match FRESH_VARIANTS.contains(&v.as_str()) {
+            true => format!("{v}#{}", s.id),
+            false => v.clone(),
+        })
+    }
+
     /// Why this target cannot run `s`, if it cannot.
     pub fn unmet(&self, s: &Scenario) -> Option<String> {
         if let Some(why) = self.unjudged.get(&s.id) {
