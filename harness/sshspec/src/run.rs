@@ -302,10 +302,9 @@ async fn run_target(
     popts.login = t.login_method();
     // Configuration variants run as further instances of the same server, started once each, or
     // once per scenario for variants whose scenarios change the server's state.
-    let instance_key = |_: usize, s: &Scenario| TargetInfo::instance_key(s);
     let mut variants: BTreeMap<String, Result<targets::Running, String>> = BTreeMap::new();
-    for (i, s) in scenarios.iter().enumerate().filter(|(_, s)| t.unmet(s).is_none()) {
-        let (Some(key), Some(v)) = (instance_key(i, s), &s.requires.variant) else { continue };
+    for s in scenarios.iter().filter(|s| t.unmet(s).is_none()) {
+        let (Some(key), Some(v)) = (TargetInfo::instance_key(s), &s.requires.variant) else { continue };
         if variants.contains_key(&key) {
             continue;
         }
@@ -330,7 +329,7 @@ async fn run_target(
     let mut pending: Vec<usize> = Vec::new();
     let mut logs_of = Vec::with_capacity(scenarios.len());
     for (i, s) in scenarios.iter().enumerate() {
-        let instance = address_of(&instance_key(i, s));
+        let instance = address_of(&TargetInfo::instance_key(s));
         logs_of.push(instance.as_ref().map(|(_, _, l)| l.clone()).unwrap_or_else(|_| running.logs.clone()));
         let not_runnable = match (t.unmet(s), &instance) {
             (Some(why), _) => Some((Outcome::Skip, why)),

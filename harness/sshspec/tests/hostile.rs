@@ -232,7 +232,7 @@ fn every_mode_ends_every_scenario_in_fail_or_error_within_its_deadline() {
         t.connect_interval = Duration::ZERO;
         t.max_jobs = 16;
         t.auth = ["none", "password", "publickey", "keyboard-interactive"].map(String::from).to_vec();
-        t.user_keys = ["ssh-ed25519", "ecdsa-sha2-nistp256", "ssh-rsa"].map(String::from).to_vec();
+        t.user_keys = targets::all_user_keys();
         let (_tx, cancel) = tokio::sync::watch::channel(false);
         let opts = RunOptions {
             jobs: None,

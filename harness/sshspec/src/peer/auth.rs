@@ -31,10 +31,13 @@ fn asks(prompt: &[u8]) -> Asks {
 
 impl Peer<'_> {
     pub(super) async fn authenticate(&mut self, a: &AuthStep, deadline: Instant) -> StepResult {
-        if a.method == AuthKind::Login {
-            let a = AuthStep { method: self.opts.login, ..a.clone() };
-            return Box::pin(self.authenticate(&a, deadline)).await;
-        }
+        let login;
+        let a = if a.method == AuthKind::Login {
+            login = AuthStep { method: self.opts.login, ..a.clone() };
+            &login
+        } else {
+            a
+        };
         if !self.service_accepted {
             self.send(&Message::ServiceRequest(ServiceRequest { service: "ssh-userauth".into() })).await?;
             match self.next(deadline, "SERVICE_ACCEPT").await? {
@@ -216,19 +219,24 @@ impl Peer<'_> {
         Err(fail("keyboard-interactive to end within 16 rounds", "more rounds"))
     }
 
+    /// The outcome the step expects; `advertised` becomes success or failure by `server-sig-algs`.
+    fn expected_outcome(&mut self, a: &AuthStep) -> AuthOutcome {
+        if a.outcome != AuthOutcome::Advertised {
+            return a.outcome;
+        }
+        let algorithm = a.algorithm.as_deref().unwrap_or(a.key.default_algorithm());
+        let listed = self.server_sig_algs.as_ref().is_some_and(|l| l.iter().any(|x| x == algorithm));
+        self.t.log.note(format!(
+            "server-sig-algs {}: {algorithm} {}",
+            self.server_sig_algs.as_ref().map_or("not sent".into(), |l| l.join(",")),
+            if listed { "listed, so it must log in" } else { "not listed, so it must be refused" }
+        ));
+        if listed { AuthOutcome::Success } else { AuthOutcome::Failure }
+    }
+
     fn judge_auth(&mut self, a: &AuthStep, reply: Message) -> StepResult {
         let method = a.method.name();
-        let mut a = a.clone();
-        if a.outcome == AuthOutcome::Advertised {
-            let algorithm = a.algorithm.as_deref().unwrap_or(a.key.default_algorithm());
-            let listed = self.server_sig_algs.as_ref().is_some_and(|l| l.iter().any(|x| x == algorithm));
-            self.t.log.note(format!(
-                "server-sig-algs {}: {algorithm} {}",
-                self.server_sig_algs.as_ref().map_or("not sent".into(), |l| l.join(",")),
-                if listed { "listed, so it must log in" } else { "not listed, so it must be refused" }
-            ));
-            a.outcome = if listed { AuthOutcome::Success } else { AuthOutcome::Failure };
-        }
+        let outcome = self.expected_outcome(a);
         if let Message::UserauthFailure(f) = &reply {
             if f.methods.iter().any(|m| m == "none") {
                 return Err(fail(
@@ -237,7 +245,7 @@ impl Peer<'_> {
                 ));
             }
             let partial = f.partial_success.is_true();
-            return match (a.outcome, partial) {
+            return match (outcome, partial) {
                 (AuthOutcome::Partial, true) if f.methods.iter().any(|m| m == method) => Err(fail(
                     format!("the methods that can continue without {method}, which just succeeded (RFC 4252 §5.1)"),
                     format!("methods that can continue: {}", f.methods.joined()),
@@ -260,7 +268,7 @@ impl Peer<'_> {
                 )),
             };
         }
-        match (a.outcome, &reply) {
+        match (outcome, &reply) {
             (AuthOutcome::Success, Message::UserauthSuccess(_)) => Ok(()),
             (AuthOutcome::Success | AuthOutcome::Advertised, _) => {
                 Err(fail(format!("USERAUTH_SUCCESS for {method}"), summarize(&reply)))

@@ -49,11 +49,6 @@ impl Credentials {
         Credentials { user: user.to_owned(), password: random_password(), keys: UserKeys::generate() }
     }
 
-    /// The raw ed25519 public key.
-    pub fn public_key(&self) -> [u8; 32] {
-        self.keys.ed25519.verifying_key().to_bytes()
-    }
-
     /// Every user key in `authorized_keys` form, one line each.
     pub fn authorized_keys(&self) -> String {
         self.keys.authorized_lines()
@@ -406,18 +401,33 @@ impl Peer<'_> {
     }
 
     async fn after_recv(&mut self, msg: &Message) -> StepResult {
+        self.observe(msg);
         self.channels_bookkeeping(msg).await?;
         self.kex_react(msg).await?;
         self.rekey_if_due().await
     }
 
+    /// Records what later steps read from a received message, whichever step received it: the
+    /// server's `server-sig-algs` (EXT_INFO) and `$bound_port` (a REQUEST_SUCCESS with a port).
+    fn observe(&mut self, msg: &Message) {
+        match msg {
+            Message::ExtInfo(e) => {
+                if let Some(v) = e.get("server-sig-algs") {
+                    self.server_sig_algs =
+                        Some(String::from_utf8_lossy(v.as_slice()).split(',').map(str::to_owned).collect());
+                }
+            }
+            Message::RequestSuccess(r) => {
+                if let [a, b, c, d] = r.data.0.as_slice() {
+                    self.bound_port = Some(u32::from_be_bytes([*a, *b, *c, *d]));
+                }
+            }
+            _ => {}
+        }
+    }
+
     /// Channel windows and output, our window top-ups, and REQUEST_FAILURE for global requests.
     async fn channels_bookkeeping(&mut self, msg: &Message) -> StepResult {
-        if let Message::ExtInfo(e) = msg
-            && let Some(v) = e.get("server-sig-algs")
-        {
-            self.server_sig_algs = Some(String::from_utf8_lossy(v.as_slice()).split(',').map(str::to_owned).collect());
-        }
         if let Some(adjust) = self.channels.on_received(msg, true, &mut self.t.log) {
             self.send_or_hold(adjust).await?;
         }
@@ -729,17 +739,13 @@ impl Peer<'_> {
         loop {
             match self.t.recv(deadline).await {
                 Ok(msg) => {
+                    self.observe(&msg);
                     self.channels.on_received(&msg, false, &mut self.t.log);
                     if !step.strict && matches!(msg, Message::Ignore(_) | Message::Debug(_)) {
                         continue;
                     }
                     if step.pass_over.iter().any(|n| n == msg.name()) {
                         continue;
-                    }
-                    if let Message::RequestSuccess(r) = &msg
-                        && let [a, b, c, d] = r.data.0.as_slice()
-                    {
-                        self.bound_port = Some(u32::from_be_bytes([*a, *b, *c, *d]));
                     }
                     for alt in alts {
                         if let Expectation::Message { name, matches } = alt {

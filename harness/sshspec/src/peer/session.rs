@@ -1,6 +1,7 @@
-//! Session channels for the high-level steps: `open-session` and `exec` (RFC 4254 §6), with stdin
+//! Session channels for the high-level steps: `open-session`, `exec` and `bulk` (RFC 4254 §6), with stdin
 //! sent within the target's window and packet size (§5.2) and output checked on CLOSE.
 
+use super::channel::Channel;
 use super::{Peer, StepFailure, StepResult, fail};
 use crate::script::Input;
 use crate::transcript::summarize;
@@ -83,21 +84,9 @@ impl Peer<'_> {
                 input.len() as f64 / secs / (1 << 20) as f64
             ));
         }
-        while !self.channels.current().is_some_and(|c| c.close_received) {
-            match self.next(deadline, "the command's output, exit status and CHANNEL_CLOSE").await? {
-                Message::ChannelData(_)
-                | Message::ChannelExtendedData(_)
-                | Message::ChannelRequest(_)
-                | Message::ChannelEof(_)
-                | Message::ChannelClose(_) => {}
-                other => {
-                    return Err(fail("channel data, exit status or CHANNEL_CLOSE", summarize(&other)));
-                }
-            }
-        }
-        if self.channels.current().is_some_and(|c| !c.close_sent) {
-            // RFC 4254 §5.3: CLOSE is answered with CLOSE.
-            self.send(&Message::ChannelClose(ChannelClose { recipient_channel: remote })).await?;
+        if let Some(local) = self.channels.current().map(|c| c.local) {
+            self.until_closed(&[(local, remote)], "the command's output, exit status and CHANNEL_CLOSE", deadline)
+                .await?;
         }
         let Some(c) = self.channels.current() else {
             return Ok(());
@@ -106,14 +95,7 @@ impl Peer<'_> {
             return Err(fail("flow control within our window and maximum packet size", v.clone()));
         }
         if let (true, Some(want), Some(input)) = (echo, sent_digest, stdin) {
-            use sha2::Digest;
-            let got: [u8; 32] = c.stdout_digest.clone().finalize().into();
-            if c.stdout_len != input.len() || got != want {
-                return Err(fail(
-                    format!("stdout to equal the {} bytes of stdin (sha256 {})", input.len(), hex::encode(want)),
-                    format!("{} bytes (sha256 {})", c.stdout_len, hex::encode(got)),
-                ));
-            }
+            echoed(c, input.len(), want, "stdout to equal the stdin")?;
         }
         if let Some(want) = stdout
             && c.stdout != want.as_slice()
@@ -216,16 +198,7 @@ impl Peer<'_> {
         for &(_, remote) in &open {
             self.send(&Message::ChannelEof(ChannelEof { recipient_channel: remote })).await?;
         }
-        while open.iter().any(|(l, _)| !self.channels.get(*l).is_some_and(|c| c.close_received)) {
-            match self.next(deadline, "every channel's echo, exit status and CHANNEL_CLOSE").await? {
-                Message::ChannelData(_)
-                | Message::ChannelExtendedData(_)
-                | Message::ChannelRequest(_)
-                | Message::ChannelEof(_)
-                | Message::ChannelClose(_) => {}
-                other => return Err(fail("channel data, exit status or CHANNEL_CLOSE", summarize(&other))),
-            }
-        }
+        self.until_closed(&open, "every channel's echo, exit status and CHANNEL_CLOSE", deadline).await?;
         let secs = clock.elapsed().as_secs_f64().max(1e-9);
         let total = size * open.len() as u64;
         self.t.log.note(format!(
@@ -234,21 +207,32 @@ impl Peer<'_> {
             secs * 1000.0,
             total as f64 / secs / (1 << 20) as f64
         ));
-        for (k, &(local, remote)) in open.iter().enumerate() {
-            if !self.channels.get(local).is_some_and(|c| c.close_sent) {
-                self.send(&Message::ChannelClose(ChannelClose { recipient_channel: remote })).await?;
-            }
+        for (k, &(local, _)) in open.iter().enumerate() {
             let Some(c) = self.channels.get(local) else { continue };
             if let Some(v) = c.violations.first() {
                 return Err(fail(format!("flow control within our window on channel {local}"), v.clone()));
             }
-            let want: [u8; 32] = state[k].2.clone().finalize().into();
-            let got: [u8; 32] = c.stdout_digest.clone().finalize().into();
-            if c.stdout_len != size || got != want {
-                return Err(fail(
-                    format!("channel {local} to echo its {size} bytes (sha256 {})", hex::encode(want)),
-                    format!("{} bytes (sha256 {})", c.stdout_len, hex::encode(got)),
-                ));
+            echoed(c, size, state[k].2.clone().finalize().into(), &format!("channel {local} to echo its data"))?;
+        }
+        Ok(())
+    }
+
+    /// Receives the channels' output until the target has closed every one of `open` (local,
+    /// remote ids), then answers each CLOSE not yet answered (RFC 4254 §5.3).
+    async fn until_closed(&mut self, open: &[(u32, u32)], expecting: &str, deadline: Instant) -> StepResult {
+        while open.iter().any(|(l, _)| !self.channels.get(*l).is_some_and(|c| c.close_received)) {
+            match self.next(deadline, expecting).await? {
+                Message::ChannelData(_)
+                | Message::ChannelExtendedData(_)
+                | Message::ChannelRequest(_)
+                | Message::ChannelEof(_)
+                | Message::ChannelClose(_) => {}
+                other => return Err(fail("channel data, exit status or CHANNEL_CLOSE", summarize(&other))),
+            }
+        }
+        for &(local, remote) in open {
+            if !self.channels.get(local).is_some_and(|c| c.close_sent) {
+                self.send(&Message::ChannelClose(ChannelClose { recipient_channel: remote })).await?;
             }
         }
         Ok(())
@@ -305,4 +289,17 @@ impl Peer<'_> {
         }
         Ok(())
     }
+}
+
+/// Whether the channel's stdout is exactly the `len` bytes whose SHA-256 is `want`.
+fn echoed(c: &Channel, len: u64, want: [u8; 32], what: &str) -> StepResult {
+    use sha2::Digest;
+    let got: [u8; 32] = c.stdout_digest.clone().finalize().into();
+    if c.stdout_len != len || got != want {
+        return Err(fail(
+            format!("{what}: {len} bytes (sha256 {})", hex::encode(want)),
+            format!("{} bytes (sha256 {})", c.stdout_len, hex::encode(got)),
+        ));
+    }
+    Ok(())
 }

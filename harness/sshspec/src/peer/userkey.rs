@@ -14,6 +14,7 @@ pub enum KeyKind {
 }
 
 impl KeyKind {
+    pub const ALL: [KeyKind; 3] = [KeyKind::Ed25519, KeyKind::EcdsaP256, KeyKind::Rsa];
     pub const NAMES: &'static str = "ed25519, ecdsa or rsa";
 
     pub fn parse(s: &str) -> Option<Self> {
@@ -84,7 +85,7 @@ impl UserKeys {
     /// Every key in `authorized_keys` form, one per line.
     pub fn authorized_lines(&self) -> String {
         use base64::Engine;
-        [KeyKind::Ed25519, KeyKind::EcdsaP256, KeyKind::Rsa]
+        KeyKind::ALL
             .iter()
             .map(|k| {
                 let b64 = base64::engine::general_purpose::STANDARD.encode(self.blob(*k));
@@ -159,7 +160,7 @@ mod tests {
     fn signatures_verify() {
         let keys = UserKeys::generate();
         let data = b"session id and request";
-        for kind in [KeyKind::Ed25519, KeyKind::EcdsaP256, KeyKind::Rsa] {
+        for kind in KeyKind::ALL {
             let alg = kind.default_algorithm();
             hostkey::verify(alg, &keys.blob(kind), &keys.sign(kind, alg, data).unwrap(), data).unwrap();
         }

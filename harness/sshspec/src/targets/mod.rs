@@ -104,8 +104,9 @@ pub struct TargetInfo {
     pub allow_destructive: bool,
 }
 
-fn all_user_keys() -> Vec<String> {
-    ["ssh-ed25519", "ecdsa-sha2-nistp256", "ssh-rsa"].map(String::from).to_vec()
+/// Every user key type a run makes (`peer::UserKeys`).
+pub fn all_user_keys() -> Vec<String> {
+    crate::peer::KeyKind::ALL.iter().map(|k| k.key_type().to_owned()).collect()
 }
 
 /// A configuration variant: its lines are added to the target's own `config` (sshd_config lines
