@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the tests need beyond Rust: the OpenSSH and Dropbear servers from Debian packages,
+# Chromium and tshark (to check the HTML reports and the packet captures),
 # the unprivileged `sshspec` user the process targets log in as (each run sets it a fresh random
 # password; it never has one otherwise), and the container targets' images (scripts/build-images.sh,
 # offline: debootstrap, then docker build). Idempotent: a second run changes nothing and takes
@@ -17,6 +18,9 @@ need=()
 [ -x /usr/sbin/dropbear ] || need+=(dropbear-bin)
 command -v chpasswd >/dev/null || need+=(passwd)
 command -v debootstrap >/dev/null || need+=(debootstrap)
+# The report tests render the HTML reports in headless Chromium and decrypt --capture pcaps with tshark.
+[ -x /usr/bin/chromium ] || need+=(chromium fonts-dejavu-core)
+command -v tshark >/dev/null || need+=(tshark)
 if [ ${#need[@]} -gt 0 ]; then
   echo "install-test-deps: installing ${need[*]}"
   apt-get update -qq

@@ -32,9 +32,16 @@ struct Cli {
 #[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
-    /// Run scenarios against targets and write console, JSON and JUnit reports.
+    /// Run scenarios against targets and write the reports: report.json, junit.xml, matrix.html and
+    /// a certification report per target (cert-<target>.md and .html).
     #[command(after_help = EXIT_CODES)]
     Run(RunArgs),
+    /// Explain in plain words why a connection to an SSH server fails: TCP, identification,
+    /// algorithms (both sides' lists), host key (against a pinned key), authentication methods.
+    #[command(
+        after_help = "Exit codes:\n  0  every stage passed\n  1  a stage failed; the output says which and why\n  2  bad input"
+    )]
+    Diagnose(DiagnoseArgs),
     /// List the scenarios with their id, clause, level and title.
     List {
         #[command(flatten)]
@@ -130,10 +137,42 @@ struct RunArgs {
     /// Let scenarios marked destructive (floods, exhaustion) run against remote targets.
     #[arg(long)]
     allow_destructive: bool,
+    /// Compare with a saved report.json: list newly failing and newly passing scenarios, and exit
+    /// non-zero only for regressions (a scenario fine in the baseline that FAILs, XPASSes or ERRORs now).
+    #[arg(long, value_name = "FILE")]
+    baseline: Option<PathBuf>,
+    /// Write a pcap of every connection and a key log Wireshark decrypts it with, under
+    /// <report dir>/captures/<target>/.
+    #[arg(long)]
+    capture: bool,
     /// Run the algorithm interop matrix instead of the scenario files: every algorithm each target
     /// advertises, one at a time, with a login and 1 MiB each way. Writes matrix.md and matrix.json.
     #[arg(long)]
     matrix: bool,
+}
+
+#[derive(clap::Args)]
+struct DiagnoseArgs {
+    /// The server: HOST or HOST:PORT (default port 22).
+    server: String,
+    /// The user to try to log in as.
+    #[arg(long, value_name = "USER", default_value = "root")]
+    user: String,
+    /// The environment variable holding the password to try.
+    #[arg(long, value_name = "VAR")]
+    password_env: Option<String>,
+    /// An unencrypted OpenSSH ed25519 private key to try.
+    #[arg(long, value_name = "FILE")]
+    identity: Option<PathBuf>,
+    /// The host key's expected SHA256 fingerprint (repeatable).
+    #[arg(long = "host-key", value_name = "SHA256:...")]
+    host_keys: Vec<String>,
+    /// Expect the host key recorded for this server in a known_hosts file.
+    #[arg(long, value_name = "FILE")]
+    known_hosts: Option<PathBuf>,
+    /// How long to wait at each stage.
+    #[arg(long, value_name = "DURATION", default_value = "10s")]
+    timeout: String,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -146,6 +185,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Run(a) => run(a),
+        Command::Diagnose(a) => diagnose(a),
         Command::List { sel, format } => list(&sel, format),
         Command::Check { sel } => check(&sel),
         Command::Targets => show_targets(),
@@ -288,6 +328,17 @@ fn run(a: RunArgs) -> u8 {
             }
         }
     };
+    let baseline = match a.baseline.as_deref().map(sshspec::report::baseline::Baseline::load).transpose() {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("error: --baseline: {e}");
+            return exit::USAGE;
+        }
+    };
+    if a.capture && report_dir.is_none() {
+        eprintln!("error: --capture writes into the report folder; drop --no-report");
+        return exit::USAGE;
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -300,7 +351,13 @@ fn run(a: RunArgs) -> u8 {
     let opts = RunOptions {
         // Streamed transcripts are only readable one scenario at a time.
         jobs: if echo { Some(1) } else { a.jobs },
-        peer: peer::Options { step_timeout, scenario_timeout, echo, ..Default::default() },
+        peer: peer::Options {
+            step_timeout,
+            scenario_timeout,
+            echo,
+            capture: if a.capture { report_dir.as_ref().map(|d| d.join("captures")) } else { None },
+            ..Default::default()
+        },
         ci: is_ci(),
         creds,
         cancel,
@@ -331,23 +388,114 @@ fn run(a: RunArgs) -> u8 {
     if let Some(m) = &matrix {
         println!("\n{}", m.markdown());
     }
+    let comparison = baseline.as_ref().map(|b| sshspec::report::baseline::Comparison::new(b, &summary));
+    if let Some(c) = &comparison {
+        println!("\n{}", c.markdown().trim_end());
+    }
     if let Some(dir) = report_dir {
-        let written = sshspec::report::json::write(&dir.join("report.json"), &summary)
-            .and_then(|_| sshspec::report::junit::write(&dir.join("junit.xml"), &summary))
-            .and_then(|_| match &matrix {
-                Some(m) => std::fs::write(dir.join("matrix.md"), m.markdown())
-                    .and_then(|_| std::fs::write(dir.join("matrix.json"), m.json())),
-                None => Ok(()),
-            });
+        let written = sshspec::report::write_all(&dir, &summary, comparison.as_ref()).and_then(|files| match &matrix {
+            Some(m) => std::fs::write(dir.join("matrix.md"), m.markdown())
+                .and_then(|_| std::fs::write(dir.join("matrix.json"), m.json()))
+                .map(|_| files),
+            None => Ok(files),
+        });
         match written {
-            Ok(()) => println!("reports: {}/report.json, {}/junit.xml", dir.display(), dir.display()),
+            Ok(files) => {
+                let names: Vec<String> =
+                    files.iter().filter_map(|f| f.file_name()).map(|n| n.to_string_lossy().into_owned()).collect();
+                println!("reports in {}/: {}", dir.display(), names.join(", "));
+                if a.capture {
+                    println!(
+                        "captures in {}/captures/ (open a .pcap in Wireshark with its .keylog; see README)",
+                        dir.display()
+                    );
+                }
+            }
             Err(e) => {
                 eprintln!("error: writing reports to {}: {e}", dir.display());
                 return exit::HARNESS;
             }
         }
     }
-    summary.exit_code()
+    match &comparison {
+        Some(c) => c.exit_code(&summary),
+        None => summary.exit_code(),
+    }
+}
+
+fn diagnose(a: DiagnoseArgs) -> u8 {
+    use sshspec::peer::diagnose::{Offer, diagnose};
+    let timeout = match script::parse_duration_arg(&a.timeout) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: --timeout: {e}");
+            return exit::USAGE;
+        }
+    };
+    let with_port =
+        if a.server.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) && !a.server.ends_with(']') {
+            a.server.clone()
+        } else {
+            format!("{}:22", a.server)
+        };
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return exit::HARNESS;
+        }
+    };
+    let addr = match rt.block_on(tokio::net::lookup_host(&with_port)).map(|mut i| i.next()) {
+        Ok(Some(addr)) => addr,
+        Ok(None) | Err(_) => {
+            println!("FAIL  dns             cannot resolve {:?}: check the name", a.server);
+            return exit::NONCONFORMING;
+        }
+    };
+    let mut creds = peer::Credentials::generate(&a.user);
+    let mut offer = Offer::default();
+    if let Some(var) = &a.password_env {
+        match std::env::var(var) {
+            Ok(pw) => {
+                creds.password = pw;
+                offer.password = true;
+            }
+            Err(_) => {
+                eprintln!("error: --password-env {var}: the variable is not set");
+                return exit::USAGE;
+            }
+        }
+    }
+    if let Some(file) = &a.identity {
+        match sshspec::keys::load_identity(file) {
+            Ok(k) => {
+                creds.keys.ed25519 = k;
+                offer.publickey = true;
+            }
+            Err(e) => {
+                eprintln!("error: --identity: {e}");
+                return exit::USAGE;
+            }
+        }
+    }
+    let mut pinned = a.host_keys.clone();
+    if let Some(file) = &a.known_hosts {
+        match sshspec::keys::known_host_fingerprints(file, addr) {
+            Ok(fps) if fps.is_empty() => {
+                eprintln!("error: --known-hosts: {} has no entry for {addr}", file.display());
+                return exit::USAGE;
+            }
+            Ok(fps) => pinned.extend(fps),
+            Err(e) => {
+                eprintln!("error: --known-hosts: {e}");
+                return exit::USAGE;
+            }
+        }
+    }
+    println!("sshspec diagnose {addr} as {}", a.user);
+    let d = rt.block_on(diagnose(addr, &creds, &offer, &pinned, timeout));
+    print!("{}", d.render(&addr.to_string()));
+    if d.problem.is_some() { exit::NONCONFORMING } else { exit::OK }
 }
 
 fn is_ci() -> bool {

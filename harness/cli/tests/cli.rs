@@ -125,3 +125,28 @@ fn cited_clauses_exist_in_the_inventory() {
     }
     assert!(unknown.is_empty(), "{unknown:?}");
 }
+
+#[test]
+fn a_baseline_run_lists_changes_and_a_bad_baseline_is_a_usage_error() {
+    let out = tempfile::tempdir().unwrap();
+    let first = out.path().join("a");
+    let o = sshspec(&["run", "--report-dir", first.to_str().unwrap(), "sanity"], repo());
+    assert_eq!(o.status.code(), Some(0));
+    let base = first.join("report.json");
+    let second = out.path().join("b");
+    let o = sshspec(
+        &["run", "--report-dir", second.to_str().unwrap(), "--baseline", base.to_str().unwrap(), "sanity"],
+        repo(),
+    );
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("0 regression(s), 0 fixed"), "{stdout}");
+    assert!(
+        second.join("baseline.md").is_file()
+            && second.join("matrix.html").is_file()
+            && second.join("cert-builtin.md").is_file()
+    );
+    let o = sshspec(&["run", "--no-report", "--baseline", "/nonexistent/report.json", "sanity"], repo());
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--baseline"), "names the flag");
+}

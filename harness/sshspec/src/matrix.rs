@@ -145,6 +145,7 @@ fn scenario(c: Category, alg: &str) -> Scenario {
         destructive: false,
         timeout: Duration::from_secs(60),
         steps: session_steps(pins, None, BULK),
+        digest: format!("generated:matrix:{alg}"),
     }
 }
 

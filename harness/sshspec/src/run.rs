@@ -44,10 +44,53 @@ pub struct TargetSummary {
     pub scenarios_ms: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unavailable: Option<String>,
+    /// Who answered: host keys and the algorithms most scenarios negotiated.
+    pub identity: TargetIdentity,
+}
+
+/// A target's identity as its scenarios saw it, for certification reports and comparisons.
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct TargetIdentity {
+    /// Host key algorithm to its SHA256 fingerprint, for every host key any scenario saw.
+    pub host_keys: BTreeMap<String, String>,
+    /// The algorithms negotiated most often (scenarios that pin none get the server's preference).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub negotiated: Option<crate::transport::negotiate::Negotiated>,
+}
+
+impl TargetIdentity {
+    pub fn from_results(results: &[ScenarioResult]) -> Self {
+        let mut id = TargetIdentity::default();
+        let mut counts: Vec<(&crate::transport::negotiate::Negotiated, usize)> = Vec::new();
+        for i in results.iter().filter_map(|r| r.identity.as_ref()) {
+            if let (Some(fp), Some(n)) = (&i.host_key, &i.negotiated) {
+                id.host_keys.entry(n.host_key.clone()).or_insert_with(|| fp.clone());
+            }
+            if let Some(n) = &i.negotiated {
+                match counts.iter_mut().find(|(m, _)| *m == n) {
+                    Some((_, c)) => *c += 1,
+                    None => counts.push((n, 1)),
+                }
+            }
+        }
+        // The first of the most frequent, so ties go to the earliest scenario (results are sorted).
+        let best = counts.iter().map(|(_, c)| *c).max().unwrap_or(0);
+        id.negotiated = counts.iter().find(|(_, c)| *c == best).map(|(n, _)| (*n).clone());
+        id
+    }
+}
+
+/// Which scenario files a run judged: two reports with the same digest ran the same files.
+#[derive(Clone, Debug, Default, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct ScenarioSet {
+    pub count: usize,
+    /// [`crate::script::set_digest`].
+    pub digest: String,
 }
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Summary {
+    pub scenario_set: ScenarioSet,
     pub targets: Vec<TargetSummary>,
     pub results: Vec<ScenarioResult>,
     pub duration_ms: u64,
@@ -176,12 +219,15 @@ pub async fn run(
                 start_ms,
                 scenarios_ms,
                 unavailable,
+                identity: TargetIdentity::from_results(&results),
             };
             out.emit(&Event::TargetFinished { summary: &ts });
             (ts, results, interrupted)
         }
     });
-    let mut summary = Summary { targets: Vec::new(), results: Vec::new(), duration_ms: 0, interrupted: false };
+    let scenario_set = ScenarioSet { count: scenarios.len(), digest: crate::script::set_digest(&scenarios) };
+    let mut summary =
+        Summary { scenario_set, targets: Vec::new(), results: Vec::new(), duration_ms: 0, interrupted: false };
     for (ts, results, interrupted) in futures::future::join_all(runs).await {
         summary.targets.push(ts);
         summary.results.extend(results);
@@ -226,6 +272,7 @@ fn host_key_probe() -> Scenario {
             step(Action::VersionExchange { banner: None, pre_banner: Vec::new() }),
             step(Action::KeyExchange { pins: Pins::default(), with: toml::Table::new(), rekey: None, guess: false }),
         ],
+        digest: String::new(),
     }
 }
 
@@ -300,6 +347,7 @@ async fn run_target(
     let mut popts = opts.peer.clone();
     popts.pinned_host_keys = t.pinned_host_keys.clone();
     popts.login = t.login_method();
+    popts.capture = opts.peer.capture.as_ref().map(|d| d.join(&t.name));
     // Configuration variants run as further instances of the same server, started once each, or
     // once per scenario for variants whose scenarios change the server's state.
     let mut variants: BTreeMap<String, Result<targets::Running, String>> = BTreeMap::new();

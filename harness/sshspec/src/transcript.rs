@@ -98,6 +98,59 @@ impl Transcript {
     }
 }
 
+/// The transcript as text without what changes from run to run: times, random bytes (cookies,
+/// ephemeral keys, signatures, host keys, fingerprints), ports and padding-dependent byte counts.
+/// Two runs of a scenario against the same server give the same text, so it can be snapshotted
+/// and diffed.
+pub fn stable_text(entries: &[Entry]) -> String {
+    let mut out = String::new();
+    for e in entries {
+        let arrow = match e.dir {
+            Dir::Sent => "->",
+            Dir::Received => "<-",
+            Dir::Note => "==",
+        };
+        let seq = e.seq.map(|q| format!(" #{q}")).unwrap_or_default();
+        out.push_str(&format!("{arrow}{seq} {}\n", stabilize(&e.text)));
+    }
+    out
+}
+
+fn stabilize(text: &str) -> String {
+    let is_hex = |c: char| c.is_ascii_digit() || ('a'..='f').contains(&c);
+    let is_b64 = |c: char| c.is_ascii_alphanumeric() || c == '+' || c == '/' || c == '=';
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < chars.len() {
+        let run = |pred: &dyn Fn(char) -> bool| chars[i..].iter().take_while(|c| pred(**c)).count();
+        let starts_word = i == 0 || !is_b64(chars[i - 1]);
+        let (hex, b64) = (run(&is_hex), run(&is_b64));
+        if starts_word && b64 >= 40 && b64 > hex {
+            out.push_str("<base64>");
+            i += b64;
+        } else if starts_word && hex >= 16 {
+            out.push_str("<hex>");
+            i += hex;
+        } else if starts_word && chars[i].is_ascii_digit() {
+            let n = run(&|c: char| c.is_ascii_digit());
+            let rest: String = chars[i + n..].iter().take(9).collect();
+            let before: String = chars[..i].iter().rev().take(10).collect::<Vec<_>>().into_iter().rev().collect();
+            // Ports, and counts that depend on random padding.
+            if before.ends_with("127.0.0.1:") || rest.starts_with(" byte(s)") || rest.starts_with(" block(s)") {
+                out.push('N');
+            } else {
+                out.extend(&chars[i..i + n]);
+            }
+            i += n;
+        } else {
+            out.push(chars[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
 /// One line for a message: its name and fields, secrets redacted, long strings shortened.
 pub fn summarize(msg: &Message) -> String {
     let full = match msg {
@@ -195,6 +248,26 @@ mod tests {
         let s = summarize(&m);
         assert!(s.len() < 300, "{s}");
         assert!(s.contains("32768 bytes of data"), "{s}");
+    }
+
+    #[test]
+    fn stable_text_hides_what_changes_between_runs() {
+        let e = |text: &str| Entry { at_ms: 7, dir: Dir::Note, seq: None, text: text.into() };
+        let a = stable_text(&[
+            e("scenario x against 127.0.0.1:43963"),
+            e(r#"kexinit {"cookie":"84e7aa56ca48ce69a019d3134a23d28f","first":false}"#),
+            e("host key SHA256:FKSNe9sry2raiDZk0+6suKMYtqQoGnVGAnEFROGz6bQ verified"),
+            e("epoch ended after 3 packet(s), 1208 byte(s), 151 block(s)"),
+            e("channel 0 window 2097152"),
+        ]);
+        assert_eq!(
+            a,
+            "== scenario x against 127.0.0.1:N\n\
+             == kexinit {\"cookie\":\"<hex>\",\"first\":false}\n\
+             == host key SHA256:<base64> verified\n\
+             == epoch ended after 3 packet(s), N byte(s), N block(s)\n\
+             == channel 0 window 2097152\n"
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 /// PASS and FAIL judge the target; ERROR means the harness could not judge; XFAIL/XPASS are
 /// failures and passes of scenarios the target's description expects to fail.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Outcome {
     Pass,

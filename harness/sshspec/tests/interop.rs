@@ -114,6 +114,7 @@ fn bulk_scenario(id: &str, pins: Pins, rekey: Option<sshspec::script::RekeyPolic
         destructive: false,
         timeout: Duration::from_secs(60),
         steps: matrix::session_steps(pins, rekey, 4 << 20),
+        digest: String::new(),
     }
 }
 

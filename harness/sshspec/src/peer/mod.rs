@@ -8,6 +8,7 @@
 mod auth;
 mod banner;
 mod channel;
+pub mod diagnose;
 mod rekey;
 mod session;
 mod userkey;
@@ -119,6 +120,8 @@ pub struct Options {
     pub ssh_inner: Option<SocketAddr>,
     /// What `method = "login"` uses: password or publickey, whichever the target offers.
     pub login: AuthKind,
+    /// Write a pcap and key log of each connection into this folder (`--capture`).
+    pub capture: Option<std::path::PathBuf>,
 }
 
 impl Default for Options {
@@ -131,6 +134,7 @@ impl Default for Options {
             source: None,
             ssh_inner: None,
             login: AuthKind::Password,
+            capture: None,
         }
     }
 }
@@ -167,6 +171,13 @@ pub async fn run(scenario: &Scenario, addr: SocketAddr, creds: &Credentials, opt
     let t = match Transport::connect(addr, opts.source, deadline, log).await {
         Ok(mut t) => {
             t.pinned_host_keys = opts.pinned_host_keys.clone();
+            if let Some(dir) = &opts.capture {
+                let stem = dir.join(scenario.id.replace('/', "__"));
+                match t.start_capture(&stem) {
+                    Ok(()) => t.log.note(format!("capturing to {}.pcap", stem.display())),
+                    Err(e) => t.log.note(format!("cannot capture to {}: {e}", stem.display())),
+                }
+            }
             t
         }
         Err(e) => {
@@ -185,20 +196,7 @@ pub async fn run(scenario: &Scenario, addr: SocketAddr, creds: &Credentials, opt
             };
         }
     };
-    let mut peer = Peer {
-        t,
-        creds,
-        opts,
-        service_accepted: false,
-        channels: Channels::default(),
-        inner: opts.ssh_inner.unwrap_or(addr),
-        bound_port: None,
-        server_sig_algs: None,
-        offer: (Pins::default(), toml::Table::new()),
-        rekey: RekeyPolicy::default(),
-        deferred: VecDeque::new(),
-        held: Vec::new(),
-    };
+    let mut peer = Peer::new(t, creds, opts, addr);
     let run = tokio::time::timeout_at(deadline, peer.steps(&scenario.steps)).await;
     let judgement = match run {
         Ok(j) => j,
@@ -224,6 +222,26 @@ pub async fn run(scenario: &Scenario, addr: SocketAddr, creds: &Credentials, opt
     Run { judgement, transcript: log.into_entries(), duration: started.elapsed(), identity }
 }
 
+impl<'a> Peer<'a> {
+    fn new(t: Transport, creds: &'a Credentials, opts: &'a Options, addr: SocketAddr) -> Self {
+        Peer {
+            t,
+            creds,
+            opts,
+            service_accepted: false,
+            channels: Channels::default(),
+            inner: opts.ssh_inner.unwrap_or(addr),
+            bound_port: None,
+            server_sig_algs: None,
+            auth_methods: None,
+            offer: (Pins::default(), toml::Table::new()),
+            rekey: RekeyPolicy::default(),
+            deferred: VecDeque::new(),
+            held: Vec::new(),
+        }
+    }
+}
+
 struct Peer<'a> {
     t: Transport,
     creds: &'a Credentials,
@@ -236,6 +254,8 @@ struct Peer<'a> {
     bound_port: Option<u32>,
     /// The `server-sig-algs` extension of the server's EXT_INFO (RFC 8308 §3.1), once seen.
     server_sig_algs: Option<Vec<String>>,
+    /// The methods that can continue, from the last USERAUTH_FAILURE.
+    auth_methods: Option<Vec<String>>,
     /// What the last `key-exchange` step offered; rekeys offer the same.
     offer: (Pins, toml::Table),
     /// When the peer starts a rekey of its own accord.
@@ -417,6 +437,7 @@ impl Peer<'_> {
                         Some(String::from_utf8_lossy(v.as_slice()).split(',').map(str::to_owned).collect());
                 }
             }
+            Message::UserauthFailure(f) => self.auth_methods = Some(f.methods.0.clone()),
             Message::RequestSuccess(r) => {
                 if let [a, b, c, d] = r.data.0.as_slice() {
                     self.bound_port = Some(u32::from_be_bytes([*a, *b, *c, *d]));

@@ -14,17 +14,37 @@ pub struct Console {
     total: usize,
     /// Targets already reported unavailable: their per-scenario skips would only repeat it.
     unavailable: Vec<String>,
+    failed: usize,
+    started: std::time::Instant,
 }
 
 impl Console {
     pub fn new(verbosity: u8) -> Self {
         use std::io::IsTerminal;
         let progress = std::io::stdout().is_terminal();
-        Console { verbosity, out: Box::new(std::io::stdout()), progress, done: 0, total: 0, unavailable: Vec::new() }
+        Console {
+            verbosity,
+            out: Box::new(std::io::stdout()),
+            progress,
+            done: 0,
+            total: 0,
+            unavailable: Vec::new(),
+            failed: 0,
+            started: std::time::Instant::now(),
+        }
     }
 
     pub fn to(verbosity: u8, out: Box<dyn Write + Send>) -> Self {
-        Console { verbosity, out, progress: false, done: 0, total: 0, unavailable: Vec::new() }
+        Console {
+            verbosity,
+            out,
+            progress: false,
+            done: 0,
+            total: 0,
+            unavailable: Vec::new(),
+            failed: 0,
+            started: std::time::Instant::now(),
+        }
     }
 
     fn clear_progress(&mut self) {
@@ -130,11 +150,28 @@ impl Reporter for Console {
                 )
             }
         };
+        if let Event::Result(r) = e
+            && r.outcome.is_failure()
+        {
+            self.failed += 1;
+        }
         if self.progress && self.done < self.total && !matches!(e, Event::RunFinished { .. }) {
-            let _ = write!(self.out, "  [{}/{}] scenarios judged", self.done, self.total);
+            let _ = write!(self.out, "{}", progress_line(self.done, self.total, self.failed, self.started.elapsed()));
         }
         let _ = self.out.flush();
     }
+}
+
+/// `[#########...........]  412/1760 judged, 3 failing, 12.4s`
+fn progress_line(done: usize, total: usize, failed: usize, elapsed: std::time::Duration) -> String {
+    const WIDTH: usize = 30;
+    let filled = (done * WIDTH).checked_div(total).unwrap_or(0);
+    format!(
+        "[{}{}] {done:>5}/{total} judged, {failed} failing, {:.1}s",
+        "#".repeat(filled),
+        ".".repeat(WIDTH - filled),
+        elapsed.as_secs_f64()
+    )
 }
 
 fn truncate(s: &str, n: usize) -> String {
@@ -177,6 +214,14 @@ mod tests {
             transcript: Vec::new(),
             server_log: Vec::new(),
         }
+    }
+
+    #[test]
+    fn the_progress_bar_fills_with_the_work() {
+        let d = std::time::Duration::from_millis(1500);
+        assert_eq!(progress_line(0, 10, 0, d), format!("[{}]     0/10 judged, 0 failing, 1.5s", ".".repeat(30)));
+        assert!(progress_line(5, 10, 1, d).starts_with(&format!("[{}{}]", "#".repeat(15), ".".repeat(15))));
+        assert!(progress_line(3, 0, 0, d).starts_with(&format!("[{}]", ".".repeat(30))));
     }
 
     #[test]

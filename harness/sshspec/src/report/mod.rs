@@ -1,7 +1,12 @@
-//! Reports: consumers of the runner's typed events (after nextest). Each consumer has one job:
-//! the console, `report.json` and `junit.xml`.
+//! Reports: consumers of the runner's typed events and its final [`Summary`] (after nextest). Each
+//! consumer has one job: the console, `report.json`, `junit.xml`, the interop matrix
+//! (`matrix.html`), a certification report per target (`cert-<target>.md` and `.html`), and the
+//! comparison with a baseline (`baseline.md`).
 
+pub mod baseline;
+pub mod cert;
 pub mod console;
+pub mod html;
 pub mod json;
 pub mod junit;
 
@@ -23,6 +28,35 @@ pub enum Event<'a> {
 
 pub trait Reporter: Send {
     fn on_event(&mut self, e: &Event<'_>);
+}
+
+/// Writes every report file of a finished run into `dir`; returns the paths written.
+pub fn write_all(
+    dir: &Path,
+    summary: &Summary,
+    comparison: Option<&baseline::Comparison>,
+) -> std::io::Result<Vec<PathBuf>> {
+    let mut written = Vec::new();
+    let mut put = |name: String, body: &str| -> std::io::Result<()> {
+        let p = dir.join(name);
+        std::fs::write(&p, body)?;
+        written.push(p);
+        Ok(())
+    };
+    json::write(&dir.join("report.json"), summary)?;
+    put("junit.xml".into(), &junit::render(summary).map_err(std::io::Error::other)?)?;
+    put("matrix.html".into(), &html::render(summary))?;
+    for t in &summary.targets {
+        let c = cert::Certificate::new(summary, t);
+        let stem = cert::file_stem(&t.name);
+        put(format!("{stem}.md"), &c.markdown())?;
+        put(format!("{stem}.html"), &c.html())?;
+    }
+    if let Some(c) = comparison {
+        put("baseline.md".into(), &c.markdown())?;
+    }
+    written.insert(0, dir.join("report.json"));
+    Ok(written)
 }
 
 /// The folder a run writes into: `reports/<UTC timestamp>/`, with `reports/latest` pointing at it.

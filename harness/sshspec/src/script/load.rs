@@ -178,6 +178,7 @@ pub fn parse(id: &str, path: &Path, text: &str) -> Result<Scenario, LoadError> {
         destructive: raw.destructive,
         timeout,
         steps,
+        digest: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(text.as_bytes())),
     })
 }
 

@@ -84,6 +84,17 @@ pub struct Scenario {
     /// The whole scenario's deadline.
     pub timeout: Duration,
     pub steps: Vec<Step>,
+    /// SHA-256 of the file's text (hex): two reports ran the same scenario exactly when it matches.
+    pub digest: String,
+}
+
+/// The digest of a set of scenarios: SHA-256 over each scenario's id and digest, in id order.
+/// Two reports whose set digests match judged the same scenario files.
+pub fn set_digest(scenarios: &[Scenario]) -> String {
+    use sha2::Digest;
+    let mut lines: Vec<String> = scenarios.iter().map(|s| format!("{} {}\n", s.id, s.digest)).collect();
+    lines.sort();
+    hex::encode(sha2::Sha256::digest(lines.concat().as_bytes()))
 }
 
 impl Scenario {

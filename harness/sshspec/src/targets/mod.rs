@@ -137,6 +137,8 @@ pub const VARIANTS: &[(&str, &str)] = &[
         "directory-keys",
         "the test user's authorized keys come from an LDAP directory (OpenLDAP slapd) through AuthorizedKeysCommand",
     ),
+    ("cbc-only", "the server offers only the aes128-cbc cipher, which clients no longer offer by default"),
+    ("publickey-only", "the server allows publickey authentication only"),
 ];
 
 /// Variants whose scenarios change the server's state (a password change): each such scenario
@@ -413,6 +415,14 @@ impl Running {
     pub fn container_id(&self) -> Option<&str> {
         match &self.guard {
             Guard::Container(c) => Some(c.id()),
+            _ => None,
+        }
+    }
+
+    /// The server's process id, for a process target (tests stop and resume it).
+    pub fn pid(&self) -> Option<u32> {
+        match &self.guard {
+            Guard::Process(c) => c.pid(),
             _ => None,
         }
     }

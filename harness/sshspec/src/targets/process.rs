@@ -24,6 +24,10 @@ pub struct Child {
 }
 
 impl Child {
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// SIGTERM to the whole process group, then SIGKILL if it lingers.
     pub async fn stop(mut self) {
         if let Some(pid) = self.child.id() {
@@ -235,11 +239,13 @@ async fn openssh(d: &Path, port: u16, extra: &[String], creds: &Credentials) -> 
     write(&auth_keys, &creds.authorized_keys())?;
     // sshd refuses to start without its privilege separation directory.
     let _ = std::fs::create_dir_all("/run/sshd");
+    // sshd keeps the first value it reads for a keyword, so the target's and the variant's lines
+    // come first and override the defaults below them.
     let config = format!(
-        "Port {port}\nListenAddress 127.0.0.1\n{host_keys}PidFile {pid}\nUsePAM yes\nPasswordAuthentication yes\n\
+        "{extra}Port {port}\nListenAddress 127.0.0.1\n{host_keys}PidFile {pid}\nUsePAM yes\nPasswordAuthentication yes\n\
          KbdInteractiveAuthentication yes\nPubkeyAuthentication yes\nAuthorizedKeysFile {keys}\nStrictModes no\n\
          PermitRootLogin no\nMaxStartups 100:30:200\nLogLevel VERBOSE\nAllowUsers {TEST_USER}\n\
-         Subsystem sftp internal-sftp\n{extra}",
+         Subsystem sftp internal-sftp\n",
         pid = d.join("sshd.pid").display(),
         keys = auth_keys.display(),
         extra = extra.iter().map(|l| format!("{l}\n")).collect::<String>(),

@@ -6,6 +6,7 @@
 //! Nothing here trusts the target: every length is bounded before anything is allocated for it,
 //! and every failure says whether the target misbehaved or we could not go on.
 
+pub mod capture;
 pub mod cipher;
 pub mod compress;
 pub mod hostkey;
@@ -31,6 +32,8 @@ pub const MAX_PACKET: usize = 256 * 1024;
 const MAX_LINE: usize = 8192;
 /// How many pre-banner lines we tolerate (RFC 4253 §4.2 sets no limit; this bounds memory).
 const MAX_PRE_BANNER_LINES: usize = 1024;
+/// How many of the first received bytes are kept.
+const HEAD: usize = 256;
 const TAIL: usize = 64;
 /// packet_length (4) and padding_length (1).
 const PACKET_HEADER: usize = 5;
@@ -207,6 +210,10 @@ pub struct Transport {
     pub server: Option<ServerVersion>,
     /// If not empty, the host key's fingerprint must be one of these.
     pub pinned_host_keys: Vec<String>,
+    /// A pcap and key log of this connection (`--capture`).
+    pub capture: Option<capture::Capture>,
+    /// The first bytes the target sent, for explaining a server that does not speak SSH.
+    head: Vec<u8>,
 }
 
 impl Transport {
@@ -250,7 +257,21 @@ impl Transport {
             raw_sent: Vec::new(),
             server: None,
             pinned_host_keys: Vec::new(),
+            capture: None,
+            head: Vec::new(),
         }
+    }
+
+    /// Starts writing `<stem>.pcap` and `<stem>.keylog` for this connection.
+    pub fn start_capture(&mut self, stem: &std::path::Path) -> std::io::Result<()> {
+        let (local, remote) = (self.stream.local_addr()?, self.stream.peer_addr()?);
+        self.capture = Some(capture::Capture::create(stem, local, remote)?);
+        Ok(())
+    }
+
+    /// The first bytes the target sent (up to 256).
+    pub fn first_bytes(&self) -> &[u8] {
+        &self.head
     }
 
     pub fn last_bytes(&self) -> Vec<u8> {
@@ -277,6 +298,13 @@ impl Transport {
             }),
             Ok(Ok(0)) => Err(TransportError::Closed { last_bytes: self.last_bytes() }),
             Ok(Ok(_)) => {
+                if let Some(c) = &mut self.capture {
+                    c.data(capture::Side::Server, &self.inbuf[before..]);
+                }
+                if self.head.len() < HEAD {
+                    let take = (HEAD - self.head.len()).min(self.inbuf.len() - before);
+                    self.head.extend_from_slice(&self.inbuf[before..before + take]);
+                }
                 for &b in &self.inbuf[before.max(self.inbuf.len().saturating_sub(TAIL))..] {
                     if self.tail.len() == TAIL {
                         self.tail.pop_front();
@@ -317,6 +345,9 @@ impl Transport {
     }
 
     async fn write_all(&mut self, bytes: &[u8]) -> Result<(), TransportError> {
+        if let Some(c) = &mut self.capture {
+            c.data(capture::Side::Client, bytes);
+        }
         match self.stream.write_all(bytes).await {
             Ok(()) => Ok(()),
             Err(e) if is_reset(&e) => Err(TransportError::Closed { last_bytes: self.last_bytes() }),
@@ -708,6 +739,9 @@ impl Transport {
         let k = secret
             .shared(server_value, method.hash)
             .map_err(|e| TransportError::Target(format!("{}: {e}", method.name)))?;
+        if let Some(c) = &mut self.capture {
+            c.secrets(i_c.get(1..17).unwrap_or_default(), secret.x25519_private().as_ref().map(|x| &x[..]), &k);
+        }
         let gex = match (method.family, &self.kex.gex_request, &self.kex.gex_group) {
             (kex::Family::Gex, Some(req), Some((p, g))) => Some((req, p.as_slice(), g.as_slice())),
             (kex::Family::Gex, ..) => {
@@ -792,6 +826,12 @@ impl Transport {
 
     pub async fn shutdown(&mut self) {
         let _ = self.stream.shutdown().await;
+        if let Some(mut c) = self.capture.take() {
+            c.finish();
+            if let Some(e) = c.error {
+                self.log.note(e);
+            }
+        }
     }
 }
 

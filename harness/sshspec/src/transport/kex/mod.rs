@@ -121,6 +121,14 @@ pub enum Secret {
 }
 
 impl Secret {
+    /// Our ephemeral curve25519 private key, for the key log Wireshark 4.0 reads.
+    pub fn x25519_private(&self) -> Option<[u8; 32]> {
+        match self {
+            Secret::Ecdh(ecdh::EcdhSecret::X25519(s)) => Some(s.to_bytes()),
+            _ => None,
+        }
+    }
+
     /// A fresh secret for `method` and the public value to send. Group exchange needs the
     /// server's group (`p`, `g` as mpint bodies); `Err` if that group is unusable.
     pub fn generate(method: &Method, group: Option<(&[u8], &[u8])>) -> Result<(Secret, Vec<u8>), String> {
