@@ -4,8 +4,8 @@
 
 use base64::Engine;
 use sshspec::peer::Credentials;
+use sshspec::report::Reporter;
 use sshspec::report::console::Console;
-use sshspec::report::{Reporter, json, junit};
 use sshspec::run::{RunOptions, run};
 use sshspec::verdict::Outcome;
 use sshspec::{script, targets};
@@ -56,11 +56,12 @@ fn no_output_of_a_full_run_contains_a_secret() {
     assert!(bad.is_empty(), "the run itself must conform: {bad:?}");
 
     let dir = tempfile::tempdir().unwrap();
-    json::write(&dir.path().join("report.json"), &summary).unwrap();
-    junit::write(&dir.path().join("junit.xml"), &summary).unwrap();
+    // Every report file a run writes: report.json, junit.xml, matrix.html, cert-*.md and .html.
+    let files = sshspec::report::write_all(dir.path(), &summary, None).unwrap();
+    assert!(files.len() >= 5, "{files:?}");
     let mut outputs = vec![("console".to_owned(), console.0.lock().unwrap().clone())];
-    for f in ["report.json", "junit.xml"] {
-        outputs.push((f.to_owned(), std::fs::read(dir.path().join(f)).unwrap()));
+    for f in files {
+        outputs.push((f.display().to_string(), std::fs::read(&f).unwrap()));
     }
 
     let seed = creds.keys.ed25519.to_bytes();
