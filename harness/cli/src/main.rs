@@ -265,14 +265,9 @@ fn run(a: RunArgs) -> u8 {
         };
         if let Some(addr) = t.address {
             t.pinned_host_keys = a.host_keys.clone();
-            if let Some(file) = &a.known_hosts {
-                match sshspec::keys::known_host_fingerprints(file, addr) {
-                    Ok(fps) => t.pinned_host_keys.extend(fps),
-                    Err(e) => {
-                        eprintln!("error: --known-hosts: {e}");
-                        return exit::USAGE;
-                    }
-                }
+            match known_hosts(a.known_hosts.as_deref(), addr) {
+                Ok(fps) => t.pinned_host_keys.extend(fps),
+                Err(code) => return code,
             }
             if let Some(i) = connect_interval {
                 t.connect_interval = i;
@@ -290,26 +285,10 @@ fn run(a: RunArgs) -> u8 {
         return exit::USAGE;
     }
     let creds = if a.password_env.is_some() || a.identity.is_some() {
-        let mut c = peer::Credentials::generate(&a.user);
-        if let Some(var) = &a.password_env {
-            match std::env::var(var) {
-                Ok(pw) => c.password = pw,
-                Err(_) => {
-                    eprintln!("error: --password-env {var}: the variable is not set");
-                    return exit::USAGE;
-                }
-            }
+        match login_credentials(&a.user, a.password_env.as_deref(), a.identity.as_deref()) {
+            Ok(c) => Some(c),
+            Err(code) => return code,
         }
-        if let Some(file) = &a.identity {
-            match sshspec::keys::load_identity(file) {
-                Ok(k) => c.keys.ed25519 = k,
-                Err(e) => {
-                    eprintln!("error: --identity: {e}");
-                    return exit::USAGE;
-                }
-            }
-        }
-        Some(c)
     } else {
         None
     };
@@ -423,6 +402,34 @@ fn run(a: RunArgs) -> u8 {
     }
 }
 
+/// The credentials to log in with: the password from `password_env`, the key from `identity`,
+/// fresh random ones for what is not given. Usage errors are printed; `Err` is the exit code.
+fn login_credentials(user: &str, password_env: Option<&str>, identity: Option<&Path>) -> Result<peer::Credentials, u8> {
+    let mut c = peer::Credentials::generate(user);
+    if let Some(var) = password_env {
+        c.password = std::env::var(var).map_err(|_| {
+            eprintln!("error: --password-env {var}: the variable is not set");
+            exit::USAGE
+        })?;
+    }
+    if let Some(file) = identity {
+        c.keys.ed25519 = sshspec::keys::load_identity(file).map_err(|e| {
+            eprintln!("error: --identity: {e}");
+            exit::USAGE
+        })?;
+    }
+    Ok(c)
+}
+
+/// The fingerprints a known_hosts file records for `addr` (none without a file).
+fn known_hosts(file: Option<&Path>, addr: std::net::SocketAddr) -> Result<Vec<String>, u8> {
+    let Some(file) = file else { return Ok(Vec::new()) };
+    sshspec::keys::known_host_fingerprints(file, addr).map_err(|e| {
+        eprintln!("error: --known-hosts: {e}");
+        exit::USAGE
+    })
+}
+
 fn diagnose(a: DiagnoseArgs) -> u8 {
     use sshspec::peer::diagnose::{Offer, diagnose};
     let timeout = match script::parse_duration_arg(&a.timeout) {
@@ -452,45 +459,20 @@ fn diagnose(a: DiagnoseArgs) -> u8 {
             return exit::NONCONFORMING;
         }
     };
-    let mut creds = peer::Credentials::generate(&a.user);
-    let mut offer = Offer::default();
-    if let Some(var) = &a.password_env {
-        match std::env::var(var) {
-            Ok(pw) => {
-                creds.password = pw;
-                offer.password = true;
-            }
-            Err(_) => {
-                eprintln!("error: --password-env {var}: the variable is not set");
-                return exit::USAGE;
-            }
-        }
-    }
-    if let Some(file) = &a.identity {
-        match sshspec::keys::load_identity(file) {
-            Ok(k) => {
-                creds.keys.ed25519 = k;
-                offer.publickey = true;
-            }
-            Err(e) => {
-                eprintln!("error: --identity: {e}");
-                return exit::USAGE;
-            }
-        }
-    }
+    let creds = match login_credentials(&a.user, a.password_env.as_deref(), a.identity.as_deref()) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let offer = Offer { password: a.password_env.is_some(), publickey: a.identity.is_some() };
     let mut pinned = a.host_keys.clone();
-    if let Some(file) = &a.known_hosts {
-        match sshspec::keys::known_host_fingerprints(file, addr) {
-            Ok(fps) if fps.is_empty() => {
-                eprintln!("error: --known-hosts: {} has no entry for {addr}", file.display());
-                return exit::USAGE;
-            }
-            Ok(fps) => pinned.extend(fps),
-            Err(e) => {
-                eprintln!("error: --known-hosts: {e}");
-                return exit::USAGE;
-            }
+    match known_hosts(a.known_hosts.as_deref(), addr) {
+        Ok(fps) if fps.is_empty() && a.known_hosts.is_some() => {
+            let file = a.known_hosts.as_deref().map(|f| f.display().to_string()).unwrap_or_default();
+            eprintln!("error: --known-hosts: {file} has no entry for {addr}");
+            return exit::USAGE;
         }
+        Ok(fps) => pinned.extend(fps),
+        Err(code) => return code,
     }
     println!("sshspec diagnose {addr} as {}", a.user);
     let d = rt.block_on(diagnose(addr, &creds, &offer, &pinned, timeout));

@@ -27,6 +27,17 @@ pub enum Dir {
     Note,
 }
 
+impl Dir {
+    /// How text transcripts mark the direction: `->` sent, `<-` received, `==` our conclusion.
+    pub fn arrow(self) -> &'static str {
+        match self {
+            Dir::Sent => "->",
+            Dir::Received => "<-",
+            Dir::Note => "==",
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct Entry {
     pub at_ms: u64,
@@ -54,13 +65,8 @@ impl Default for Transcript {
 impl Transcript {
     pub fn push(&mut self, dir: Dir, seq: Option<u32>, text: String) {
         if self.echo {
-            let arrow = match dir {
-                Dir::Sent => "->",
-                Dir::Received => "<-",
-                Dir::Note => "==",
-            };
             let seq = seq.map(|s| format!(" #{s}")).unwrap_or_default();
-            eprintln!("    {arrow}{seq} {text}");
+            eprintln!("    {}{seq} {text}", dir.arrow());
         }
         let limit = if dir == Dir::Note { MAX_ENTRIES + LATE_NOTES } else { MAX_ENTRIES };
         if self.entries.len() >= limit {
@@ -105,13 +111,8 @@ impl Transcript {
 pub fn stable_text(entries: &[Entry]) -> String {
     let mut out = String::new();
     for e in entries {
-        let arrow = match e.dir {
-            Dir::Sent => "->",
-            Dir::Received => "<-",
-            Dir::Note => "==",
-        };
         let seq = e.seq.map(|q| format!(" #{q}")).unwrap_or_default();
-        out.push_str(&format!("{arrow}{seq} {}\n", stabilize(&e.text)));
+        out.push_str(&format!("{}{seq} {}\n", e.dir.arrow(), stabilize(&e.text)));
     }
     out
 }

@@ -97,13 +97,8 @@ pub fn utc_stamp(t: std::time::SystemTime) -> String {
 pub fn transcript_text(r: &ScenarioResult) -> String {
     let mut s = String::new();
     for e in &r.transcript {
-        let arrow = match e.dir {
-            crate::transcript::Dir::Sent => "->",
-            crate::transcript::Dir::Received => "<-",
-            crate::transcript::Dir::Note => "==",
-        };
         let seq = e.seq.map(|q| format!(" #{q}")).unwrap_or_default();
-        s.push_str(&format!("{:>6}ms {arrow}{seq} {}\n", e.at_ms, e.text));
+        s.push_str(&format!("{:>6}ms {}{seq} {}\n", e.at_ms, e.dir.arrow(), e.text));
     }
     if !r.server_log.is_empty() {
         s.push_str("--- server log ---\n");

@@ -116,15 +116,21 @@ impl Capture {
         let seq = self.seq[me];
         let ack = if flags & TCP_SYN != 0 && flags & TCP_ACK == 0 { 0 } else { self.seq[1 - me] };
         self.seq[me] = seq.wrapping_add(payload.len() as u32 + u32::from(flags & (TCP_SYN | TCP_FIN) != 0));
-        let frame = frame(src, dst, seq, ack, flags, payload);
+        let headers = headers(src, dst, seq, ack, flags, payload);
+        let len = (headers.len() + payload.len()) as u32;
         let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
-        let mut rec = Vec::with_capacity(16 + frame.len());
-        rec.extend_from_slice(&(now.as_secs() as u32).to_le_bytes());
-        rec.extend_from_slice(&now.subsec_micros().to_le_bytes());
-        rec.extend_from_slice(&(frame.len() as u32).to_le_bytes());
-        rec.extend_from_slice(&(frame.len() as u32).to_le_bytes());
-        rec.extend_from_slice(&frame);
-        if let Err(e) = self.pcap.write_all(&rec) {
+        let mut rec = [0u8; 16];
+        rec[0..4].copy_from_slice(&(now.as_secs() as u32).to_le_bytes());
+        rec[4..8].copy_from_slice(&now.subsec_micros().to_le_bytes());
+        rec[8..12].copy_from_slice(&len.to_le_bytes());
+        rec[12..16].copy_from_slice(&len.to_le_bytes());
+        // Headers and payload go straight to the buffered file: a 1 GiB transfer is copied once.
+        let written = self
+            .pcap
+            .write_all(&rec)
+            .and_then(|_| self.pcap.write_all(&headers))
+            .and_then(|_| self.pcap.write_all(payload));
+        if let Err(e) = written {
             self.fail(e);
         }
     }
@@ -135,36 +141,38 @@ const TCP_SYN: u8 = 0x02;
 const TCP_PSH: u8 = 0x08;
 const TCP_ACK: u8 = 0x10;
 
-/// One Ethernet frame carrying an IPv4 or IPv6 packet with a TCP segment.
-fn frame(src: SocketAddr, dst: SocketAddr, seq: u32, ack: u32, flags: u8, payload: &[u8]) -> Vec<u8> {
-    let mut tcp = Vec::with_capacity(20 + payload.len());
-    tcp.extend_from_slice(&src.port().to_be_bytes());
-    tcp.extend_from_slice(&dst.port().to_be_bytes());
-    tcp.extend_from_slice(&seq.to_be_bytes());
-    tcp.extend_from_slice(&ack.to_be_bytes());
-    tcp.push(5 << 4);
-    tcp.push(flags);
-    tcp.extend_from_slice(&65535u16.to_be_bytes());
-    tcp.extend_from_slice(&[0, 0, 0, 0]);
-    tcp.extend_from_slice(payload);
+/// The Ethernet, IPv4 or IPv6, and TCP headers of one segment carrying `payload`, with checksums.
+fn headers(src: SocketAddr, dst: SocketAddr, seq: u32, ack: u32, flags: u8, payload: &[u8]) -> Vec<u8> {
+    let tcp_len = 20 + payload.len();
+    let mut tcp = [0u8; 20];
+    tcp[0..2].copy_from_slice(&src.port().to_be_bytes());
+    tcp[2..4].copy_from_slice(&dst.port().to_be_bytes());
+    tcp[4..8].copy_from_slice(&seq.to_be_bytes());
+    tcp[8..12].copy_from_slice(&ack.to_be_bytes());
+    tcp[12] = 5 << 4;
+    tcp[13] = flags;
+    tcp[14..16].copy_from_slice(&65535u16.to_be_bytes());
     let mut pseudo = Vec::with_capacity(40);
-    let mut out = Vec::with_capacity(14 + 40 + tcp.len());
+    let mut out = Vec::with_capacity(14 + 40 + 20);
     out.extend_from_slice(&[2, 0, 0, 0, 0, if src == dst { 1 } else { 2 }]);
     out.extend_from_slice(&[2, 0, 0, 0, 0, 1]);
     match (src.ip(), dst.ip()) {
         (IpAddr::V4(s), IpAddr::V4(d)) => {
             out.extend_from_slice(&0x0800u16.to_be_bytes());
-            let mut ip = vec![0x45, 0];
-            ip.extend_from_slice(&((20 + tcp.len()) as u16).to_be_bytes());
-            ip.extend_from_slice(&[0, 0, 0x40, 0, 64, 6, 0, 0]);
-            ip.extend_from_slice(&s.octets());
-            ip.extend_from_slice(&d.octets());
-            let sum = checksum(&ip);
+            let mut ip = [0u8; 20];
+            ip[0] = 0x45;
+            ip[2..4].copy_from_slice(&((20 + tcp_len) as u16).to_be_bytes());
+            ip[6] = 0x40;
+            ip[8] = 64;
+            ip[9] = 6;
+            ip[12..16].copy_from_slice(&s.octets());
+            ip[16..20].copy_from_slice(&d.octets());
+            let sum = checksum(&[&ip]);
             ip[10..12].copy_from_slice(&sum.to_be_bytes());
             pseudo.extend_from_slice(&s.octets());
             pseudo.extend_from_slice(&d.octets());
             pseudo.extend_from_slice(&[0, 6]);
-            pseudo.extend_from_slice(&(tcp.len() as u16).to_be_bytes());
+            pseudo.extend_from_slice(&(tcp_len as u16).to_be_bytes());
             out.extend_from_slice(&ip);
         }
         (s, d) => {
@@ -174,29 +182,38 @@ fn frame(src: SocketAddr, dst: SocketAddr, seq: u32, ack: u32, flags: u8, payloa
             };
             out.extend_from_slice(&0x86ddu16.to_be_bytes());
             out.extend_from_slice(&[0x60, 0, 0, 0]);
-            out.extend_from_slice(&(tcp.len() as u16).to_be_bytes());
+            out.extend_from_slice(&(tcp_len as u16).to_be_bytes());
             out.extend_from_slice(&[6, 64]);
             out.extend_from_slice(&v6(s));
             out.extend_from_slice(&v6(d));
             pseudo.extend_from_slice(&v6(s));
             pseudo.extend_from_slice(&v6(d));
-            pseudo.extend_from_slice(&(tcp.len() as u32).to_be_bytes());
+            pseudo.extend_from_slice(&(tcp_len as u32).to_be_bytes());
             pseudo.extend_from_slice(&[0, 0, 0, 6]);
         }
     }
-    pseudo.extend_from_slice(&tcp);
-    let sum = checksum(&pseudo);
+    let sum = checksum(&[&pseudo, &tcp, payload]);
     tcp[16..18].copy_from_slice(&sum.to_be_bytes());
     out.extend_from_slice(&tcp);
     out
 }
 
-/// The Internet checksum (RFC 1071).
-fn checksum(b: &[u8]) -> u16 {
-    let mut sum: u32 = 0;
-    for pair in b.chunks(2) {
-        let word = u16::from_be_bytes([pair[0], *pair.get(1).unwrap_or(&0)]);
-        sum += u32::from(word);
+/// A whole frame, headers and payload, as the pcap holds it.
+#[cfg(test)]
+fn frame(src: SocketAddr, dst: SocketAddr, seq: u32, ack: u32, flags: u8, payload: &[u8]) -> Vec<u8> {
+    let mut f = headers(src, dst, seq, ack, flags, payload);
+    f.extend_from_slice(payload);
+    f
+}
+
+/// The Internet checksum (RFC 1071) of the parts taken as one run of bytes; every part but the
+/// last has an even length, so its 16-bit words line up with the whole's.
+fn checksum(parts: &[&[u8]]) -> u16 {
+    let mut sum: u64 = 0;
+    for part in parts {
+        for pair in part.chunks(2) {
+            sum += u64::from(u16::from_be_bytes([pair[0], *pair.get(1).unwrap_or(&0)]));
+        }
     }
     while sum > 0xffff {
         sum = (sum & 0xffff) + (sum >> 16);
@@ -211,7 +228,7 @@ mod tests {
     #[test]
     fn ipv4_header_checksum_verifies_to_zero() {
         let f = frame("127.0.0.1:5000".parse().unwrap(), "127.0.0.1:22".parse().unwrap(), 1, 2, TCP_ACK, b"abc");
-        assert_eq!(checksum(&f[14..34]), 0);
+        assert_eq!(checksum(&[&f[14..34]]), 0);
         assert_eq!(f.len(), 14 + 20 + 20 + 3);
     }
 
