@@ -1,15 +1,22 @@
-//! `cargo bench -p sshspec --bench speed`: the harness's speed, measured side by side in one run.
+//! `cargo bench -p sshspec --bench speed [-- SECTION...]`: the harness's speed, measured side by side
+//! in one run. Sections (all by default): `handshake`, `bulk`, `catalogue`, `curve`, `memory`.
 //!
-//! 1. Handshake (connect, curve25519 kex, ed25519 publickey login, `exec true`): the scripted peer
-//!    against `ssh -o BatchMode=yes ... true`, same OpenSSH server, same algorithms.
-//! 2. Upload throughput, chacha20-poly1305 and aes128-gcm: the peer against `ssh ... 'cat > /dev/null'`.
-//! 3. The catalogue's wall time per target against the target's limit: connections x the target's
-//!    median handshake / concurrency.
-//! 4. Cost against work: N = 10, 100, 300 session scenarios, against N x one / concurrency.
-//! 5. Peak memory (VmHWM) of a full run against every target.
+//! - handshake: connect, curve25519 kex, ed25519 publickey login, `exec true`: the scripted peer
+//!   against `ssh -o BatchMode=yes ... true`, same OpenSSH server, same algorithms.
+//! - bulk: upload throughput, chacha20-poly1305 and aes128-gcm: the peer against
+//!   `ssh ... 'cat > /dev/null'`.
+//! - catalogue: the full catalogue's wall time per target at jobs 1, 2, 4, 8 and the target's own
+//!   limit, against (a) the target's limit as the issue defines it: connections x the target's
+//!   median handshake / concurrency, and (b) the floor the catalogue's own work sets: the longer of
+//!   its longest scenario and the sum of its scenarios' serial times / concurrency. Every parallel
+//!   run's verdicts are compared with the serial run's; a difference fails the bench.
+//! - curve: cost against work, N = 10, 100 and all catalogue scenarios (every k-th by id), and N
+//!   identical session scenarios (10, 100, 1000), against N x one / concurrency.
+//! - memory: peak RSS (VmHWM) of a full run against every target, targets side by side.
 //!
 //! Needs root, OpenSSH and Dropbear (scripts/install-test-deps.sh). Sizes and counts can be set with
-//! SSHSPEC_BENCH_MIB (upload size, default 512) and SSHSPEC_BENCH_ROUNDS (handshakes, default 20).
+//! SSHSPEC_BENCH_MIB (upload size, default 512), SSHSPEC_BENCH_ROUNDS (handshakes, default 20) and
+//! SSHSPEC_BENCH_CIPHERS (the bulk section's ciphers, comma-separated).
 
 use sshspec::peer::{self, Credentials, Judgement};
 use sshspec::report::{Event, Reporter};
@@ -132,8 +139,297 @@ fn options(jobs: Option<usize>, creds: &Credentials) -> RunOptions {
     RunOptions { jobs, peer: Default::default(), ci: true, creds: Some(creds.clone()), cancel, run_timeout: None }
 }
 
+/// What every section shares: the runtime, the three targets, one set of credentials and its key file.
+struct Bench {
+    rt: tokio::runtime::Runtime,
+    infos: Vec<TargetInfo>,
+    creds: Credentials,
+    key: std::path::PathBuf,
+    catalogue: Vec<Scenario>,
+    /// Median handshake (connect, kex, password login, exec true) per target, measured once.
+    handshakes: std::collections::BTreeMap<String, f64>,
+}
+
+impl Bench {
+    fn start(&self, t: &TargetInfo) -> Running {
+        self.rt.block_on(targets::start(t, Some(self.creds.clone()))).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn run(&self, targets: &[TargetInfo], set: &[Scenario], jobs: Option<usize>) -> sshspec::run::Summary {
+        self.rt.block_on(run(targets, set, &options(jobs, &self.creds), &mut [Box::new(Quiet) as Box<dyn Reporter>]))
+    }
+
+    /// The target's median handshake: what one connection costs it, the unit of its limit.
+    fn handshake(&mut self, t: &TargetInfo) -> f64 {
+        if let Some(h) = self.handshakes.get(&t.name) {
+            return *h;
+        }
+        let probe =
+            scenario("bench/probe", &session("chacha20-poly1305@openssh.com", "password", "command = \"true\""));
+        let running = self.start(t);
+        let h = stats((0..15).map(|_| self.rt.block_on(peer_once(&probe, &running))).collect()).median;
+        self.rt.block_on(running.stop());
+        self.handshakes.insert(t.name.clone(), h);
+        h
+    }
+}
+
+fn handshake_section(b: &Bench, rounds: usize) {
+    let openssh = b.start(&b.infos[1]);
+    println!("OpenSSH target: {} at {}", openssh.version(), openssh.addr);
+    let hs = scenario("bench/handshake", &session("chacha20-poly1305@openssh.com", "publickey", "command = \"true\""));
+    let args = ssh_args(&openssh, &b.key, "chacha20-poly1305@openssh.com");
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        ours.push(b.rt.block_on(peer_once(&hs, &openssh)));
+        theirs.push(ssh_once(&args, "true", 0));
+    }
+    let (o, t) = (stats(ours), stats(theirs));
+    println!("\nhandshake: connect, kex, publickey, exec true; {rounds} rounds (ms)   median     min     max");
+    println!("   scripted peer                                        {:>8.1} {:>7.1} {:>7.1}", o.median, o.min, o.max);
+    println!("   ssh client                                           {:>8.1} {:>7.1} {:>7.1}", t.median, t.min, t.max);
+    println!("   ratio peer/ssh, medians (target <= 1.0)              {:>8.2}", o.median / t.median);
+    b.rt.block_on(openssh.stop());
+}
+
+fn bulk_section(b: &Bench, mib: u64) {
+    let openssh = b.start(&b.infos[1]);
+    println!(
+        "\nbulk: upload {mib} MiB to 'cat > /dev/null', 3 rounds (MiB/s)   median     min     max   ratio peer/ssh (target >= 1.0)"
+    );
+    let ciphers = std::env::var("SSHSPEC_BENCH_CIPHERS")
+        .unwrap_or_else(|_| "chacha20-poly1305@openssh.com,aes128-gcm@openssh.com".into());
+    for cipher in ciphers.split(',') {
+        let up = scenario(
+            "bench/upload",
+            &session(cipher, "publickey", &format!("command = \"cat > /dev/null\"\nstdin_size = \"{mib}MiB\"")),
+        );
+        let args = ssh_args(&openssh, &b.key, cipher);
+        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+        for _ in 0..3 {
+            ours.push(mib as f64 / (b.rt.block_on(peer_once(&up, &openssh)) / 1000.0));
+            theirs.push(mib as f64 / (ssh_once(&args, "cat > /dev/null", mib) / 1000.0));
+        }
+        let (o, t) = (stats(ours), stats(theirs));
+        println!("   {cipher:<30} peer               {:>8.0} {:>7.0} {:>7.0}", o.median, o.min, o.max);
+        println!(
+            "   {cipher:<30} ssh                {:>8.0} {:>7.0} {:>7.0}   {:.2}",
+            t.median,
+            t.min,
+            t.max,
+            o.median / t.median
+        );
+    }
+    b.rt.block_on(openssh.stop());
+}
+
+/// Verdicts by (target, scenario).
+type Verdicts = std::collections::BTreeMap<(String, String), Outcome>;
+
+/// The verdicts of a run.
+fn verdicts(s: &sshspec::run::Summary) -> Verdicts {
+    s.results.iter().map(|r| ((r.target.clone(), r.scenario.clone()), r.outcome)).collect()
+}
+
+/// Verdicts that differ from the serial run's; each is a bug (a verdict that depends on timing).
+fn differences(serial: &Verdicts, s: &sshspec::run::Summary, jobs: usize) -> usize {
+    let mut n = 0;
+    for ((t, id), o) in verdicts(s) {
+        let was = serial.get(&(t.clone(), id.clone()));
+        if was != Some(&o) {
+            println!("   VERDICT DIFFERS at jobs {jobs}: {t} {id}: serial {was:?}, now {o:?}");
+            n += 1;
+        }
+    }
+    n
+}
+
+/// The floor a set of scenarios sets on any schedule with `jobs` workers, from their serial times.
+fn floor_ms(serial_ms: &[f64], jobs: usize) -> f64 {
+    let longest = serial_ms.iter().copied().fold(0.0, f64::max);
+    longest.max(serial_ms.iter().sum::<f64>() / jobs as f64)
+}
+
+/// Serial time of each scenario on one target, from a `--jobs 1` run.
+type SerialTimes = std::collections::BTreeMap<String, f64>;
+
+fn catalogue_section(b: &mut Bench) -> (usize, std::collections::BTreeMap<String, SerialTimes>) {
+    println!(
+        "\ncatalogue: {} scenarios; wall = target ready to last verdict (starting the target apart)",
+        b.catalogue.len()
+    );
+    println!(
+        "   limit = connections x median handshake / jobs (the issue's); floor = max(longest scenario, sum of serial times / jobs)"
+    );
+    println!("   target    conns  jobs  handshake   limit ms   floor ms    wall ms  wall/limit  wall/floor  start ms");
+    let mut serial_times = std::collections::BTreeMap::new();
+    let mut diffs = 0;
+    for t in b.infos.clone() {
+        let hs = b.handshake(&t);
+        let mut serial: Option<(Verdicts, Vec<f64>)> = None;
+        let mut levels = vec![1usize, 2, 4, 8, t.max_jobs];
+        levels.dedup();
+        for jobs in levels {
+            let s = b.run(std::slice::from_ref(&t), &b.catalogue, Some(jobs));
+            let wall = s.targets[0].scenarios_ms as f64;
+            let ran: Vec<_> = s.results.iter().filter(|r| r.outcome != Outcome::Skip).collect();
+            let conns = ran.len();
+            let limit = conns as f64 * hs / jobs as f64;
+            let times = match &serial {
+                None => {
+                    let times: Vec<f64> = ran.iter().map(|r| r.duration_ms as f64).collect();
+                    serial_times.insert(
+                        t.name.clone(),
+                        ran.iter().map(|r| (r.scenario.clone(), r.duration_ms as f64)).collect::<SerialTimes>(),
+                    );
+                    serial = Some((verdicts(&s), times.clone()));
+                    times
+                }
+                Some((v, times)) => {
+                    diffs += differences(v, &s, jobs);
+                    times.clone()
+                }
+            };
+            let floor = floor_ms(&times, jobs);
+            println!(
+                "   {:<9} {:>5} {:>5} {:>7.1} ms {:>10.0} {:>10.0} {:>10.0} {:>11.2} {:>11.2} {:>9}",
+                t.name,
+                conns,
+                jobs,
+                hs,
+                limit,
+                floor,
+                wall,
+                wall / limit,
+                wall / floor,
+                s.targets[0].start_ms
+            );
+        }
+    }
+    println!("   verdicts differing from the serial run: {diffs}");
+    (diffs, serial_times)
+}
+
+fn curve_section(b: &mut Bench, serial: &std::collections::BTreeMap<String, SerialTimes>) {
+    println!(
+        "\ncurve: N catalogue scenarios (every k-th by id) at the target's own jobs; one = each scenario's serial time"
+    );
+    println!("   target       N  jobs    wall ms   sum(one)/jobs   floor ms  wall/floor");
+    let all = b.catalogue.len();
+    for t in b.infos.clone() {
+        let Some(times) = serial.get(&t.name) else {
+            println!("   {}: no serial times (run the catalogue section too)", t.name);
+            continue;
+        };
+        for n in [10usize, 100, all] {
+            let step = all as f64 / n as f64;
+            let set: Vec<Scenario> = (0..n).map(|i| b.catalogue[(i as f64 * step) as usize].clone()).collect();
+            let s = b.run(std::slice::from_ref(&t), &set, None);
+            let ran: Vec<f64> = s.results.iter().filter_map(|r| times.get(&r.scenario).copied()).collect();
+            let wall = s.targets[0].scenarios_ms as f64;
+            let ideal = ran.iter().sum::<f64>() / t.max_jobs as f64;
+            let floor = floor_ms(&ran, t.max_jobs);
+            println!(
+                "   {:<10} {:>4} {:>5} {:>10.0} {:>15.0} {:>10.0} {:>11.2}",
+                t.name,
+                set.len(),
+                t.max_jobs,
+                wall,
+                ideal,
+                floor,
+                wall / floor
+            );
+        }
+    }
+    println!(
+        "\n   N identical session scenarios (handshake, password, exec echo): the limit is N x one handshake / jobs"
+    );
+    println!("   target       N  jobs    wall ms  N x one / jobs   ratio");
+    let one = session("chacha20-poly1305@openssh.com", "password", "command = \"echo x\"");
+    for t in b.infos.clone() {
+        let single = b.handshake(&t);
+        for n in [10usize, 100, 1000] {
+            let set: Vec<Scenario> = (0..n).map(|i| scenario(&format!("bench/copy-{i:04}"), &one)).collect();
+            let s = b.run(std::slice::from_ref(&t), &set, None);
+            let wall = s.targets[0].scenarios_ms as f64;
+            assert!(s.results.iter().all(|r| r.outcome == Outcome::Pass), "copies must pass");
+            let ideal = n as f64 * single / t.max_jobs as f64;
+            println!(
+                "   {:<10} {:>4} {:>5} {:>10.0} {:>15.0} {:>7.2}",
+                t.name,
+                n,
+                t.max_jobs,
+                wall,
+                ideal,
+                wall / ideal
+            );
+        }
+    }
+    // The server's own ceiling: the ssh client, 8 sessions at a time, against the same sshd.
+    let running = b.start(&b.infos[1]);
+    let args = ssh_args(&running, &b.key, "chacha20-poly1305@openssh.com");
+    let n = 100usize;
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for w in 0..8 {
+            let args = &args;
+            scope.spawn(move || {
+                for _ in (w..n).step_by(8) {
+                    ssh_once(args, "echo x", 0);
+                }
+            });
+        }
+    });
+    let ssh_wall = ms(started.elapsed());
+    let one = scenario("bench/one", &session("chacha20-poly1305@openssh.com", "publickey", "command = \"echo x\""));
+    let set: Vec<Scenario> = (0..n).map(|i| Scenario { id: format!("bench/pk-{i:04}"), ..one.clone() }).collect();
+    let started = Instant::now();
+    let shared = std::sync::Arc::new((running.addr, running.creds.clone()));
+    let peer_wall = b.rt.block_on(async {
+        let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(8));
+        let mut tasks = tokio::task::JoinSet::new();
+        for s in set {
+            let (sem, shared) = (sem.clone(), shared.clone());
+            tasks.spawn(async move {
+                let _p = sem.acquire_owned().await;
+                peer::run(&s, shared.0, &shared.1, &peer::Options::default()).await.judgement
+            });
+        }
+        while let Some(j) = tasks.join_next().await {
+            assert!(matches!(j, Ok(Judgement::Pass)), "{j:?}");
+        }
+        ms(started.elapsed())
+    });
+    b.rt.block_on(running.stop());
+    println!(
+        "   openssh, {n} publickey sessions 8 at a time: ssh client {ssh_wall:.0} ms, scripted peer {peer_wall:.0} ms, ratio {:.2} (the server's own ceiling)",
+        peer_wall / ssh_wall
+    );
+}
+
+fn memory_section(b: &Bench) {
+    reset_peak();
+    let started = Instant::now();
+    let s = b.run(&b.infos, &b.catalogue, None);
+    println!(
+        "\nmemory: full run, {} results on {} targets side by side in {:.0} ms: peak RSS {:.1} MiB (target < 100 MiB; includes the in-process russh target)",
+        s.results.len(),
+        b.infos.len(),
+        ms(started.elapsed()),
+        peak_mib()
+    );
+}
+
+const SECTIONS: [&str; 5] = ["handshake", "bulk", "catalogue", "curve", "memory"];
+
 fn main() -> ExitCode {
-    // `cargo bench` passes --bench; nothing else is accepted.
+    // `cargo bench` passes --bench; other arguments name the sections to run.
+    let wanted: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    if let Some(bad) = wanted.iter().find(|w| !SECTIONS.contains(&w.as_str())) {
+        eprintln!("speed bench: unknown section {bad:?}; sections: {}", SECTIONS.join(", "));
+        return ExitCode::from(2);
+    }
+    let on = |name: &str| wanted.is_empty() || wanted.iter().any(|w| w == name);
     let rt = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("{e}"));
     let infos: Vec<TargetInfo> =
         ["builtin", "openssh", "dropbear"].iter().map(|n| targets::find(n).unwrap_or_else(|e| panic!("{e}"))).collect();
@@ -153,167 +449,37 @@ fn main() -> ExitCode {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let key = dir.path().join("id_ed25519");
     sshspec::keys::write_identity(&key, &creds.keys.ed25519).unwrap_or_else(|e| panic!("{e}"));
-
-    println!("sshspec speed bench: {rounds} handshakes per side, {mib} MiB uploads\n");
-    let openssh = rt.block_on(targets::start(&infos[1], Some(creds.clone()))).unwrap_or_else(|e| panic!("{e}"));
-    println!("OpenSSH target: {} at {}", openssh.version(), openssh.addr);
-
-    // 1. Handshake.
-    let hs = scenario("bench/handshake", &session("chacha20-poly1305@openssh.com", "publickey", "command = \"true\""));
-    let args = ssh_args(&openssh, &key, "chacha20-poly1305@openssh.com");
-    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
-    for _ in 0..rounds {
-        ours.push(rt.block_on(peer_once(&hs, &openssh)));
-        theirs.push(ssh_once(&args, "true", 0));
-    }
-    let (o, t) = (stats(ours), stats(theirs));
-    println!("\n1. handshake + publickey + exec true (ms)     median     min     max");
-    println!("   scripted peer                            {:>8.1} {:>7.1} {:>7.1}", o.median, o.min, o.max);
-    println!("   ssh client                               {:>8.1} {:>7.1} {:>7.1}", t.median, t.min, t.max);
-    println!("   ratio peer/ssh (target <= 1.0)           {:>8.2}", o.median / t.median);
-
-    // 2. Upload throughput.
-    println!(
-        "\n2. upload {mib} MiB to 'cat > /dev/null' (MiB/s) median     min     max   ratio peer/ssh (target >= 1.0)"
-    );
-    for cipher in ["chacha20-poly1305@openssh.com", "aes128-gcm@openssh.com"] {
-        let up = scenario(
-            "bench/upload",
-            &session(cipher, "publickey", &format!("command = \"cat > /dev/null\"\nstdin_size = \"{mib}MiB\"")),
-        );
-        let args = ssh_args(&openssh, &key, cipher);
-        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
-        for _ in 0..3 {
-            ours.push(mib as f64 / (rt.block_on(peer_once(&up, &openssh)) / 1000.0));
-            theirs.push(mib as f64 / (ssh_once(&args, "cat > /dev/null", mib) / 1000.0));
-        }
-        let (o, t) = (stats(ours), stats(theirs));
-        println!("   {cipher:<30} peer {:>8.0} {:>7.0} {:>7.0}", o.median, o.min, o.max);
-        println!("   {cipher:<30} ssh  {:>8.0} {:>7.0} {:>7.0}   {:.2}", t.median, t.min, t.max, o.median / t.median);
-    }
-    rt.block_on(openssh.stop());
-
-    // 3. Catalogue wall time against each target's limit.
     let catalogue = script::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios"))
         .unwrap_or_else(|_| panic!("catalogue"));
-    println!("\n3. catalogue ({} scenarios) wall time against the target's limit", catalogue.len());
-    println!("   (wall: target ready to last verdict; starting the target is reported apart)");
-    println!("   target     conns  jobs  median handshake  limit ms   wall ms   wall/limit (target <= 1.5)   start ms");
-    let probe = scenario("bench/probe", &session("chacha20-poly1305@openssh.com", "password", "command = \"true\""));
-    for t in &infos {
-        let running = rt.block_on(targets::start(t, Some(creds.clone()))).unwrap_or_else(|e| panic!("{e}"));
-        let hs = stats((0..15).map(|_| rt.block_on(peer_once(&probe, &running))).collect()).median;
-        rt.block_on(running.stop());
-        for jobs in [1usize, 2, 4, t.max_jobs] {
-            let s = rt.block_on(run(
-                std::slice::from_ref(t),
-                &catalogue,
-                &options(Some(jobs), &creds),
-                &mut [Box::new(Quiet) as Box<dyn Reporter>],
-            ));
-            let wall = s.targets[0].scenarios_ms as f64;
-            let conns = s.results.iter().filter(|r| r.outcome != Outcome::Skip).count();
-            let limit = conns as f64 * hs / jobs.min(conns.max(1)) as f64;
-            println!(
-                "   {:<10} {:>5} {:>5} {:>13.1} ms {:>9.1} {:>9.1} {:>10.2} {:>26}",
-                t.name,
-                conns,
-                jobs,
-                hs,
-                limit,
-                wall,
-                wall / limit,
-                s.targets[0].start_ms
-            );
-        }
+    let mut b = Bench { rt, infos, creds, key, catalogue, handshakes: Default::default() };
+
+    println!("sshspec speed bench ({} cores): {rounds} handshakes per side, {mib} MiB uploads\n", cores());
+    if on("handshake") {
+        handshake_section(&b, rounds);
     }
-
-    // 4. Cost against work.
-    println!(
-        "\n4. cost against work: N session scenarios (handshake, password, exec echo); wall = ready to last verdict"
-    );
-    println!("   target      N   jobs   wall ms   N x one / jobs   ratio");
-    let one = session("chacha20-poly1305@openssh.com", "password", "command = \"echo x\"");
-    for t in &infos[..2] {
-        let running = rt.block_on(targets::start(t, Some(creds.clone()))).unwrap_or_else(|e| panic!("{e}"));
-        let single = stats((0..10).map(|_| rt.block_on(peer_once(&probe, &running))).collect()).median;
-        rt.block_on(running.stop());
-        for n in [10usize, 100, 300] {
-            let set: Vec<Scenario> = (0..n).map(|i| scenario(&format!("bench/copy-{i:04}"), &one)).collect();
-            let s = rt.block_on(run(
-                std::slice::from_ref(t),
-                &set,
-                &options(None, &creds),
-                &mut [Box::new(Quiet) as Box<dyn Reporter>],
-            ));
-            let wall = s.targets[0].scenarios_ms as f64;
-            assert!(s.results.iter().all(|r| r.outcome == Outcome::Pass), "copies must pass");
-            let ideal = n as f64 * single / t.max_jobs as f64;
-            println!(
-                "   {:<10} {:>4} {:>5} {:>9.1} {:>16.1} {:>7.2}",
-                t.name,
-                n,
-                t.max_jobs,
-                wall,
-                ideal,
-                wall / ideal
-            );
-        }
+    if on("bulk") {
+        bulk_section(&b, mib);
     }
-
-    // 4b. The server's own ceiling: the ssh client, 8 sessions at a time, against the same sshd.
-    let running = rt.block_on(targets::start(&infos[1], Some(creds.clone()))).unwrap_or_else(|e| panic!("{e}"));
-    let args = ssh_args(&running, &key, "chacha20-poly1305@openssh.com");
-    let n = 100usize;
-    let started = Instant::now();
-    std::thread::scope(|scope| {
-        for w in 0..8 {
-            let args = &args;
-            scope.spawn(move || {
-                for _ in (w..n).step_by(8) {
-                    ssh_once(args, "echo x", 0);
-                }
-            });
-        }
-    });
-    let ssh_wall = ms(started.elapsed());
-    let one = scenario("bench/one", &session("chacha20-poly1305@openssh.com", "publickey", "command = \"echo x\""));
-    let set: Vec<Scenario> = (0..n).map(|i| Scenario { id: format!("bench/pk-{i:04}"), ..one.clone() }).collect();
-    let started = Instant::now();
-    let mut popts = options(Some(8), &creds);
-    popts.creds = Some(running.creds.clone());
-    let shared = std::sync::Arc::new((running.addr, running.creds.clone()));
-    let peer_wall = rt.block_on(async {
-        let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(8));
-        let mut set_tasks = tokio::task::JoinSet::new();
-        for s in set {
-            let (sem, shared) = (sem.clone(), shared.clone());
-            set_tasks.spawn(async move {
-                let _p = sem.acquire_owned().await;
-                peer::run(&s, shared.0, &shared.1, &peer::Options::default()).await.judgement
-            });
-        }
-        while let Some(j) = set_tasks.join_next().await {
-            assert!(matches!(j, Ok(Judgement::Pass)), "{j:?}");
-        }
-        ms(started.elapsed())
-    });
-    rt.block_on(running.stop());
-    println!(
-        "   openssh, {n} publickey sessions 8 at a time: ssh client {ssh_wall:.0} ms, scripted peer {peer_wall:.0} ms, ratio {:.2} (the server's own ceiling)",
-        peer_wall / ssh_wall
-    );
-
-    // 5. Peak memory of a full run.
-    reset_peak();
-    let started = Instant::now();
-    let s = rt.block_on(run(&infos, &catalogue, &options(None, &creds), &mut [Box::new(Quiet) as Box<dyn Reporter>]));
-    println!(
-        "\n5. full run, {} results on {} targets in {:.0} ms: peak RSS {:.1} MiB (target < 100 MiB; includes the in-process russh target)",
-        s.results.len(),
-        infos.len(),
-        ms(started.elapsed()),
-        peak_mib()
-    );
+    let mut failed = false;
+    let mut serial = Default::default();
+    if on("catalogue") || on("curve") {
+        let (diffs, times) = catalogue_section(&mut b);
+        failed |= diffs > 0;
+        serial = times;
+    }
+    if on("curve") {
+        curve_section(&mut b, &serial);
+    }
+    if on("memory") {
+        memory_section(&b);
+    }
+    if failed {
+        eprintln!("speed bench: verdicts differ between serial and parallel runs (see above): a bug");
+        return ExitCode::FAILURE;
+    }
     ExitCode::SUCCESS
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }

@@ -11,7 +11,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 
 #[derive(Clone)]
 pub struct RunOptions {
@@ -300,6 +300,37 @@ async fn check_pinned(
     }
 }
 
+/// One scenario ready to run: where to connect and from where.
+struct Job {
+    index: usize,
+    addr: std::net::SocketAddr,
+    inner: Option<std::net::SocketAddr>,
+    source: Option<std::net::IpAddr>,
+}
+
+/// Starts, side by side, every configuration variant instance the runnable scenarios need: once
+/// per variant, or once per scenario for variants whose scenarios change the server's state.
+async fn start_variants(
+    t: &TargetInfo,
+    scenarios: &[Scenario],
+    creds: &Credentials,
+) -> BTreeMap<String, Result<targets::Running, String>> {
+    let mut wanted = BTreeMap::new();
+    for s in scenarios.iter().filter(|s| t.unmet(s).is_none()) {
+        if let (Some(key), Some(v)) = (TargetInfo::instance_key(s), &s.requires.variant) {
+            wanted.entry(key).or_insert_with(|| v.clone());
+        }
+    }
+    let starts = wanted.into_iter().map(|(key, v)| async move {
+        let started = match t.with_variant(Some(&v)) {
+            Ok(info) => targets::start(&info, Some(creds.clone())).await.map_err(|e| e.to_string()),
+            Err(e) => Err(e),
+        };
+        (key, started)
+    });
+    futures::future::join_all(starts).await.into_iter().collect()
+}
+
 async fn run_target(
     t: &TargetInfo,
     scenarios: &Arc<Vec<Scenario>>,
@@ -341,27 +372,12 @@ async fn run_target(
     let version = running.version();
     out.emit(&Event::TargetStarted { target: &t.name, version: &version, addr: running.addr });
     let jobs = opts.jobs.unwrap_or(t.max_jobs).max(1);
-    let sem = Arc::new(Semaphore::new(jobs));
-    let mut set = tokio::task::JoinSet::new();
     let mut results = Vec::with_capacity(scenarios.len());
     let mut popts = opts.peer.clone();
     popts.pinned_host_keys = t.pinned_host_keys.clone();
     popts.login = t.login_method();
     popts.capture = opts.peer.capture.as_ref().map(|d| d.join(&t.name));
-    // Configuration variants run as further instances of the same server, started once each, or
-    // once per scenario for variants whose scenarios change the server's state.
-    let mut variants: BTreeMap<String, Result<targets::Running, String>> = BTreeMap::new();
-    for s in scenarios.iter().filter(|s| t.unmet(s).is_none()) {
-        let (Some(key), Some(v)) = (TargetInfo::instance_key(s), &s.requires.variant) else { continue };
-        if variants.contains_key(&key) {
-            continue;
-        }
-        let started = match t.with_variant(Some(v)) {
-            Ok(info) => targets::start(&info, Some(creds.clone())).await.map_err(|e| e.to_string()),
-            Err(e) => Err(e),
-        };
-        variants.insert(key, started);
-    }
+    let variants = start_variants(t, scenarios, creds).await;
     let address_of = |key: &Option<String>| match key {
         None => Ok((running.addr, running.inner, running.logs.clone())),
         Some(v) => match variants.get(v) {
@@ -370,47 +386,61 @@ async fn run_target(
             None => Err(format!("the {v} variant of {} was not started", t.name)),
         },
     };
-    let shared = Arc::new((running.creds.clone(), popts));
-    // Connections to the target are spaced by its connect interval (remote devices may rate-limit).
-    let pace = Arc::new(tokio::sync::Mutex::new(tokio::time::Instant::now()));
-    let interval = t.connect_interval;
-    let mut pending: Vec<usize> = Vec::new();
+    let mut queue = Vec::new();
     let mut logs_of = Vec::with_capacity(scenarios.len());
     for (i, s) in scenarios.iter().enumerate() {
         let instance = address_of(&TargetInfo::instance_key(s));
         logs_of.push(instance.as_ref().map(|(_, _, l)| l.clone()).unwrap_or_else(|_| running.logs.clone()));
-        let not_runnable = match (t.unmet(s), &instance) {
-            (Some(why), _) => Some((Outcome::Skip, why)),
-            (None, Err(why)) => Some((Outcome::Error, why.clone())),
-            (None, Ok(_)) => None,
-        };
-        let (Ok((addr, inner, _)), None) = (instance, &not_runnable) else {
-            let (outcome, why) = not_runnable.unwrap_or((Outcome::Error, String::new()));
-            let r = not_run(t, &version, s, outcome, why);
-            out.emit(&Event::Result(&r));
-            results.push(r);
-            continue;
-        };
-        let sem = sem.clone();
-        let shared = shared.clone();
-        let scenarios = scenarios.clone();
-        let pace = pace.clone();
-        let source = t.source_address(i, addr);
-        pending.push(i);
-        set.spawn(async move {
-            let _permit = sem.acquire_owned().await;
-            if !interval.is_zero() {
-                let mut next = pace.lock().await;
-                tokio::time::sleep_until(*next).await;
-                *next = tokio::time::Instant::now() + interval;
+        let (outcome, why) = match (t.unmet(s), instance) {
+            (None, Ok((addr, inner, _))) => {
+                queue.push(Job { index: i, addr, inner, source: t.source_address(i, addr) });
+                continue;
             }
-            let (creds, popts) = &*shared;
-            let popts = peer::Options { source, ssh_inner: inner, ..popts.clone() };
-            let from = Instant::now();
-            let run = peer::run(&scenarios[i], addr, creds, &popts).await;
-            (i, run, from, Instant::now())
+            (Some(why), _) => (Outcome::Skip, why),
+            (None, Err(why)) => (Outcome::Error, why),
+        };
+        let r = not_run(t, &version, s, outcome, why);
+        out.emit(&Event::Result(&r));
+        results.push(r);
+    }
+    // Costliest first (ties in id order): a long scenario started last would trail alone behind
+    // the rest; started first it overlaps them. Workers take the next job as they finish one.
+    queue.sort_by_key(|j| std::cmp::Reverse(scenarios[j.index].expected_cost()));
+    let mut pending: Vec<usize> = queue.iter().map(|j| j.index).collect();
+    let queue = Arc::new(std::sync::Mutex::new(std::collections::VecDeque::from(queue)));
+    let (done_tx, mut done) = tokio::sync::mpsc::unbounded_channel();
+    let shared = Arc::new((running.creds.clone(), popts));
+    // Connections to the target are spaced by its connect interval (remote devices may rate-limit).
+    let pace = Arc::new(tokio::sync::Mutex::new(tokio::time::Instant::now()));
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..jobs.min(pending.len()) {
+        let (queue, shared, scenarios, pace, done) =
+            (queue.clone(), shared.clone(), scenarios.clone(), pace.clone(), done_tx.clone());
+        let interval = t.connect_interval;
+        workers.spawn(async move {
+            while let Some(job) = queue.lock().ok().and_then(|mut q| q.pop_front()) {
+                if !interval.is_zero() {
+                    let mut next = pace.lock().await;
+                    tokio::time::sleep_until(*next).await;
+                    *next = tokio::time::Instant::now() + interval;
+                }
+                let from = Instant::now();
+                let (shared, scenarios) = (shared.clone(), scenarios.clone());
+                // Its own task, so a panic in one scenario (a harness bug) is that scenario's ERROR.
+                let run = tokio::spawn(async move {
+                    let (creds, popts) = &*shared;
+                    let popts = peer::Options { source: job.source, ssh_inner: job.inner, ..popts.clone() };
+                    peer::run(&scenarios[job.index], job.addr, creds, &popts).await
+                })
+                .await
+                .map_err(|e| e.to_string());
+                if done.send((job.index, run, from, Instant::now())).is_err() {
+                    break;
+                }
+            }
         });
     }
+    drop(done_tx);
     let mut cancel = opts.cancel.clone();
     let mut interrupted = false;
     let run_deadline = async {
@@ -422,29 +452,28 @@ async fn run_target(
     tokio::pin!(run_deadline);
     loop {
         tokio::select! {
-            next = set.join_next() => match next {
+            next = done.recv() => match next {
                 None => break,
-                Some(Ok((i, run, from, to))) => {
+                Some((i, run, from, to)) => {
                     pending.retain(|p| *p != i);
                     let s = &scenarios[i];
-                    let r = result_of(t, &version, s, run, logs_of[i].between(from, to + Duration::from_millis(50)));
+                    let r = match run {
+                        Ok(run) => result_of(t, &version, s, run, logs_of[i].between(from, to + Duration::from_millis(50))),
+                        Err(panic) => not_run(t, &version, s, Outcome::Error, format!("harness bug: the scenario's task failed: {panic}")),
+                    };
                     out.emit(&Event::Result(&r));
                     results.push(r);
-                }
-                Some(Err(e)) => {
-                    // A panicking scenario is a harness bug; it must not take the run down with it.
-                    out.emit(&Event::Warning { message: &format!("a scenario task failed: {e}") });
                 }
             },
             _ = cancel.changed() => {
                 if *cancel.borrow() {
-                    set.abort_all();
+                    workers.abort_all();
                     interrupted = true;
                     break;
                 }
             }
             _ = &mut run_deadline => {
-                set.abort_all();
+                workers.abort_all();
                 for &i in &pending {
                     let r = not_run(t, &version, &scenarios[i], Outcome::Error, "the run's deadline (--run-timeout) passed before this scenario finished".into());
                     out.emit(&Event::Result(&r));

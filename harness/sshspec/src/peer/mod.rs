@@ -237,6 +237,8 @@ impl<'a> Peer<'a> {
             offer: (Pins::default(), toml::Table::new()),
             rekey: RekeyPolicy::default(),
             deferred: VecDeque::new(),
+            data_buf: Vec::new(),
+            sent_packets: 0,
             held: Vec::new(),
         }
     }
@@ -263,6 +265,10 @@ struct Peer<'a> {
     /// Connection-layer messages that arrived while a rekey held our sends back, for the next
     /// high-level receive.
     deferred: VecDeque<Message>,
+    /// The buffer channel data is sent from, reused: bulk sends would allocate one per packet.
+    data_buf: Vec<u8>,
+    /// Channel data packets sent, to look for window adjusts every few.
+    sent_packets: u32,
     /// Our answers (window adjusts, request failures) waiting for a key exchange to finish.
     held: Vec<Message>,
 }

@@ -74,7 +74,7 @@ impl Peer<'_> {
         let mut sent_digest = None;
         if let Some(input) = stdin {
             let started = Instant::now();
-            sent_digest = Some(self.send_input(input, deadline).await?);
+            sent_digest = self.send_input(input, echo, deadline).await?;
             self.send(&Message::ChannelEof(ChannelEof { recipient_channel: remote })).await?;
             let secs = started.elapsed().as_secs_f64().max(1e-9);
             self.t.log.note(format!(
@@ -238,13 +238,21 @@ impl Peer<'_> {
         Ok(())
     }
 
-    /// Sends the input on the current channel, returning the SHA-256 of what was sent.
-    async fn send_input(&mut self, input: &Input, deadline: Instant) -> Result<[u8; 32], StepFailure> {
+    /// Sends the input on the current channel; with `digest`, returns the SHA-256 of what was sent
+    /// (only echo checks need it, and hashing costs more than encrypting).
+    async fn send_input(
+        &mut self,
+        input: &Input,
+        digest: bool,
+        deadline: Instant,
+    ) -> Result<Option<[u8; 32]>, StepFailure> {
         use sha2::Digest;
-        let mut digest = sha2::Sha256::new();
+        let mut hash = digest.then(sha2::Sha256::new);
         match input {
             Input::Bytes(b) => {
-                digest.update(b.as_slice());
+                if let Some(h) = hash.as_mut() {
+                    h.update(b.as_slice());
+                }
                 self.send_data(b.as_slice(), deadline).await?;
             }
             Input::Generated(n) => {
@@ -253,23 +261,39 @@ impl Peer<'_> {
                 while left > 0 {
                     let take = (block.len() - at).min(usize::try_from(left).unwrap_or(usize::MAX));
                     let chunk = &block[at..at + take];
-                    digest.update(chunk);
+                    if let Some(h) = hash.as_mut() {
+                        h.update(chunk);
+                    }
                     self.send_data(chunk, deadline).await?;
                     at = (at + take) % block.len();
                     left -= take as u64;
                 }
             }
         }
-        Ok(digest.finalize().into())
+        Ok(hash.map(|h| h.finalize().into()))
     }
 
     /// Sends `data` on the current channel, never past the peer's window or maximum packet size
     /// (RFC 4254 §5.2), waiting for WINDOW_ADJUST when the window is spent.
     async fn send_data(&mut self, mut data: &[u8], deadline: Instant) -> StepResult {
         while !data.is_empty() {
+            // Window adjusts (and whatever else came) are taken as they arrive, every 8th packet
+            // (a read is a system call), so the window is topped up while we send rather than
+            // after it runs dry.
+            self.sent_packets = self.sent_packets.wrapping_add(1);
+            while self.sent_packets.is_multiple_of(8) && self.deferred.is_empty() && self.t.packet_ready() {
+                let msg = self.recv_any(deadline, "CHANNEL_WINDOW_ADJUST").await?;
+                if matches!(msg, Message::Disconnect(_)) {
+                    return Err(fail("CHANNEL_WINDOW_ADJUST so our data can go on", summarize(&msg)));
+                }
+            }
             let Some(c) = self.channels.current() else {
                 return Ok(());
             };
+            if c.close_received {
+                // The command is gone before reading all its input; what it did is judged on close.
+                return Ok(());
+            }
             let room = c.remote_window.min(u64::from(c.remote_max_packet)) as usize;
             if room == 0 {
                 // Wait for window; data, requests and background messages may come meanwhile.
@@ -283,8 +307,15 @@ impl Peer<'_> {
             let Some(recipient_channel) = c.remote else {
                 return Ok(());
             };
-            self.send(&Message::ChannelData(ChannelData { recipient_channel, data: Bytes(data[..n].to_vec()) }))
-                .await?;
+            let mut buf = std::mem::take(&mut self.data_buf);
+            buf.clear();
+            buf.extend_from_slice(&data[..n]);
+            let msg = Message::ChannelData(ChannelData { recipient_channel, data: Bytes(buf) });
+            let sent = self.send(&msg).await;
+            if let Message::ChannelData(d) = msg {
+                self.data_buf = d.data.0;
+            }
+            sent?;
             data = &data[n..];
         }
         Ok(())

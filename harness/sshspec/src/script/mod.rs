@@ -102,6 +102,32 @@ impl Scenario {
     pub fn area(&self) -> &str {
         self.id.split('/').next().unwrap_or(&self.id)
     }
+
+    /// How long this scenario may take beyond its round trips, read from its steps: the data it
+    /// moves (at a nominal 256 MiB/s), its sleeps, the rekey limits it waits out, and the deadlines
+    /// its authors set on expectations (a target that does not answer makes the scenario wait them
+    /// out). The runner starts the costliest first, so a long scenario overlaps the short ones
+    /// instead of trailing behind them; it is an ordering key, never a verdict.
+    pub fn expected_cost(&self) -> Duration {
+        const NOMINAL_BYTES_PER_SEC: f64 = 256.0 * 1024.0 * 1024.0;
+        let bytes = |n: u64| Duration::from_secs_f64(n as f64 / NOMINAL_BYTES_PER_SEC);
+        self.steps
+            .iter()
+            .map(|step| match &step.action {
+                Action::Sleep(d) => *d,
+                Action::Expect(any) if any.iter().any(|e| matches!(e, Expectation::Nothing)) => {
+                    step.timeout.unwrap_or(DEFAULT_STEP_TIMEOUT)
+                }
+                Action::Expect(_) => step.timeout.unwrap_or_default(),
+                Action::ServerRekeys { limit: ServerLimit::Bytes(n), times, .. } => bytes(n * u64::from(*times)),
+                Action::ServerRekeys { limit: ServerLimit::Time(d), times, .. } => *d * *times,
+                // Echoed data crosses twice.
+                Action::Bulk { size, channels, .. } => bytes(2 * size * u64::from(*channels)),
+                Action::Exec { stdin: Some(input), echo, .. } => bytes(input.len() * if *echo { 2 } else { 1 }),
+                _ => Duration::ZERO,
+            })
+            .sum()
+    }
 }
 
 #[derive(Clone, Debug)]

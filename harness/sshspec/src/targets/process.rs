@@ -129,8 +129,16 @@ async fn lock_test_user() -> Result<(), StartError> {
         .map(|_| ())
 }
 
+/// The password last set for the test user by this process: instances started side by side share
+/// the run's credentials, and concurrent `chpasswd`s would fight over the lock on /etc/shadow.
+static PASSWORD_SET: tokio::sync::Mutex<Option<String>> = tokio::sync::Mutex::const_new(None);
+
 async fn set_password(creds: &Credentials) -> Result<(), StartError> {
     use tokio::io::AsyncWriteExt;
+    let mut set = PASSWORD_SET.lock().await;
+    if set.as_deref() == Some(creds.password.as_str()) {
+        return Ok(());
+    }
     let mut c = Command::new("chpasswd")
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
@@ -145,6 +153,7 @@ async fn set_password(creds: &Credentials) -> Result<(), StartError> {
     if !out.status.success() {
         return Err(StartError::Failed(format!("chpasswd failed: {}", String::from_utf8_lossy(&out.stderr).trim())));
     }
+    *set = Some(creds.password.clone());
     Ok(())
 }
 

@@ -2,8 +2,10 @@
 //! RFC 5647 as profiled by OpenSSH (`aes*-gcm@openssh.com`), OpenSSH's `chacha20-poly1305@openssh.com`
 //! (PROTOCOL.chacha20poly1305) and the encrypt-then-MAC variants (`*-etm@openssh.com`, PROTOCOL §1.5).
 
+use aes::cipher::KeyInit;
 use aes::cipher::{BlockDecryptMut, BlockEncryptMut, KeyIvInit, StreamCipher, StreamCipherSeek};
-use aes_gcm::aead::{AeadInPlace, KeyInit};
+use aes_gcm::KeyInit as _;
+use aes_gcm::aead::AeadInOut;
 use hmac::{Hmac, Mac};
 use subtle::ConstantTimeEq;
 
@@ -353,8 +355,8 @@ impl PacketCipher {
                 *counter = counter.wrapping_add(1);
                 let (aad, body) = packet.split_at_mut(4);
                 let tag = match gcm {
-                    Gcm::A128(g) => g.encrypt_in_place_detached(&nonce.into(), aad, body),
-                    Gcm::A256(g) => g.encrypt_in_place_detached(&nonce.into(), aad, body),
+                    Gcm::A128(g) => g.encrypt_inout_detached(&nonce.into(), aad, body.into()),
+                    Gcm::A256(g) => g.encrypt_inout_detached(&nonce.into(), aad, body.into()),
                 };
                 // Encryption only fails for buffers over 64 GiB, which a packet never is.
                 if let Ok(tag) = tag {
@@ -436,9 +438,10 @@ impl PacketCipher {
                 let nonce = gcm_nonce(fixed, *counter);
                 let (head, rest) = buf.split_at_mut(4);
                 let (body, tag) = rest.split_at_mut(body_len - 4);
+                let tag = aes_gcm::Tag::try_from(&*tag).map_err(|_| OpenError::BadMac { seq })?;
                 let ok = match gcm {
-                    Gcm::A128(g) => g.decrypt_in_place_detached(&nonce.into(), head, body, (&*tag).into()),
-                    Gcm::A256(g) => g.decrypt_in_place_detached(&nonce.into(), head, body, (&*tag).into()),
+                    Gcm::A128(g) => g.decrypt_inout_detached(&nonce.into(), head, body.into(), &tag),
+                    Gcm::A256(g) => g.decrypt_inout_detached(&nonce.into(), head, body.into(), &tag),
                 };
                 ok.map_err(|_| OpenError::BadMac { seq })?;
                 *counter = counter.wrapping_add(1);

@@ -214,6 +214,9 @@ pub struct Transport {
     pub capture: Option<capture::Capture>,
     /// The first bytes the target sent, for explaining a server that does not speak SSH.
     head: Vec<u8>,
+    /// The packet being built, kept between sends: bulk data would otherwise allocate and grow a
+    /// fresh buffer for every packet.
+    out: Vec<u8>,
 }
 
 impl Transport {
@@ -258,6 +261,7 @@ impl Transport {
             server: None,
             pinned_host_keys: Vec::new(),
             capture: None,
+            out: Vec::new(),
             head: Vec::new(),
         }
     }
@@ -283,11 +287,7 @@ impl Transport {
     }
 
     async fn read_more(&mut self, deadline: Instant) -> Result<(), TransportError> {
-        if self.inpos > 0 && (self.inpos >= self.inbuf.len() / 2 || self.inpos > 1 << 20) {
-            self.inbuf.drain(..self.inpos);
-            self.inpos = 0;
-        }
-        self.inbuf.reserve(32 * 1024);
+        self.make_room();
         let started = Instant::now();
         let before = self.inbuf.len();
         match tokio::time::timeout_at(deadline, self.stream.read_buf(&mut self.inbuf)).await {
@@ -298,24 +298,56 @@ impl Transport {
             }),
             Ok(Ok(0)) => Err(TransportError::Closed { last_bytes: self.last_bytes() }),
             Ok(Ok(_)) => {
-                if let Some(c) = &mut self.capture {
-                    c.data(capture::Side::Server, &self.inbuf[before..]);
-                }
-                if self.head.len() < HEAD {
-                    let take = (HEAD - self.head.len()).min(self.inbuf.len() - before);
-                    self.head.extend_from_slice(&self.inbuf[before..before + take]);
-                }
-                for &b in &self.inbuf[before.max(self.inbuf.len().saturating_sub(TAIL))..] {
-                    if self.tail.len() == TAIL {
-                        self.tail.pop_front();
-                    }
-                    self.tail.push_back(b);
-                }
+                self.took(before);
                 Ok(())
             }
             Ok(Err(e)) if is_reset(&e) => Err(TransportError::Closed { last_bytes: self.last_bytes() }),
             Ok(Err(e)) => Err(TransportError::Ours(format!("reading from the target: {e}"))),
         }
+    }
+
+    /// Drops consumed input once it is half the buffer, and leaves room for a read.
+    fn make_room(&mut self) {
+        if self.inpos > 0 && (self.inpos >= self.inbuf.len() / 2 || self.inpos > 1 << 20) {
+            self.inbuf.drain(..self.inpos);
+            self.inpos = 0;
+        }
+        self.inbuf.reserve(32 * 1024);
+    }
+
+    /// Records bytes just read past `before`: capture, the first bytes, the last bytes.
+    fn took(&mut self, before: usize) {
+        if let Some(c) = &mut self.capture {
+            c.data(capture::Side::Server, &self.inbuf[before..]);
+        }
+        if self.head.len() < HEAD {
+            let take = (HEAD - self.head.len()).min(self.inbuf.len() - before);
+            self.head.extend_from_slice(&self.inbuf[before..before + take]);
+        }
+        for &b in &self.inbuf[before.max(self.inbuf.len().saturating_sub(TAIL))..] {
+            if self.tail.len() == TAIL {
+                self.tail.pop_front();
+            }
+            self.tail.push_back(b);
+        }
+    }
+
+    /// Takes what the socket already holds, without waiting, and says whether a whole packet is
+    /// buffered (or a broken one that `recv` will report): a sender reads the target's window
+    /// adjusts as they come instead of draining its window first and stalling the pipe.
+    pub fn packet_ready(&mut self) -> bool {
+        self.make_room();
+        let before = self.inbuf.len();
+        if self.stream.try_read_buf(&mut self.inbuf).is_ok_and(|n| n > 0) {
+            self.took(before);
+        }
+        let header = self.rx.cipher.header_len();
+        if self.buffered().len() < header {
+            return false;
+        }
+        let head_end = self.inpos + header;
+        let len = self.rx.cipher.packet_length(self.rx.seq, &self.inbuf[self.inpos..head_end]) as usize;
+        !(5..=MAX_PACKET).contains(&len) || self.buffered().len() >= 4 + len + self.rx.cipher.tag_len()
     }
 
     /// Writes bytes straight to the socket, outside any packet (version lines, garbage).
@@ -423,7 +455,8 @@ impl Transport {
     /// Sends a message; `trailing` bytes are appended to its payload, and `framing` shapes the packet.
     pub async fn send_with(&mut self, msg: &Message, trailing: &[u8], framing: &Framing) -> Result<(), TransportError> {
         // The payload is encoded straight into the packet buffer, after room for the header.
-        let mut packet = Vec::with_capacity(PACKET_HEADER + 64 + trailing.len());
+        let mut packet = std::mem::take(&mut self.out);
+        packet.clear();
         packet.resize(PACKET_HEADER, 0);
         msg.encode_into(&mut packet);
         packet.extend_from_slice(trailing);
@@ -432,7 +465,9 @@ impl Transport {
             self.log.note(format!("... with {} trailing byte(s) {}", trailing.len(), hex::encode(trailing)));
         }
         self.before_send(msg, &packet[PACKET_HEADER..]);
-        self.write_packet(packet, framing).await?;
+        let sent = self.write_packet(&mut packet, framing).await;
+        self.out = packet;
+        sent?;
         self.after_send(msg);
         Ok(())
     }
@@ -442,11 +477,11 @@ impl Transport {
         self.log.push(Dir::Sent, Some(self.tx.seq), format!("raw payload {}", hex::encode(payload)));
         let mut packet = vec![0u8; PACKET_HEADER];
         packet.extend_from_slice(payload);
-        self.write_packet(packet, framing).await
+        self.write_packet(&mut packet, framing).await
     }
 
     /// Frames, protects and writes a packet whose payload follows `PACKET_HEADER` bytes of room.
-    async fn write_packet(&mut self, mut packet: Vec<u8>, f: &Framing) -> Result<(), TransportError> {
+    async fn write_packet(&mut self, packet: &mut Vec<u8>, f: &Framing) -> Result<(), TransportError> {
         if let Some(z) = &mut self.tx.deflate {
             let c = z.compress(&packet[PACKET_HEADER..]);
             packet.truncate(PACKET_HEADER);
@@ -469,7 +504,7 @@ impl Transport {
         let start = packet.len();
         packet.resize(start + padding, 0);
         rand::thread_rng().fill_bytes(&mut packet[start..]);
-        self.tx.cipher.seal(self.tx.seq, &mut packet);
+        self.tx.cipher.seal(self.tx.seq, packet);
         if f.corrupt_mac
             && let Some(last) = packet.last_mut()
         {
@@ -477,7 +512,7 @@ impl Transport {
         }
         self.tx.seq = self.tx.seq.wrapping_add(1);
         self.tx.count(packet.len(), payload_len);
-        self.write_all(&packet).await
+        self.write_all(packet).await
     }
 
     /// Receives one packet's payload, checking its framing and MAC.
