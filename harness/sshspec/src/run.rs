@@ -300,6 +300,15 @@ async fn check_pinned(
     }
 }
 
+/// A task that ends when its handle is dropped, not one that runs on unobserved.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// One scenario ready to run: where to connect and from where.
 struct Job {
     index: usize,
@@ -426,14 +435,14 @@ async fn run_target(
                 }
                 let from = Instant::now();
                 let (shared, scenarios) = (shared.clone(), scenarios.clone());
-                // Its own task, so a panic in one scenario (a harness bug) is that scenario's ERROR.
-                let run = tokio::spawn(async move {
+                // Its own task, so a panic in one scenario (a harness bug) is that scenario's ERROR;
+                // aborting the worker (Ctrl-C, the run's deadline) aborts it too.
+                let mut task = AbortOnDrop(tokio::spawn(async move {
                     let (creds, popts) = &*shared;
                     let popts = peer::Options { source: job.source, ssh_inner: job.inner, ..popts.clone() };
                     peer::run(&scenarios[job.index], job.addr, creds, &popts).await
-                })
-                .await
-                .map_err(|e| e.to_string());
+                }));
+                let run = (&mut task.0).await.map_err(|e| e.to_string());
                 if done.send((job.index, run, from, Instant::now())).is_err() {
                     break;
                 }

@@ -698,6 +698,18 @@ expect_any = [{ expect = "disconnect", match = { reason = "KEY_EXCHANGE_FAILED" 
         assert!(parse_duration("s").is_err());
     }
 
+    #[test]
+    fn expected_cost_counts_data_sleeps_and_waits() {
+        let cheap = p(GOOD).expect("good");
+        assert_eq!(cheap.expected_cost(), Duration::ZERO);
+        let text = format!(
+            "{GOOD}\n[[step]]\nsleep = \"150ms\"\n[[step]]\nexpect = \"nothing\"\ntimeout = \"3s\"\n\
+             [[step]]\ndo = \"open-session\"\n[[step]]\ndo = \"exec\"\ncommand = \"cat\"\nstdin_size = \"128MiB\"\necho = true\n"
+        );
+        // 150 ms + 3 s + 256 MiB (echoed, so twice) at the nominal 256 MiB/s.
+        assert_eq!(p(&text).expect("parses").expected_cost(), Duration::from_millis(4150));
+    }
+
     proptest::proptest! {
         #[test]
         fn arbitrary_text_never_panics(s in "\\PC*") {
