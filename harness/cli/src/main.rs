@@ -56,8 +56,20 @@ enum Command {
         sel: Selection,
     },
     /// List the known targets, their server versions and whether they can start here (for
-    /// container targets: whether their image is built).
-    Targets,
+    /// container targets: whether their image is built); with --probe, start one and show what it
+    /// offers, as the runner sees it before judging.
+    Targets {
+        /// Start this target (or reach remote:HOST:PORT) and print its profile: identification,
+        /// every KEXINIT list, strict kex and ext-info, the auth methods it lists for USER.
+        #[arg(long, value_name = "TARGET")]
+        probe: Option<String>,
+        /// The user the probe names in its `none` authentication request.
+        #[arg(long, value_name = "USER", default_value = "sshspec")]
+        user: String,
+        /// Print the profile as JSON (the form report.json stores).
+        #[arg(long)]
+        json: bool,
+    },
     /// Build the container targets' images offline (debootstrap + docker build; needs root).
     Images {
         #[command(subcommand)]
@@ -121,9 +133,13 @@ struct RunArgs {
     /// For remote targets: the environment variable holding the password.
     #[arg(long, value_name = "VAR")]
     password_env: Option<String>,
-    /// For remote targets: an unencrypted OpenSSH ed25519 private key to log in with.
+    /// For remote targets: an unencrypted OpenSSH private key (ed25519, ECDSA P-256 or RSA) to log in with.
     #[arg(long, value_name = "FILE")]
     identity: Option<PathBuf>,
+    /// Scenarios running at once over all targets together (default: 12 per core, at least 24).
+    /// Each target's own limit applies within it.
+    #[arg(long, value_name = "N")]
+    max_connections: Option<usize>,
     /// For remote targets: the host key's SHA256 fingerprint (repeatable). A different key stops the run
     /// before anything authenticates.
     #[arg(long = "host-key", value_name = "SHA256:...")]
@@ -161,7 +177,7 @@ struct DiagnoseArgs {
     /// The environment variable holding the password to try.
     #[arg(long, value_name = "VAR")]
     password_env: Option<String>,
-    /// An unencrypted OpenSSH ed25519 private key to try.
+    /// An unencrypted OpenSSH private key (ed25519, ECDSA P-256 or RSA) to try.
     #[arg(long, value_name = "FILE")]
     identity: Option<PathBuf>,
     /// The host key's expected SHA256 fingerprint (repeatable).
@@ -188,10 +204,19 @@ fn main() -> ExitCode {
         Command::Diagnose(a) => diagnose(a),
         Command::List { sel, format } => list(&sel, format),
         Command::Check { sel } => check(&sel),
-        Command::Targets => show_targets(),
+        Command::Targets { probe: None, .. } => show_targets(),
+        Command::Targets { probe: Some(name), user, json } => probe_target(&name, &user, json),
         Command::Images { action: ImagesAction::Build { targets } } => build_images(&targets),
     };
     ExitCode::from(code)
+}
+
+/// The async runtime every command that connects runs on; failing to start it is our problem (exit 3).
+fn runtime() -> Result<tokio::runtime::Runtime, u8> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| {
+        eprintln!("error: cannot start the async runtime: {e}");
+        exit::HARNESS
+    })
 }
 
 fn scenarios_dir(sel: &Selection) -> PathBuf {
@@ -273,10 +298,6 @@ fn run(a: RunArgs) -> u8 {
                 t.connect_interval = i;
             }
             t.allow_destructive = a.allow_destructive;
-            if a.identity.is_some() {
-                t.auth.push("publickey".into());
-                t.user_keys.push("ssh-ed25519".into());
-            }
         }
         infos.push(t);
     }
@@ -286,12 +307,29 @@ fn run(a: RunArgs) -> u8 {
     }
     let creds = if a.password_env.is_some() || a.identity.is_some() {
         match login_credentials(&a.user, a.password_env.as_deref(), a.identity.as_deref()) {
-            Ok(c) => Some(c),
+            Ok((c, key)) => {
+                // What a remote target can be logged in to with: what was given. The probe then
+                // keeps the methods the server lists.
+                for t in infos.iter_mut().filter(|t| t.backend == targets::BackendKind::Remote) {
+                    if a.password_env.is_some() {
+                        t.auth.extend(["password".to_owned(), "keyboard-interactive".to_owned()]);
+                    }
+                    if let Some(k) = key {
+                        t.auth.push("publickey".into());
+                        t.user_keys.push(k.key_type().into());
+                    }
+                }
+                Some(c)
+            }
             Err(code) => return code,
         }
     } else {
         None
     };
+    if a.max_connections == Some(0) {
+        eprintln!("error: --max-connections must be at least 1");
+        return exit::USAGE;
+    }
     let report_dir = if a.no_report {
         None
     } else {
@@ -318,12 +356,9 @@ fn run(a: RunArgs) -> u8 {
         eprintln!("error: --capture writes into the report folder; drop --no-report");
         return exit::USAGE;
     }
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return exit::HARNESS;
-        }
+        Err(code) => return code,
     };
     let (cancel_tx, cancel) = tokio::sync::watch::channel(false);
     let echo = a.verbose >= 2;
@@ -341,6 +376,7 @@ fn run(a: RunArgs) -> u8 {
         creds,
         cancel,
         run_timeout,
+        budget: a.max_connections,
     };
     let mut reporters: Vec<Box<dyn Reporter>> = vec![Box::new(Console::new(a.verbose))];
     let matrix_creds = opts.creds.clone();
@@ -402,9 +438,13 @@ fn run(a: RunArgs) -> u8 {
     }
 }
 
-/// The credentials to log in with: the password from `password_env`, the key from `identity`,
-/// fresh random ones for what is not given. Usage errors are printed; `Err` is the exit code.
-fn login_credentials(user: &str, password_env: Option<&str>, identity: Option<&Path>) -> Result<peer::Credentials, u8> {
+/// The credentials to log in with: the password from `password_env`, the key from `identity` (and
+/// its kind), fresh random ones for what is not given. Usage errors are printed; `Err` is the exit code.
+fn login_credentials(
+    user: &str,
+    password_env: Option<&str>,
+    identity: Option<&Path>,
+) -> Result<(peer::Credentials, Option<peer::KeyKind>), u8> {
     let mut c = peer::Credentials::generate(user);
     if let Some(var) = password_env {
         c.password = std::env::var(var).map_err(|_| {
@@ -412,13 +452,16 @@ fn login_credentials(user: &str, password_env: Option<&str>, identity: Option<&P
             exit::USAGE
         })?;
     }
+    let mut kind = None;
     if let Some(file) = identity {
-        c.keys.ed25519 = sshspec::keys::load_identity(file).map_err(|e| {
+        let key = sshspec::keys::load_identity(file).map_err(|e| {
             eprintln!("error: --identity: {e}");
             exit::USAGE
         })?;
+        kind = Some(key.kind());
+        key.install(&mut c.keys);
     }
-    Ok(c)
+    Ok((c, kind))
 }
 
 /// The fingerprints a known_hosts file records for `addr` (none without a file).
@@ -459,11 +502,11 @@ fn diagnose(a: DiagnoseArgs) -> u8 {
             return exit::NONCONFORMING;
         }
     };
-    let creds = match login_credentials(&a.user, a.password_env.as_deref(), a.identity.as_deref()) {
+    let (creds, key) = match login_credentials(&a.user, a.password_env.as_deref(), a.identity.as_deref()) {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let offer = Offer { password: a.password_env.is_some(), publickey: a.identity.is_some() };
+    let offer = Offer { password: a.password_env.is_some(), publickey: key.is_some(), key: key.unwrap_or_default() };
     let mut pinned = a.host_keys.clone();
     match known_hosts(a.known_hosts.as_deref(), addr) {
         Ok(fps) if fps.is_empty() && a.known_hosts.is_some() => {
@@ -575,6 +618,67 @@ fn run_build_script(script: &Path, names: &[&str]) -> u8 {
             exit::HARNESS
         }
     }
+}
+
+/// `sshspec targets --probe NAME`: starts the target, probes it, prints the profile, stops it.
+fn probe_target(name: &str, user: &str, json: bool) -> u8 {
+    let t = match targets::find(name) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::USAGE;
+        }
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    let creds = peer::Credentials::generate(user);
+    let profile = rt.block_on(async {
+        let running = targets::start(&t, (t.backend == targets::BackendKind::Remote).then(|| creds.clone())).await?;
+        let p = peer::probe::probe(running.addr, &running.creds, &peer::Options::default()).await;
+        running.stop().await;
+        Ok::<_, targets::StartError>(p)
+    });
+    let p = match profile {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {name}: {e}");
+            return exit::HARNESS;
+        }
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&p).unwrap_or_default());
+    } else {
+        let lists = [
+            ("kex", &p.kex),
+            ("host key", &p.host_key),
+            ("cipher c2s", &p.cipher_c2s),
+            ("cipher s2c", &p.cipher_s2c),
+            ("mac c2s", &p.mac_c2s),
+            ("mac s2c", &p.mac_s2c),
+            ("compression c2s", &p.compression_c2s),
+            ("compression s2c", &p.compression_s2c),
+        ];
+        println!("{:<16} {}", "identification", p.banner);
+        for (what, l) in lists {
+            println!("{what:<16} {}", l.join(","));
+        }
+        println!("{:<16} {}", "strict kex", p.strict_kex);
+        println!("{:<16} {}", "ext-info", p.ext_info);
+        let methods = p.auth_methods.as_ref().map_or("(not reached)".to_owned(), |m| m.join(","));
+        println!("{:<16} {methods}", "auth methods");
+        println!("{:<16} {} ms", "handshake", p.handshake_ms);
+        let extra = p.extra_offers();
+        let extra: Vec<&String> = extra.host_key.iter().chain(&extra.cipher).chain(&extra.compression).collect();
+        if !extra.is_empty() {
+            println!("{:<16} {}", "legacy offered", extra.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(","));
+        }
+        if let Some(why) = &p.incomplete {
+            println!("{:<16} {why}", "incomplete");
+        }
+    }
+    if p.incomplete.is_some() { exit::NONCONFORMING } else { exit::OK }
 }
 
 fn show_targets() -> u8 {

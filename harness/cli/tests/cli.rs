@@ -20,7 +20,7 @@ fn run_against_builtin_writes_json_and_junit() {
     assert_eq!(o.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&o.stderr));
     assert!(stdout.contains("passed"), "{stdout}");
     let json: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("report.json")).unwrap()).unwrap();
-    assert_eq!(json["schema_version"], 1);
+    assert_eq!(json["schema_version"], 2);
     let results = json["results"].as_array().unwrap();
     assert_eq!(results.len(), 3);
     for r in results {

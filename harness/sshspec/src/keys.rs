@@ -12,8 +12,42 @@ fn read(path: &Path) -> Result<String, String> {
     std::fs::read_to_string(path).map_err(|e| format!("cannot read key file {}: {e}", path.display()))
 }
 
-/// Loads an unencrypted OpenSSH ed25519 private key.
-pub fn load_identity(path: &Path) -> Result<ed25519_dalek::SigningKey, String> {
+/// A private key from an identity file, of one of the kinds the peer signs with.
+pub enum IdentityKey {
+    Ed25519(ed25519_dalek::SigningKey),
+    EcdsaP256(p256::ecdsa::SigningKey),
+    Rsa(rsa::RsaPrivateKey),
+}
+
+/// Names the kind only: a private key never reaches a log.
+impl std::fmt::Debug for IdentityKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "IdentityKey({:?})", self.kind())
+    }
+}
+
+impl IdentityKey {
+    pub fn kind(&self) -> crate::peer::KeyKind {
+        use crate::peer::KeyKind;
+        match self {
+            IdentityKey::Ed25519(_) => KeyKind::Ed25519,
+            IdentityKey::EcdsaP256(_) => KeyKind::EcdsaP256,
+            IdentityKey::Rsa(_) => KeyKind::Rsa,
+        }
+    }
+
+    /// Puts this key in place of the run's generated key of its kind.
+    pub fn install(self, keys: &mut crate::peer::UserKeys) {
+        match self {
+            IdentityKey::Ed25519(k) => keys.ed25519 = k,
+            IdentityKey::EcdsaP256(k) => keys.ecdsa = k,
+            IdentityKey::Rsa(k) => keys.rsa = std::sync::Arc::new(k),
+        }
+    }
+}
+
+/// Loads an unencrypted OpenSSH private key (`openssh-key-v1`): ed25519, ECDSA P-256 or RSA.
+pub fn load_identity(path: &Path) -> Result<IdentityKey, String> {
     let text = read(path)?;
     let bad = |why: &str| format!("{}: not a usable identity: {why}", path.display());
     let body: String = text
@@ -49,16 +83,41 @@ pub fn load_identity(path: &Path) -> Result<ed25519_dalek::SigningKey, String> {
         return Err(bad("check bytes differ (corrupt file)"));
     }
     let kind = field(&mut p, "key type")?;
-    if kind != hostkey::SSH_ED25519.as_bytes() {
-        return Err(bad(&format!(
-            "key type {:?}; only ssh-ed25519 identities are supported",
-            String::from_utf8_lossy(&kind)
-        )));
+    // mpints as unsigned big-endian integers: a leading zero byte only marks the sign.
+    let uint = |p: &mut Reader<'_>, what: &'static str| field(p, what).map(|v| rsa::BigUint::from_bytes_be(&v));
+    match kind.as_slice() {
+        k if k == hostkey::SSH_ED25519.as_bytes() => {
+            let _pk = field(&mut p, "public key")?;
+            let sk = field(&mut p, "private key")?;
+            let seed: [u8; 32] =
+                sk.get(..32).and_then(|s| s.try_into().ok()).ok_or_else(|| bad("short private key"))?;
+            Ok(IdentityKey::Ed25519(ed25519_dalek::SigningKey::from_bytes(&seed)))
+        }
+        k if k == hostkey::ECDSA_NISTP256.as_bytes() => {
+            let _curve = field(&mut p, "curve")?;
+            let _q = field(&mut p, "public point")?;
+            let d = field(&mut p, "private scalar")?;
+            let d = d.strip_prefix(&[0]).unwrap_or(&d);
+            p256::ecdsa::SigningKey::from_slice(d)
+                .map(IdentityKey::EcdsaP256)
+                .map_err(|e| bad(&format!("bad ECDSA P-256 scalar: {e}")))
+        }
+        k if k == hostkey::SSH_RSA.as_bytes() => {
+            let n = uint(&mut p, "rsa n")?;
+            let e = uint(&mut p, "rsa e")?;
+            let d = uint(&mut p, "rsa d")?;
+            let _iqmp = uint(&mut p, "rsa iqmp")?;
+            let prime_p = uint(&mut p, "rsa p")?;
+            let prime_q = uint(&mut p, "rsa q")?;
+            rsa::RsaPrivateKey::from_components(n, e, d, vec![prime_p, prime_q])
+                .map(IdentityKey::Rsa)
+                .map_err(|e| bad(&format!("bad RSA key: {e}")))
+        }
+        other => Err(bad(&format!(
+            "key type {:?}; ssh-ed25519, ecdsa-sha2-nistp256 and ssh-rsa identities are supported",
+            String::from_utf8_lossy(other)
+        ))),
     }
-    let _pk = field(&mut p, "public key")?;
-    let sk = field(&mut p, "private key")?;
-    let seed: [u8; 32] = sk.get(..32).and_then(|s| s.try_into().ok()).ok_or_else(|| bad("short private key"))?;
-    Ok(ed25519_dalek::SigningKey::from_bytes(&seed))
 }
 
 /// The SHA256 fingerprints `known_hosts` lists for `addr` (plain and hashed host entries).
@@ -152,18 +211,29 @@ mod tests {
 
     #[test]
     fn identities_written_by_ssh_keygen_load() {
-        let d = tempfile::tempdir().unwrap();
-        let f = d.path().join("id");
-        let ok =
-            std::process::Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(&f).status();
-        if !ok.is_ok_and(|s| s.success()) {
-            eprintln!("ssh-keygen not installed; identity parsing covered by the hashed-host test only");
-            return;
+        for (kind, args) in [
+            (crate::peer::KeyKind::Ed25519, &["-t", "ed25519"][..]),
+            (crate::peer::KeyKind::EcdsaP256, &["-t", "ecdsa", "-b", "256"][..]),
+            (crate::peer::KeyKind::Rsa, &["-t", "rsa", "-b", "2048"][..]),
+        ] {
+            let d = tempfile::tempdir().unwrap();
+            let f = d.path().join("id");
+            let ok =
+                std::process::Command::new("ssh-keygen").args(["-q", "-N", ""]).args(args).arg("-f").arg(&f).status();
+            if !ok.is_ok_and(|s| s.success()) {
+                eprintln!("ssh-keygen not installed; identity parsing covered by the written-identity test only");
+                return;
+            }
+            let key = load_identity(&f).unwrap();
+            assert_eq!(key.kind(), kind);
+            let mut keys = crate::peer::UserKeys::generate();
+            key.install(&mut keys);
+            // Our public blob of the loaded key is the one ssh-keygen wrote beside it.
+            let public = std::fs::read_to_string(d.path().join("id.pub")).unwrap();
+            let blob =
+                base64::engine::general_purpose::STANDARD.decode(public.split_whitespace().nth(1).unwrap()).unwrap();
+            assert_eq!(keys.blob(kind), blob, "{kind:?}");
         }
-        let key = load_identity(&f).unwrap();
-        let public = std::fs::read_to_string(d.path().join("id.pub")).unwrap();
-        let blob = base64::engine::general_purpose::STANDARD.decode(public.split_whitespace().nth(1).unwrap()).unwrap();
-        assert_eq!(&blob[blob.len() - 32..], key.verifying_key().as_bytes());
     }
 
     #[test]
@@ -199,7 +269,8 @@ mod tests {
         let f = d.path().join("id");
         let key = ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]);
         write_identity(&f, &key).unwrap();
-        assert_eq!(load_identity(&f).unwrap().to_bytes(), key.to_bytes());
+        let Ok(IdentityKey::Ed25519(back)) = load_identity(&f) else { panic!("not read back as ed25519") };
+        assert_eq!(back.to_bytes(), key.to_bytes());
         if let Ok(out) = std::process::Command::new("ssh-keygen").arg("-y").arg("-f").arg(&f).output()
             && out.status.success()
         {

@@ -6,7 +6,9 @@ use crate::transcript::Entry;
 use serde::Serialize;
 
 /// PASS and FAIL judge the target; ERROR means the harness could not judge; XFAIL/XPASS are
-/// failures and passes of scenarios the target's description expects to fail.
+/// failures and passes of scenarios the target's description expects to fail; INCONCLUSIVE means a
+/// setup step failed, so the clause under test was never reached (the setup step's own scenarios
+/// judge that).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Outcome {
@@ -15,12 +17,20 @@ pub enum Outcome {
     Xfail,
     Xpass,
     Skip,
+    Inconclusive,
     Error,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 6] =
-        [Outcome::Pass, Outcome::Fail, Outcome::Xfail, Outcome::Xpass, Outcome::Skip, Outcome::Error];
+    pub const ALL: [Outcome; 7] = [
+        Outcome::Pass,
+        Outcome::Fail,
+        Outcome::Xfail,
+        Outcome::Xpass,
+        Outcome::Skip,
+        Outcome::Inconclusive,
+        Outcome::Error,
+    ];
 
     pub fn label(self) -> &'static str {
         match self {
@@ -29,6 +39,7 @@ impl Outcome {
             Outcome::Xfail => "XFAIL",
             Outcome::Xpass => "XPASS",
             Outcome::Skip => "SKIP",
+            Outcome::Inconclusive => "INCONCLUSIVE",
             Outcome::Error => "ERROR",
         }
     }
@@ -65,6 +76,10 @@ pub struct ScenarioResult {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub identity: Option<Identity>,
     pub transcript: Vec<Entry>,
+    /// When the first attempt FAILed on a deadline and the scenario was run again alone: what
+    /// that first attempt saw. The outcome is the lone run's; a PASS here is load-sensitive.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_attempt: Option<Evidence>,
     /// The server's log lines written while the scenario ran (process targets).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub server_log: Vec<String>,
@@ -78,6 +93,7 @@ pub struct Tally {
     pub xfail: usize,
     pub xpass: usize,
     pub skip: usize,
+    pub inconclusive: usize,
     pub error: usize,
 }
 
@@ -93,6 +109,7 @@ impl Tally {
             Outcome::Xfail => &mut self.xfail,
             Outcome::Xpass => &mut self.xpass,
             Outcome::Skip => &mut self.skip,
+            Outcome::Inconclusive => &mut self.inconclusive,
             Outcome::Error => &mut self.error,
         }
     }
@@ -104,6 +121,7 @@ impl Tally {
             Outcome::Xfail => self.xfail,
             Outcome::Xpass => self.xpass,
             Outcome::Skip => self.skip,
+            Outcome::Inconclusive => self.inconclusive,
             Outcome::Error => self.error,
         }
     }

@@ -67,6 +67,7 @@ fn options(creds: &Credentials) -> RunOptions {
         creds: Some(creds.clone()),
         cancel,
         run_timeout: Some(Duration::from_secs(600)),
+        budget: None,
     }
 }
 

@@ -84,6 +84,7 @@ async fn real_run() -> Option<(Summary, PathBuf)> {
         creds: Some(Credentials::generate(targets::TEST_USER)),
         cancel,
         run_timeout: Some(Duration::from_secs(300)),
+        budget: None,
     };
     let summary = run::run(&list, &scenarios(), &opts, &mut Vec::new()).await;
     let dir = out_dir();
@@ -92,7 +93,7 @@ async fn real_run() -> Option<(Summary, PathBuf)> {
 }
 
 fn schema_validator() -> jsonschema::Validator {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../reports/schema/report.v1.schema.json");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../reports/schema/report.v2.schema.json");
     let schema: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(path).expect("schema")).expect("json");
     jsonschema::validator_for(&schema).expect("a valid schema")

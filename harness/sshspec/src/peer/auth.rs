@@ -33,7 +33,7 @@ impl Peer<'_> {
     pub(super) async fn authenticate(&mut self, a: &AuthStep, deadline: Instant) -> StepResult {
         let login;
         let a = if a.method == AuthKind::Login {
-            login = AuthStep { method: self.opts.login, ..a.clone() };
+            login = AuthStep { method: self.opts.login, key: self.opts.login_key, ..a.clone() };
             &login
         } else {
             a

@@ -66,6 +66,11 @@ impl Channels {
         self.list.iter().find(|c| c.local == local)
     }
 
+    /// Channels the target confirmed and neither side has closed.
+    pub fn open_count(&self) -> usize {
+        self.list.iter().filter(|c| c.remote.is_some() && !c.close_sent && !c.close_received).count()
+    }
+
     pub fn current_remote(&self) -> Option<u32> {
         self.current().and_then(|c| c.remote)
     }

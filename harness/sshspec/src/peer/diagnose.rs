@@ -102,6 +102,8 @@ fn list(v: &[String]) -> String {
 pub struct Offer {
     pub password: bool,
     pub publickey: bool,
+    /// The kind of the identity offered for publickey.
+    pub key: super::KeyKind,
 }
 
 impl Offer {
@@ -283,14 +285,14 @@ async fn stages(
     let mut tried = Vec::new();
     for m in &usable {
         let kind = if m == "password" { AuthKind::Password } else { AuthKind::Publickey };
-        let step = AuthStep::new(kind, AuthOutcome::Success);
+        let step = AuthStep { key: offer.key, ..AuthStep::new(kind, AuthOutcome::Success) };
         tried.push(m.clone());
         match peer.authenticate(&step, Instant::now() + timeout).await {
             Ok(()) => {
                 d.ok("authentication", format!("the server allows {}; {m} was accepted", list(&allowed)));
                 return Ok(());
             }
-            Err(StepFailure::Target { .. }) => {}
+            Err(StepFailure::Target { .. } | StepFailure::Unsupported(_)) => {}
             Err(StepFailure::Harness(e)) => return Err(Problem::KeyExchange(e)),
         }
     }
@@ -308,8 +310,5 @@ fn shown(line: &[u8]) -> String {
 }
 
 fn failure_text(e: StepFailure) -> String {
-    match e {
-        StepFailure::Target { expected, actual } => format!("expected {expected}; got {actual}"),
-        StepFailure::Harness(m) => m,
-    }
+    e.describe()
 }

@@ -9,10 +9,13 @@ mod auth;
 mod banner;
 mod channel;
 pub mod diagnose;
+mod kexinit;
+pub mod probe;
 mod rekey;
 mod session;
 mod userkey;
 
+pub use probe::{Extra, Profile};
 pub use userkey::{KeyKind, UserKeys};
 
 use crate::script::{self, Action, AuthKind, Expectation, Pins, RekeyPolicy, Scenario, Step, message};
@@ -67,8 +70,14 @@ pub fn random_password() -> String {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Judgement {
     Pass,
-    /// The target did not do what the scenario requires.
+    /// The target did not do what the scenario requires, at a step under test.
     Fail(Evidence),
+    /// A setup step failed (see [`Scenario::first_judged`]): the clause under test was never
+    /// reached, so nothing is concluded about it. The setup step's own scenarios judge it.
+    Inconclusive(Evidence),
+    /// The target refused something the RFCs leave optional that the scenario needs (a pty, a
+    /// subsystem, forwarding): not a deviation.
+    Unsupported(String),
     /// The harness could not judge.
     Error(Evidence),
 }
@@ -82,6 +91,10 @@ pub struct Evidence {
     pub line: usize,
     pub expected: String,
     pub actual: String,
+    /// The step failed because nothing came before its deadline: such a FAIL is run again alone
+    /// before it is reported, since a saturated machine can miss a deadline the server kept.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub timed_out: bool,
 }
 
 /// The outcome of one scenario run: its judgement and the transcript that supports it.
@@ -122,6 +135,10 @@ pub struct Options {
     pub login: AuthKind,
     /// Write a pcap and key log of each connection into this folder (`--capture`).
     pub capture: Option<std::path::PathBuf>,
+    /// Algorithms offered after our defaults, because the target's profile shows it needs them.
+    pub extra: Extra,
+    /// Which user key a publickey login uses (the one the target takes).
+    pub login_key: KeyKind,
 }
 
 impl Default for Options {
@@ -135,28 +152,135 @@ impl Default for Options {
             ssh_inner: None,
             login: AuthKind::Password,
             capture: None,
+            extra: Extra::default(),
+            login_key: KeyKind::default(),
         }
     }
 }
 
 /// Why a step did not pass.
 enum StepFailure {
-    Target { expected: String, actual: String },
+    Target {
+        expected: String,
+        actual: String,
+        timed_out: bool,
+    },
+    /// The target showed it lacks something optional the scenario needs.
+    Unsupported(String),
     Harness(String),
 }
 
 type StepResult = Result<(), StepFailure>;
 
 fn fail(expected: impl Into<String>, actual: impl Into<String>) -> StepFailure {
-    StepFailure::Target { expected: expected.into(), actual: actual.into() }
+    StepFailure::Target { expected: expected.into(), actual: actual.into(), timed_out: false }
 }
 
 impl StepFailure {
     fn from_transport(expected: &str, e: TransportError) -> Self {
         match e {
             TransportError::Ours(m) => StepFailure::Harness(m),
+            e @ TransportError::Timeout { .. } => {
+                StepFailure::Target { expected: expected.into(), actual: e.to_string(), timed_out: true }
+            }
             other => fail(expected, other.to_string()),
         }
+    }
+
+    /// One line for people: what was expected and what came, or what the harness could not do.
+    fn describe(self) -> String {
+        match self {
+            StepFailure::Target { expected, actual, .. } => format!("expected {expected}; got {actual}"),
+            StepFailure::Unsupported(m) | StepFailure::Harness(m) => m,
+        }
+    }
+}
+
+/// Requests we sent that want an answer, in the order the answers must come (RFC 4254 §4 for
+/// global requests, §5.4 for channel requests; channel opens are answered by channel id). Each
+/// entry holds the optional feature it asks for, if it asks for one.
+#[derive(Debug, Default)]
+struct Pending {
+    global: VecDeque<Option<Optional>>,
+    channel: VecDeque<Option<Optional>>,
+    opens: Vec<(u32, Option<Optional>)>,
+}
+
+impl Pending {
+    fn sent(&mut self, msg: &Message, open_channels: usize) {
+        let optional = Optional::of(msg, open_channels);
+        match msg {
+            Message::GlobalRequest(g) if g.want_reply.is_true() => self.global.push_back(optional),
+            Message::ChannelRequest(r) if r.want_reply.is_true() => self.channel.push_back(optional),
+            Message::ChannelOpen(o) => self.opens.push((o.sender_channel, optional)),
+            _ => {}
+        }
+    }
+
+    /// Takes the request `msg` answers; returns its optional feature, if it was one.
+    fn answered(&mut self, msg: &Message) -> Option<Optional> {
+        match msg {
+            Message::RequestSuccess(_) | Message::RequestFailure(_) => self.global.pop_front().flatten(),
+            Message::ChannelSuccess(_) | Message::ChannelFailure(_) => self.channel.pop_front().flatten(),
+            Message::ChannelOpenConfirmation(ChannelOpenConfirmation { recipient_channel: id, .. })
+            | Message::ChannelOpenFailure(ChannelOpenFailure { recipient_channel: id, .. }) => {
+                let i = self.opens.iter().position(|(ch, _)| ch == id)?;
+                self.opens.remove(i).1
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Something the RFCs leave optional that we asked for and the server has not yet answered.
+#[derive(Clone, Debug)]
+struct Optional {
+    what: String,
+    clause: &'static str,
+}
+
+impl Optional {
+    /// The optional request `msg` makes, if it is one whose refusal is permitted.
+    fn of(msg: &Message, open_channels: usize) -> Option<Self> {
+        let (what, clause) = match msg {
+            Message::ChannelRequest(r) if r.want_reply.is_true() => {
+                let name = String::from_utf8_lossy(r.request.wire_name()).into_owned();
+                let clause = match name.as_str() {
+                    "pty-req" => "RFC 4254 §6.2",
+                    "x11-req" => "RFC 4254 §6.3.1",
+                    "env" => "RFC 4254 §6.4",
+                    "shell" | "exec" | "subsystem" => "RFC 4254 §6.5",
+                    _ => return None,
+                };
+                let what = match &r.request {
+                    ChannelRequestKind::Subsystem { name } => {
+                        format!("the {} subsystem", String::from_utf8_lossy(name.as_slice()))
+                    }
+                    _ => format!("the {name} channel request"),
+                };
+                (what, clause)
+            }
+            Message::GlobalRequest(g) if g.want_reply.is_true() => {
+                let name = String::from_utf8_lossy(g.request.wire_name()).into_owned();
+                // Not cancel-tcpip-forward: cancelling a forwarding the server granted is no
+                // longer optional, and refusing it is judged (Dropbear's known deviation).
+                let clause = match name.as_str() {
+                    "tcpip-forward" => "RFC 4254 §7.1",
+                    "no-more-sessions@openssh.com" => "OpenSSH PROTOCOL §2.2",
+                    _ => return None,
+                };
+                (format!("the {name} global request"), clause)
+            }
+            Message::ChannelOpen(o) => match &o.channel_type {
+                ChannelType::DirectTcpip { .. } => ("a direct-tcpip channel".to_owned(), "RFC 4254 §7.2"),
+                ChannelType::Session {} if open_channels > 0 => {
+                    (format!("a session channel beside {open_channels} open one(s)"), "RFC 4254 §5.1")
+                }
+                _ => return None,
+            },
+            _ => return None,
+        };
+        Some(Optional { what, clause })
     }
 }
 
@@ -189,6 +313,7 @@ pub async fn run(scenario: &Scenario, addr: SocketAddr, creds: &Credentials, opt
                     line: 0,
                     expected: format!("a TCP connection to {addr}"),
                     actual: e.to_string(),
+                    timed_out: false,
                 }),
                 transcript: log.into_entries(),
                 duration: started.elapsed(),
@@ -197,15 +322,26 @@ pub async fn run(scenario: &Scenario, addr: SocketAddr, creds: &Credentials, opt
         }
     };
     let mut peer = Peer::new(t, creds, opts, addr);
-    let run = tokio::time::timeout_at(deadline, peer.steps(&scenario.steps)).await;
+    let run = tokio::time::timeout_at(deadline, peer.steps(scenario)).await;
     let judgement = match run {
         Ok(j) => j,
-        Err(_) => Judgement::Fail(Evidence {
-            step: 0,
-            line: 0,
-            expected: format!("the scenario to finish within {timeout:?}"),
-            actual: format!("still running at the deadline; last bytes received: {}", hex::encode(peer.t.last_bytes())),
-        }),
+        Err(_) => {
+            let evidence = Evidence {
+                step: peer.step_index + 1,
+                line: scenario.steps.get(peer.step_index).map_or(0, |s| s.line),
+                expected: format!("the scenario to finish within {timeout:?}"),
+                actual: format!(
+                    "still running at the deadline, in step {}; last bytes received: {}",
+                    peer.step_index + 1,
+                    hex::encode(peer.t.last_bytes())
+                ),
+                timed_out: true,
+            };
+            match peer.step_index < scenario.first_judged() {
+                true => Judgement::Inconclusive(evidence),
+                false => Judgement::Fail(evidence),
+            }
+        }
     };
     peer.t.shutdown().await;
     let identity = Identity {
@@ -217,6 +353,10 @@ pub async fn run(scenario: &Scenario, addr: SocketAddr, creds: &Credentials, opt
     match &judgement {
         Judgement::Pass => log.note("PASS"),
         Judgement::Fail(e) => log.note(format!("FAIL at step {}: expected {}; got {}", e.step, e.expected, e.actual)),
+        Judgement::Inconclusive(e) => {
+            log.note(format!("INCONCLUSIVE: setup step {} failed: expected {}; got {}", e.step, e.expected, e.actual))
+        }
+        Judgement::Unsupported(why) => log.note(format!("SKIP: {why}")),
         Judgement::Error(e) => log.note(format!("ERROR at step {}: {}", e.step, e.actual)),
     }
     Run { judgement, transcript: log.into_entries(), duration: started.elapsed(), identity }
@@ -240,6 +380,10 @@ impl<'a> Peer<'a> {
             data_buf: Vec::new(),
             sent_packets: 0,
             held: Vec::new(),
+            extra: opts.extra.clone(),
+            pending: Pending::default(),
+            refused: None,
+            step_index: 0,
         }
     }
 }
@@ -271,22 +415,48 @@ struct Peer<'a> {
     sent_packets: u32,
     /// Our answers (window adjusts, request failures) waiting for a key exchange to finish.
     held: Vec<Message>,
+    /// Algorithms offered after our defaults (see [`Profile::extra_offers`]).
+    extra: Extra,
+    /// Our requests that await an answer, so a refusal is matched to the request it answers.
+    pending: Pending,
+    /// An optional request the server refused during the current step.
+    refused: Option<Optional>,
+    /// The step being run (0-based), for evidence when the scenario's deadline cuts it short.
+    step_index: usize,
 }
 
 impl Peer<'_> {
-    async fn steps(&mut self, steps: &[Step]) -> Judgement {
-        for (i, step) in steps.iter().enumerate() {
+    async fn steps(&mut self, scenario: &Scenario) -> Judgement {
+        let first_judged = scenario.first_judged();
+        for (i, step) in scenario.steps.iter().enumerate() {
+            self.step_index = i;
             let timeout = step.timeout.unwrap_or(self.opts.step_timeout);
             let deadline = Instant::now() + timeout;
-            let evidence =
-                |expected: String, actual: String| Evidence { step: i + 1, line: step.line, expected, actual };
+            let evidence = |expected: String, actual: String, timed_out: bool| Evidence {
+                step: i + 1,
+                line: step.line,
+                expected,
+                actual,
+                timed_out,
+            };
             match self.step(step, deadline, timeout).await {
-                Ok(()) => {}
-                Err(StepFailure::Target { expected, actual }) => {
-                    return Judgement::Fail(evidence(expected, actual));
+                // A refusal the scenario accepted (or judged) says nothing about later steps.
+                Ok(()) => self.refused = None,
+                Err(StepFailure::Target { expected, actual, timed_out }) if i < first_judged => {
+                    return Judgement::Inconclusive(evidence(expected, actual, timed_out));
                 }
+                Err(StepFailure::Target { expected, actual, timed_out }) => {
+                    if let Some(r) = &self.refused {
+                        return Judgement::Unsupported(format!(
+                            "the server refused {}: optional ({}); the scenario needs it",
+                            r.what, r.clause
+                        ));
+                    }
+                    return Judgement::Fail(evidence(expected, actual, timed_out));
+                }
+                Err(StepFailure::Unsupported(why)) => return Judgement::Unsupported(why),
                 Err(StepFailure::Harness(m)) => {
-                    return Judgement::Error(evidence("the harness to carry out the step".into(), m));
+                    return Judgement::Error(evidence("the harness to carry out the step".into(), m, false));
                 }
             }
         }
@@ -410,6 +580,7 @@ impl Peer<'_> {
     }
 
     async fn send_framed(&mut self, msg: &Message, trailing: &[u8], framing: &Framing) -> StepResult {
+        self.pending.sent(msg, self.channels.open_count());
         self.t.send_with(msg, trailing, framing).await.or_else(|e| self.tolerate_closed(e))?;
         self.channels.on_sent(msg);
         Ok(())
@@ -444,7 +615,16 @@ impl Peer<'_> {
                 }
             }
             Message::UserauthFailure(f) => self.auth_methods = Some(f.methods.0.clone()),
+            Message::ChannelFailure(_) | Message::RequestFailure(_) | Message::ChannelOpenFailure(_) => {
+                if let Some(o) = self.pending.answered(msg) {
+                    self.refused = Some(o);
+                }
+            }
+            Message::ChannelSuccess(_) | Message::ChannelOpenConfirmation(_) => {
+                self.pending.answered(msg);
+            }
             Message::RequestSuccess(r) => {
+                self.pending.answered(msg);
                 if let [a, b, c, d] = r.data.0.as_slice() {
                     self.bound_port = Some(u32::from_be_bytes([*a, *b, *c, *d]));
                 }
@@ -529,29 +709,39 @@ impl Peer<'_> {
     fn default_kexinit(&self, pins: &Pins) -> KexInit {
         let mut cookie = [0u8; 16];
         rand::thread_rng().fill_bytes(&mut cookie);
-        let list = |pin: &Option<String>, all: &[&str]| match pin {
+        let list = |pin: &Option<String>, all: &[&str], extra: &[String]| match pin {
             Some(p) => NameList::new([p.as_str()]),
-            None => NameList::new(all.iter().copied()),
+            None => {
+                NameList::new(all.iter().copied().chain(extra.iter().map(String::as_str).filter(|e| !all.contains(e))))
+            }
         };
         let kex_all: Vec<&str> = kex::algorithms().collect();
-        let mut kex_algorithms = list(&pins.kex, &kex_all);
+        let mut kex_algorithms = list(&pins.kex, &kex_all, &[]);
         // The extension markers are announced only in the first key exchange (RFC 8308 §2.1, PROTOCOL §1.10).
         if self.t.kex.completed == 0 {
             kex_algorithms.0.push(kex::EXT_INFO_C.into());
             kex_algorithms.0.push(kex::KEX_STRICT_C.into());
         }
-        let ciphers = list(&pins.cipher, cipher::CIPHERS);
-        let macs = list(&pins.mac, cipher::MACS);
+        let ciphers = list(&pins.cipher, cipher::CIPHERS, &self.extra.cipher);
+        let macs = list(&pins.mac, cipher::MACS, &[]);
         KexInit {
             cookie: Cookie(cookie),
             kex_algorithms,
-            server_host_key_algorithms: list(&pins.host_key, hostkey::HOST_KEY_ALGORITHMS),
+            server_host_key_algorithms: list(&pins.host_key, hostkey::HOST_KEY_ALGORITHMS, &self.extra.host_key),
             encryption_algorithms_client_to_server: ciphers.clone(),
             encryption_algorithms_server_to_client: ciphers,
             mac_algorithms_client_to_server: macs.clone(),
             mac_algorithms_server_to_client: macs,
-            compression_algorithms_client_to_server: list(&pins.compression, &[compress::NONE]),
-            compression_algorithms_server_to_client: list(&pins.compression, &[compress::NONE]),
+            compression_algorithms_client_to_server: list(
+                &pins.compression,
+                &[compress::NONE],
+                &self.extra.compression,
+            ),
+            compression_algorithms_server_to_client: list(
+                &pins.compression,
+                &[compress::NONE],
+                &self.extra.compression,
+            ),
             languages_client_to_server: NameList::default(),
             languages_server_to_client: NameList::default(),
             first_kex_packet_follows: Bool::FALSE,
@@ -751,6 +941,21 @@ impl Peer<'_> {
         self.send_framed(&init, &[], &Framing::default()).await
     }
 
+    /// Receives the server's KEXINIT (IGNORE and DEBUG aside) and holds its form to the RFCs.
+    async fn judge_server_kexinit(&mut self, deadline: Instant, expected: &str) -> StepResult {
+        let k = loop {
+            match self.t.recv(deadline).await.map_err(|e| StepFailure::from_transport(expected, e))? {
+                Message::KexInit(k) => break k,
+                Message::Ignore(_) | Message::Debug(_) => {}
+                other => return Err(fail(expected, summarize(&other))),
+            }
+        };
+        match kexinit::problems(&k)[..] {
+            [] => Ok(()),
+            ref problems => Err(fail(expected, problems.join("; "))),
+        }
+    }
+
     async fn expect(&mut self, alts: &[Expectation], step: &Step, deadline: Instant, timeout: Duration) -> StepResult {
         let expected = alts.iter().map(Expectation::describe).collect::<Vec<_>>().join(" or ");
         if let Some(Expectation::Banner { matches }) = alts.iter().find(|a| matches!(a, Expectation::Banner { .. })) {
@@ -759,6 +964,9 @@ impl Peer<'_> {
             }
             let v = self.t.server.clone().unwrap_or_default();
             return banner::judge(&v, matches).map_err(|actual| fail(expected, actual));
+        }
+        if alts.iter().any(|a| matches!(a, Expectation::WellFormedKexinit)) {
+            return self.judge_server_kexinit(deadline, &expected).await;
         }
         let wants = |f: fn(&Expectation) -> bool| alts.iter().any(f);
         let close_ok = wants(|a| matches!(a, Expectation::Close));
@@ -775,12 +983,19 @@ impl Peer<'_> {
                         continue;
                     }
                     for alt in alts {
-                        if let Expectation::Message { name, matches } = alt {
-                            let matches =
-                                message::bind(matches, &|v| self.variable(v)).map_err(StepFailure::Harness)?;
-                            if message::matches(&msg, name, &matches).map_err(StepFailure::Harness)? {
-                                return Ok(());
-                            }
+                        let (Expectation::Message { name, matches } | Expectation::Unsupported { name, matches, .. }) =
+                            alt
+                        else {
+                            continue;
+                        };
+                        let bound = message::bind(matches, &|v| self.variable(v)).map_err(StepFailure::Harness)?;
+                        if message::matches(&msg, name, &bound).map_err(StepFailure::Harness)? {
+                            return match alt {
+                                Expectation::Unsupported { reason, .. } => {
+                                    Err(StepFailure::Unsupported(reason.clone()))
+                                }
+                                _ => Ok(()),
+                            };
                         }
                     }
                     if close_ok && matches!(msg, Message::Disconnect(_)) {
@@ -791,13 +1006,14 @@ impl Peer<'_> {
                 Err(TransportError::Closed { .. }) if close_ok => return Ok(()),
                 Err(TransportError::Timeout { .. }) if nothing_ok => return Ok(()),
                 Err(TransportError::Timeout { buffered, last_bytes, .. }) => {
-                    return Err(fail(
+                    return Err(StepFailure::Target {
                         expected,
-                        format!(
+                        actual: format!(
                             "nothing within {timeout:?} ({buffered} byte(s) of an incomplete packet buffered; last bytes received: {})",
                             hex::encode(last_bytes)
                         ),
-                    ));
+                        timed_out: true,
+                    });
                 }
                 Err(e) => return Err(StepFailure::from_transport(&expected, e)),
             }

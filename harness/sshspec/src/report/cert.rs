@@ -64,6 +64,9 @@ pub struct Certificate<'a> {
     pub deviations: Vec<&'a ScenarioResult>,
     /// Skip reasons and how many scenarios each one skipped.
     pub skipped: BTreeMap<&'a str, usize>,
+    /// INCONCLUSIVE results: a setup step failed, so their clauses were not reached. Listed apart
+    /// from deviations: they say nothing about the clauses they cite.
+    pub inconclusive: Vec<&'a ScenarioResult>,
 }
 
 fn clause_verdict(rs: &[&ScenarioResult]) -> ClauseVerdict {
@@ -109,11 +112,12 @@ impl<'a> Certificate<'a> {
             .copied()
             .filter(|r| matches!(r.outcome, Outcome::Fail | Outcome::Xfail | Outcome::Xpass | Outcome::Error))
             .collect();
+        let inconclusive = results.iter().copied().filter(|r| r.outcome == Outcome::Inconclusive).collect();
         let mut skipped = BTreeMap::new();
         for r in results.iter().filter(|r| r.outcome == Outcome::Skip) {
             *skipped.entry(r.reason.as_deref().unwrap_or("(no reason given)")).or_insert(0) += 1;
         }
-        Certificate { target, summary, clauses, levels, deviations, skipped }
+        Certificate { target, summary, clauses, levels, deviations, skipped, inconclusive }
     }
 
     fn identity_lines(&self) -> Vec<(&'static str, String)> {
@@ -141,10 +145,21 @@ impl<'a> Certificate<'a> {
             "scenario set",
             format!("{} scenarios, SHA-256 {}", self.summary.scenario_set.count, self.summary.scenario_set.digest),
         ));
+        if let Some(p) = &t.profile {
+            v.push(("strict kex offered", p.strict_kex.to_string()));
+            if let Some(m) = &p.auth_methods {
+                v.push(("auth methods", m.join(",")));
+            }
+        }
         if let Some(u) = &t.unavailable {
             v.push(("unavailable", u.clone()));
         }
         v
+    }
+
+    /// One line per INCONCLUSIVE result: the scenario and the setup step that failed.
+    fn inconclusive_lines(&self) -> Vec<(String, String)> {
+        self.inconclusive.iter().map(|r| (r.scenario.clone(), r.reason.clone().unwrap_or_default())).collect()
     }
 
     fn rate_text(r: &LevelRate) -> String {
@@ -165,8 +180,8 @@ impl<'a> Certificate<'a> {
         let c = &t.tally;
         let _ = writeln!(
             o,
-            "\nScenarios: {} pass, {} fail, {} xfail (known deviations), {} xpass, {} skip, {} error.\n",
-            c.pass, c.fail, c.xfail, c.xpass, c.skip, c.error
+            "\nScenarios: {} pass, {} fail, {} xfail (known deviations), {} xpass, {} skip, {} inconclusive, {} error.\n",
+            c.pass, c.fail, c.xfail, c.xpass, c.skip, c.inconclusive, c.error
         );
         o.push_str("## Clauses by level\n\n| level | clauses judged | conform | deviate | pass rate | not judged here |\n|---|---|---|---|---|---|\n");
         for (l, r) in &self.levels {
@@ -212,6 +227,12 @@ impl<'a> Certificate<'a> {
         for c in &self.clauses {
             let sc: Vec<String> = c.scenarios.iter().map(|r| format!("`{}` {}", r.scenario, r.outcome)).collect();
             let _ = writeln!(o, "| {} | {} | {} | {} |", c.id, c.level, c.verdict.label(), sc.join("<br>"));
+        }
+        if !self.inconclusive.is_empty() {
+            o.push_str("\n## Not reached: a setup step failed (no verdict on these clauses)\n\n| scenario | setup failure |\n|---|---|\n");
+            for (id, why) in self.inconclusive_lines() {
+                let _ = writeln!(o, "| `{id}` | {} |", why.replace('|', "\\|"));
+            }
         }
         if !self.skipped.is_empty() {
             o.push_str("\n## Not run here\n\n| scenarios | reason |\n|---|---|\n");
@@ -291,6 +312,13 @@ impl<'a> Certificate<'a> {
             );
         }
         o.push_str("</table>");
+        if !self.inconclusive.is_empty() {
+            o.push_str("<h2>Not reached: a setup step failed (no verdict on these clauses)</h2><table id=\"inconclusive\"><tr><th>scenario</th><th>setup failure</th></tr>");
+            for (id, why) in self.inconclusive_lines() {
+                let _ = write!(o, "<tr><td class=\"mono\">{}</td><td>{}</td></tr>", esc(&id), esc(&why));
+            }
+            o.push_str("</table>");
+        }
         if !self.skipped.is_empty() {
             o.push_str("<h2>Not run here</h2><table><tr><th>scenarios</th><th>reason</th></tr>");
             for (reason, n) in &self.skipped {

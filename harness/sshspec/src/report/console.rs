@@ -81,7 +81,7 @@ impl Reporter for Console {
             }
             Event::Result(r) => {
                 let show = self.verbosity >= 1
-                    || matches!(r.outcome, Outcome::Fail | Outcome::Xpass | Outcome::Error)
+                    || matches!(r.outcome, Outcome::Fail | Outcome::Xpass | Outcome::Error | Outcome::Inconclusive)
                     || (r.outcome == Outcome::Skip && !self.unavailable.contains(&r.target));
                 if show {
                     let _ = writeln!(o, "{:<5} {} {} ({} ms)", r.outcome.label(), r.target, r.scenario, r.duration_ms);
@@ -110,14 +110,14 @@ impl Reporter for Console {
                 let _ = writeln!(o);
                 let _ = writeln!(
                     o,
-                    "{:<12} {:<40} {:>5} {:>5} {:>5} {:>5} {:>5} {:>5} {:>8}",
-                    "target", "version", "pass", "fail", "xfail", "xpass", "skip", "error", "time"
+                    "{:<12} {:<40} {:>5} {:>5} {:>5} {:>5} {:>5} {:>5} {:>5} {:>8}",
+                    "target", "version", "pass", "fail", "xfail", "xpass", "skip", "incon", "error", "time"
                 );
                 for t in &summary.targets {
                     let v = if t.version.is_empty() { "(unavailable)" } else { t.version.as_str() };
                     let _ = writeln!(
                         o,
-                        "{:<12} {:<40} {:>5} {:>5} {:>5} {:>5} {:>5} {:>5} {:>7.2}s",
+                        "{:<12} {:<40} {:>5} {:>5} {:>5} {:>5} {:>5} {:>5} {:>5} {:>7.2}s",
                         t.name,
                         truncate(v, 40),
                         t.tally.pass,
@@ -125,6 +125,7 @@ impl Reporter for Console {
                         t.tally.xfail,
                         t.tally.xpass,
                         t.tally.skip,
+                        t.tally.inconclusive,
                         t.tally.error,
                         t.duration_ms as f64 / 1000.0
                     );
@@ -139,12 +140,13 @@ impl Reporter for Console {
                 };
                 writeln!(
                     o,
-                    "sshspec: {} passed, {} failed, {} xfailed, {} xpassed, {} skipped, {} errors in {:.2}s: {verdict}",
+                    "sshspec: {} passed, {} failed, {} xfailed, {} xpassed, {} skipped, {} inconclusive, {} errors in {:.2}s: {verdict}",
                     all.pass,
                     all.fail,
                     all.xfail,
                     all.xpass,
                     all.skip,
+                    all.inconclusive,
                     all.error,
                     summary.duration_ms as f64 / 1000.0
                 )
@@ -212,6 +214,7 @@ mod tests {
             evidence: None,
             identity: None,
             transcript: Vec::new(),
+            first_attempt: None,
             server_log: Vec::new(),
         }
     }

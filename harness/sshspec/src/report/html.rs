@@ -34,7 +34,7 @@ th{background:#f3f3f3;position:sticky;top:0}
 .meta{color:#555}.mono,pre{font-family:ui-monospace,monospace;font-size:12px}
 .v{font-weight:600;text-align:center;white-space:nowrap}.v a{color:inherit;text-decoration:none;display:block}
 .PASS{background:#d9f2d9}.FAIL{background:#f7c6c6}.XFAIL{background:#f7e3b5}.XPASS{background:#e9c6f7}
-.SKIP{background:#eee;color:#666}.ERROR{background:#c9d8f7}
+.SKIP{background:#eee;color:#666}.INCONCLUSIVE{background:#f2f2d0;color:#555}.ERROR{background:#c9d8f7}
 tr.area th{background:#dde6f0;text-align:left;font-size:1.05em}
 .detail{display:none}
 .detail:target{display:block;position:fixed;inset:3% 4%;overflow:auto;background:#fff;border:2px solid #333;
@@ -137,11 +137,14 @@ pub fn render(summary: &Summary) -> String {
             esc(v)
         );
     }
-    o.push_str("</tr><tr><th colspan=\"3\">pass / fail / xfail / xpass / skip / error</th>");
+    o.push_str("</tr><tr><th colspan=\"3\">pass / fail / xfail / xpass / skip / inconclusive / error</th>");
     for t in &summary.targets {
         let c = &t.tally;
-        let _ =
-            write!(o, "<th class=\"tally\">{}/{}/{}/{}/{}/{}</th>", c.pass, c.fail, c.xfail, c.xpass, c.skip, c.error);
+        let _ = write!(
+            o,
+            "<th class=\"tally\">{}/{}/{}/{}/{}/{}/{}</th>",
+            c.pass, c.fail, c.xfail, c.xpass, c.skip, c.inconclusive, c.error
+        );
     }
     o.push_str("</tr></thead><tbody>\n");
     let mut area = String::new();

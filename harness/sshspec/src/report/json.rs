@@ -6,7 +6,7 @@ use serde::Serialize;
 use std::path::Path;
 
 /// Bumped whenever a field is removed or changes meaning (adding fields does not bump it).
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 #[derive(Serialize)]
 struct Report<'a> {

@@ -36,6 +36,13 @@ pub fn render(summary: &Summary) -> Result<String, String> {
                     s.set_message(message.as_str());
                     s
                 }
+                // JUnit has no "not judged": skipped, with the setup step that failed as the message.
+                Outcome::Inconclusive => {
+                    let mut s = TestCaseStatus::skipped();
+                    s.set_message(format!("INCONCLUSIVE: {}", r.reason.as_deref().unwrap_or(&message)));
+                    s.set_type("INCONCLUSIVE");
+                    s
+                }
             };
             let mut case = TestCase::new(r.scenario.as_str(), status);
             case.set_classname(format!("{}.{}", t.name, r.scenario.split('/').next().unwrap_or("")));

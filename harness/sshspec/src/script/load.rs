@@ -69,6 +69,7 @@ struct RawStep {
     timeout: Option<String>,
     strict: Option<bool>,
     pass_over: Option<Vec<String>>,
+    judged: Option<bool>,
     banner: Option<String>,
     pre_banner: Option<Vec<String>>,
     kex: Option<String>,
@@ -125,6 +126,9 @@ enum RawAlternative {
         expect: String,
         #[serde(rename = "match", default)]
         matches: toml::Table,
+        /// This answer means the server lacks an optional feature: the scenario SKIPs with this reason.
+        #[serde(default)]
+        unsupported: Option<String>,
     },
 }
 
@@ -165,6 +169,8 @@ pub fn parse(id: &str, path: &Path, text: &str) -> Result<Scenario, LoadError> {
         let (line, _) = line_col(text, span.start);
         steps.push(step(s.into_inner(), line).map_err(|(key, m)| at(key.unwrap_or(span), m))?);
     }
+    let mut requires = raw.requires;
+    add_pinned(&mut requires, &steps);
     Ok(Scenario {
         id: id.to_owned(),
         path: path.to_path_buf(),
@@ -174,12 +180,35 @@ pub fn parse(id: &str, path: &Path, text: &str) -> Result<Scenario, LoadError> {
         level: raw.level,
         requirement: raw.requirement,
         tier: raw.tier,
-        requires: raw.requires,
+        requires,
         destructive: raw.destructive,
         timeout,
         steps,
         digest: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(text.as_bytes())),
     })
+}
+
+/// An algorithm a `key-exchange` step pins is one the target must offer: a scenario never runs,
+/// to FAIL on "no common algorithm", against a server that does not list what it pins.
+fn add_pinned(r: &mut Requires, steps: &[Step]) {
+    for step in steps {
+        if let Action::KeyExchange { pins, .. } = &step.action {
+            let lists = [
+                (&pins.kex, &mut r.kex),
+                (&pins.host_key, &mut r.host_key),
+                (&pins.cipher, &mut r.cipher),
+                (&pins.mac, &mut r.mac),
+                (&pins.compression, &mut r.compression),
+            ];
+            for (pin, list) in lists {
+                if let Some(p) = pin
+                    && !list.contains(p)
+                {
+                    list.push(p.clone());
+                }
+            }
+        }
+    }
 }
 
 /// A step error, located at the key that caused it when known (else at the step).
@@ -445,7 +474,15 @@ fn step_inner(r: RawStep, line: usize) -> Result<Step, Located> {
         for a in alts {
             out.push(match a {
                 RawAlternative::Name(n) => expectation(n, toml::Table::new())?,
-                RawAlternative::Full { expect, matches } => expectation(expect, matches.clone())?,
+                RawAlternative::Full { expect, matches, unsupported: None } => expectation(expect, matches.clone())?,
+                RawAlternative::Full { expect, matches, unsupported: Some(reason) } => {
+                    match expectation(expect, matches.clone())? {
+                        Expectation::Message { name, matches } => {
+                            Expectation::Unsupported { name, matches, reason: reason.clone() }
+                        }
+                        _ => return Err("`unsupported` applies to a message alternative only".into()),
+                    }
+                }
             });
         }
         Action::Expect(out)
@@ -518,16 +555,17 @@ fn step_inner(r: RawStep, line: usize) -> Result<Step, Located> {
     if let Some((stray, ..)) = options.iter().find(|(_, set, applies)| *set && !applies.contains(&kind)) {
         return Err(format!("`{stray}` does not apply to this step's action").into());
     }
-    Ok(Step { line, action, timeout, strict, pass_over })
+    Ok(Step { line, action, timeout, strict, pass_over, judged: r.judged.unwrap_or(false) })
 }
 
 fn expectation(name: &str, matches: toml::Table) -> Result<Expectation, String> {
     Ok(match name {
-        "close" | "nothing" if !matches.is_empty() => {
+        "close" | "nothing" | "well-formed-kexinit" if !matches.is_empty() => {
             return Err(format!("`expect = \"{name}\"` takes no `match`"));
         }
         "close" => Expectation::Close,
         "nothing" => Expectation::Nothing,
+        "well-formed-kexinit" => Expectation::WellFormedKexinit,
         "banner" => {
             message::check_banner_matchers(&matches)?;
             Expectation::Banner { matches }

@@ -103,6 +103,14 @@ impl Scenario {
         self.id.split('/').next().unwrap_or(&self.id)
     }
 
+    /// The index of the first step under test: the steps before it are setup, and a setup step
+    /// that fails makes the scenario INCONCLUSIVE, never a FAIL of the clauses it cites. The last
+    /// step is always judged (a scenario of setup steps only judges its last one).
+    pub fn first_judged(&self) -> usize {
+        let setup = self.steps.iter().take_while(|s| s.is_setup()).count();
+        setup.min(self.steps.len().saturating_sub(1))
+    }
+
     /// How long this scenario may take beyond its round trips, read from its steps: the data it
     /// moves (at a nominal 256 MiB/s), its sleeps, the rekey limits it waits out, and the deadlines
     /// its authors set on expectations (a target that does not answer makes the scenario wait them
@@ -142,6 +150,25 @@ pub struct Step {
     /// Further messages (by name) the expectation passes over, e.g. a server's unsolicited
     /// `global_request` after login.
     pub pass_over: Vec<String>,
+    /// `judged = true`: this step is under test even though it looks like setup (a pinned
+    /// key exchange in a scenario about that cipher); it and every later step are judged.
+    pub judged: bool,
+}
+
+impl Step {
+    /// Whether this step only brings the connection to where the scenario starts: an ordinary
+    /// version exchange, key exchange (algorithms pinned, but no overridden KEXINIT and no guess),
+    /// login with the target's own method, or a default session channel.
+    pub fn is_setup(&self) -> bool {
+        !self.judged
+            && match &self.action {
+                Action::VersionExchange { banner, pre_banner } => banner.is_none() && pre_banner.is_empty(),
+                Action::KeyExchange { with, guess, .. } => with.is_empty() && !guess,
+                Action::Authenticate(a) => a.method == AuthKind::Login && a.outcome == AuthOutcome::Success,
+                Action::OpenSession { window, max_packet } => window.is_none() && max_packet.is_none(),
+                _ => false,
+            }
+    }
 }
 
 pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -358,6 +385,11 @@ pub enum Expectation {
     Close,
     /// No message (IGNORE and DEBUG aside) for the whole step timeout.
     Nothing,
+    /// The server's KEXINIT, held to the form RFC 4251 §5-§6 and RFC 4253 §7.1 give it.
+    WellFormedKexinit,
+    /// A message that shows the target lacks something optional the scenario needs (exit-status
+    /// where exit-signal was asked for): the scenario SKIPs with `reason`, it does not FAIL.
+    Unsupported { name: String, matches: toml::Table, reason: String },
 }
 
 impl Expectation {
@@ -369,6 +401,8 @@ impl Expectation {
             Expectation::Banner { matches } => {
                 format!("an identification line with {}", inline(matches))
             }
+            Expectation::Unsupported { name, .. } => format!("{name} (optional feature absent)"),
+            Expectation::WellFormedKexinit => "a well-formed server KEXINIT".into(),
             Expectation::Close => "the connection closed".into(),
             Expectation::Nothing => "no message".into(),
         }

@@ -9,7 +9,7 @@ mod process;
 
 pub use container::BUILD_HINT;
 
-use crate::peer::Credentials;
+use crate::peer::{Credentials, KeyKind, Profile};
 use crate::script::Scenario;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -102,6 +102,9 @@ pub struct TargetInfo {
     /// Whether destructive scenarios may run against it (always for our own local targets).
     #[serde(skip)]
     pub allow_destructive: bool,
+    /// What the probe saw it offer, once it has run (see [`crate::peer::probe`]).
+    #[serde(skip)]
+    pub profile: Option<Profile>,
 }
 
 /// Every user key type a run makes (`peer::UserKeys`).
@@ -244,8 +247,9 @@ pub fn find(name: &str) -> Result<TargetInfo, String> {
             server: "unknown".into(),
             backend: BackendKind::Remote,
             description: format!("a remote server at {address}"),
-            // What a remote device supports is unknown; password is what we can offer it.
-            auth: vec!["none".into(), "password".into()],
+            // What we can log in with: the CLI adds password and keyboard-interactive for a
+            // password, publickey for an identity; the probe then keeps what the server lists.
+            auth: vec!["none".into()],
             max_jobs: 2,
             image: None,
             version: None,
@@ -263,6 +267,7 @@ pub fn find(name: &str) -> Result<TargetInfo, String> {
             pinned_host_keys: Vec::new(),
             connect_interval: Duration::from_millis(200),
             allow_destructive: false,
+            profile: None,
         });
     }
     let all = catalog()?;
@@ -296,13 +301,31 @@ impl TargetInfo {
         Ok(t)
     }
 
-    /// What `method = "login"` uses against this target: password where offered, else publickey.
+    /// Whether we can log in with `method`: the description (for a remote target, the credentials
+    /// given) allows it, and the server listed it when probed.
+    pub fn offers_auth(&self, method: &str) -> bool {
+        let probed = self.profile.as_ref().and_then(|p| p.auth_methods.as_ref());
+        self.auth.iter().any(|m| m == method) && probed.is_none_or(|p| p.iter().any(|m| m == method))
+    }
+
+    /// What `method = "login"` uses against this target: password where it can be used, else
+    /// publickey with a key the target takes, else keyboard-interactive.
     pub fn login_method(&self) -> crate::script::AuthKind {
-        if self.auth.iter().any(|m| m == "password") {
-            crate::script::AuthKind::Password
+        use crate::script::AuthKind;
+        if self.offers_auth("password") {
+            AuthKind::Password
+        } else if self.offers_auth("publickey") && !self.user_keys.is_empty() {
+            AuthKind::Publickey
+        } else if self.offers_auth("keyboard-interactive") {
+            AuthKind::KeyboardInteractive
         } else {
-            crate::script::AuthKind::Publickey
+            AuthKind::Publickey
         }
+    }
+
+    /// The user key a publickey login uses: the first kind the target takes for the test user.
+    pub fn login_key(&self) -> KeyKind {
+        KeyKind::ALL.into_iter().find(|k| self.user_keys.iter().any(|u| u == k.key_type())).unwrap_or_default()
     }
 
     /// The instance a scenario runs against: none for the target itself, else its variant's name,
@@ -326,8 +349,19 @@ impl TargetInfo {
                 self.name
             ));
         }
-        if let Some(m) = r.auth.iter().find(|m| !self.auth.contains(m)) {
-            return Some(format!("{} does not offer the {m} authentication method", self.name));
+        if let Some(m) = r.auth.iter().find(|m| !self.offers_auth(m)) {
+            let probed = self.profile.as_ref().and_then(|p| p.auth_methods.as_ref());
+            return Some(match probed {
+                Some(listed) if !listed.contains(m) => format!(
+                    "probed: {} does not list the {m} authentication method (it lists {})",
+                    self.name,
+                    listed.join(",")
+                ),
+                _ if self.backend == BackendKind::Remote => {
+                    format!("no credentials for the {m} authentication method were given for {}", self.name)
+                }
+                _ => format!("declared: {} does not offer the {m} authentication method", self.name),
+            });
         }
         if let Some(v) = &r.variant
             && !self.variants.contains_key(v)
@@ -338,22 +372,35 @@ impl TargetInfo {
         if let Some(k) = r.user_key.iter().find(|k| !self.user_keys.contains(k)) {
             return Some(format!("{} has no {k} user key for the test user", self.name));
         }
-        if self.backend == BackendKind::Remote {
-            return None;
-        }
-        if let Some(f) = r.feature.iter().find(|f| !self.features.contains(f)) {
-            return Some(format!("{} does not offer {f}", self.name));
+        // A remote server's optional features are not known beforehand: the scenario runs, and a
+        // refusal of what RFC 4254 leaves optional is a SKIP at run time (`peer::Refusal`).
+        if self.backend != BackendKind::Remote
+            && let Some(f) = r.feature.iter().find(|f| !self.features.contains(f))
+        {
+            return Some(format!("declared: {} does not offer {f}", self.name));
         }
         let lists = [
-            ("cipher", &r.cipher, &self.algorithms.cipher),
-            ("MAC", &r.mac, &self.algorithms.mac),
-            ("key exchange", &r.kex, &self.algorithms.kex),
-            ("host key algorithm", &r.host_key, &self.algorithms.host_key),
-            ("compression", &r.compression, &self.algorithms.compression),
+            ("kex", "key exchange", &r.kex, &self.algorithms.kex),
+            ("host_key", "host key algorithm", &r.host_key, &self.algorithms.host_key),
+            ("cipher", "cipher", &r.cipher, &self.algorithms.cipher),
+            ("mac", "MAC", &r.mac, &self.algorithms.mac),
+            ("compression", "compression", &r.compression, &self.algorithms.compression),
         ];
-        for (what, needs, has) in lists {
-            if let Some(a) = needs.iter().find(|a| !has.contains(a)) {
-                return Some(format!("{} does not offer the {what} {a}", self.name));
+        for (category, what, needs, declared) in lists {
+            let missing = match self.profile.as_ref().filter(|p| p.has_lists()) {
+                // The server's own KEXINIT is the fact; a description cannot add to it.
+                Some(p) => needs.iter().find(|a| !p.offers(category, a)).map(|a| ("probed", a)),
+                None if self.backend == BackendKind::Remote => needs.first().map(|a| ("not probed", a)),
+                None => needs.iter().find(|a| !declared.contains(a)).map(|a| ("declared", a)),
+            };
+            if let Some((how, a)) = missing {
+                return Some(match how {
+                    "not probed" => format!(
+                        "not probed: the probe did not read {}'s KEXINIT, so whether it offers the {what} {a} is unknown",
+                        self.name
+                    ),
+                    _ => format!("{how}: {} does not offer the {what} {a}", self.name),
+                });
             }
         }
         None

@@ -108,6 +108,17 @@ pub fn verify(algorithm: &str, key_blob: &[u8], signature_blob: &[u8], data: &[u
                 RSA_SHA2_512 => (Pkcs1v15Sign::new::<sha2::Sha512>(), sha2::Sha512::digest(data).to_vec()),
                 _ => (Pkcs1v15Sign::new::<sha1::Sha1>(), sha1::Sha1::digest(data).to_vec()),
             };
+            // RFC 8332 §3 fixes the blob at the modulus length, but a signer that encodes the
+            // integer minimally drops leading zero bytes (lshd, about 1 in 256 signatures); PKCS#1
+            // verification wants the full length, so restore them rather than blame the server.
+            let size = rsa::traits::PublicKeyParts::size(&key);
+            let padded;
+            let sig = if sig.len() < size {
+                padded = [vec![0u8; size - sig.len()], sig.to_vec()].concat();
+                &padded[..]
+            } else {
+                sig
+            };
             key.verify(scheme, &hashed, sig).map_err(|_| HostKeyError::BadSignature)
         }
         ECDSA_NISTP256 | ECDSA_NISTP384 | ECDSA_NISTP521 => {

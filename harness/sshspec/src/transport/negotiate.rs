@@ -42,10 +42,18 @@ fn pick(category: &'static str, client: &NameList, server: &NameList) -> Result<
     })
 }
 
+/// Extension markers in the kex list: RFC 8308's `ext-info-*` and strict kex's `kex-strict-*`.
+pub fn is_marker(name: &str) -> bool {
+    name.starts_with("ext-info-") || name.starts_with("kex-strict-")
+}
+
 /// Negotiates as RFC 4253 §7.1 says. `first_kex` decides whether the strict-kex markers count:
 /// they are honoured only in the first key exchange.
 pub fn negotiate(c: &KexInit, s: &KexInit) -> Result<Negotiated, NoCommon> {
-    let kex = pick("key exchange", &c.kex_algorithms, &s.kex_algorithms)?;
+    // Markers announce extensions and are never methods (RFC 8308 §2.2), even when both sides list
+    // one: a server that lists `ext-info-c` must not make us run a key exchange called that.
+    let methods = |l: &NameList| NameList::new(l.iter().filter(|n| !is_marker(n)));
+    let kex = pick("key exchange", &methods(&c.kex_algorithms), &methods(&s.kex_algorithms))?;
     let host_key = pick("host key", &c.server_host_key_algorithms, &s.server_host_key_algorithms)?;
     let cipher_c2s = pick(
         "client-to-server cipher",
@@ -108,6 +116,15 @@ mod tests {
             compression_algorithms_server_to_client: l(&["none"]),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn markers_are_never_methods() {
+        let c = kexinit(&["curve25519-sha256", EXT_INFO_C, KEX_STRICT_C], &["aes128-ctr"]);
+        let s = kexinit(&[EXT_INFO_C, KEX_STRICT_C, "curve25519-sha256"], &["aes128-ctr"]);
+        assert_eq!(negotiate(&c, &s).expect("common kex").kex, "curve25519-sha256");
+        let s = kexinit(&[EXT_INFO_C, KEX_STRICT_C], &["aes128-ctr"]);
+        assert_eq!(negotiate(&c, &s).expect_err("markers only").category, "key exchange");
     }
 
     #[test]

@@ -1,0 +1,107 @@
+//! Judging the server's KEXINIT as a message (RFC 4253 §7.1, RFC 4251 §5 and §6): every algorithm
+//! name-list non-empty, every name 1 to 64 printable US-ASCII characters with no empty element,
+//! `@` names with a single at-sign, booleans 0 or 1, and the reserved field 0. Negotiation reads
+//! the lists leniently; this is where their form is held to the RFCs.
+
+use sshspec_wire::NameList;
+use sshspec_wire::msg::KexInit;
+
+/// Every way `k` breaks the rules above, in the server's field order.
+pub fn problems(k: &KexInit) -> Vec<String> {
+    let mut out = Vec::new();
+    let algorithm_lists: [(&str, &NameList); 8] = [
+        ("kex_algorithms", &k.kex_algorithms),
+        ("server_host_key_algorithms", &k.server_host_key_algorithms),
+        ("encryption_algorithms_client_to_server", &k.encryption_algorithms_client_to_server),
+        ("encryption_algorithms_server_to_client", &k.encryption_algorithms_server_to_client),
+        ("mac_algorithms_client_to_server", &k.mac_algorithms_client_to_server),
+        ("mac_algorithms_server_to_client", &k.mac_algorithms_server_to_client),
+        ("compression_algorithms_client_to_server", &k.compression_algorithms_client_to_server),
+        ("compression_algorithms_server_to_client", &k.compression_algorithms_server_to_client),
+    ];
+    for (field, list) in algorithm_lists {
+        if list.0.is_empty() {
+            out.push(format!(
+                "{field} is empty (RFC 4253 §7.1: each name-list MUST contain at least one algorithm name)"
+            ));
+        }
+    }
+    let languages = [
+        ("languages_client_to_server", &k.languages_client_to_server),
+        ("languages_server_to_client", &k.languages_server_to_client),
+    ];
+    for (field, list) in algorithm_lists.into_iter().chain(languages) {
+        for name in &list.0 {
+            if let Some(why) = bad_name(name) {
+                out.push(format!("{field} [{}]: {why}", list.joined()));
+            }
+        }
+    }
+    if k.first_kex_packet_follows.0 > 1 {
+        out.push(format!(
+            "first_kex_packet_follows is {} (RFC 4251 §5: only 0 and 1 may be stored in a boolean)",
+            k.first_kex_packet_follows.0
+        ));
+    }
+    if k.reserved != 0 {
+        out.push(format!("the reserved field is {} (RFC 4253 §7.1: 0, reserved for future extension)", k.reserved));
+    }
+    out
+}
+
+/// Why one name breaks RFC 4251 §5 and §6, if it does.
+fn bad_name(name: &str) -> Option<String> {
+    if name.is_empty() {
+        return Some("an empty name (RFC 4251 §5: a name MUST have a non-zero length)".into());
+    }
+    if let Some(c) = name.chars().find(|c| !(c.is_ascii_graphic())) {
+        return Some(format!(
+            "{name:?} holds {c:?} (RFC 4251 §5, §6: names are printable US-ASCII without whitespace or controls)"
+        ));
+    }
+    if name.len() > 64 {
+        return Some(format!("{name:?} is {} characters long (RFC 4251 §6: at most 64)", name.len()));
+    }
+    if name.matches('@').count() > 1 {
+        return Some(format!("{name:?} has more than one at-sign (RFC 4251 §6)"));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sshspec_wire::Bool;
+
+    fn good() -> KexInit {
+        let l = |v: &[&str]| NameList::new(v.iter().copied());
+        KexInit {
+            kex_algorithms: l(&["curve25519-sha256", "kex-strict-s-v00@openssh.com"]),
+            server_host_key_algorithms: l(&["ssh-ed25519"]),
+            encryption_algorithms_client_to_server: l(&["aes128-ctr"]),
+            encryption_algorithms_server_to_client: l(&["aes128-ctr"]),
+            mac_algorithms_client_to_server: l(&["hmac-sha2-256"]),
+            mac_algorithms_server_to_client: l(&["hmac-sha2-256"]),
+            compression_algorithms_client_to_server: l(&["none"]),
+            compression_algorithms_server_to_client: l(&["none"]),
+            ..KexInit::default()
+        }
+    }
+
+    #[test]
+    fn a_well_formed_kexinit_has_no_problems() {
+        assert_eq!(problems(&good()), Vec::<String>::new());
+    }
+
+    #[test]
+    fn each_rule_is_caught() {
+        let mut k = good();
+        k.kex_algorithms = NameList::new(["curve25519-sha256", "", "a@b@c"]);
+        k.mac_algorithms_server_to_client = NameList::default();
+        k.server_host_key_algorithms = NameList::new(["ssh ed25519", &"x".repeat(65)]);
+        k.first_kex_packet_follows = Bool(2);
+        k.reserved = 1;
+        let p = problems(&k);
+        assert_eq!(p.len(), 7, "{p:#?}");
+    }
+}
