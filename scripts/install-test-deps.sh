@@ -36,6 +36,9 @@ mkdir -p /run/sshd
 
 echo "install-test-deps: $(/usr/sbin/sshd -V 2>&1 | head -1); $(/usr/sbin/dropbear -V 2>&1 | head -1)"
 
+# The third-party servers tests/thirdparty.rs runs as remote targets: Paramiko, AsyncSSH, Erlang/OTP ssh.
+bash "$(dirname "$0")/install-thirdparty.sh"
+
 if command -v docker >/dev/null && docker info >/dev/null 2>&1; then
   start=$SECONDS
   bash "$(dirname "$0")/build-images.sh"

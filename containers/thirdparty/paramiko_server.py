@@ -130,13 +130,20 @@ class Server(paramiko.ServerInterface):
     def check_channel_exec_request(self, channel, command):
         command = command.decode("utf-8", "surrogateescape") if isinstance(command, bytes) else command
         log.info("exec %r", command)
-        threading.Thread(target=run, args=(channel, ["/bin/sh", "-c", command]), daemon=True).start()
+        start_after_reply(channel, ["/bin/sh", "-c", command])
         return True
 
     def check_channel_shell_request(self, channel):
         log.info("shell")
-        threading.Thread(target=run, args=(channel, ["/bin/sh"]), daemon=True).start()
+        start_after_reply(channel, ["/bin/sh"])
         return True
+
+
+def start_after_reply(channel, argv):
+    """Paramiko sends CHANNEL_SUCCESS only after this callback returns, from its own thread; a
+    command started at once could have its output or EOF on the wire first (seen with `true`).
+    So the command starts a moment later, as an application would after the request completes."""
+    threading.Timer(0.2, run, args=(channel, argv)).start()
 
 
 def run(chan, argv):

@@ -136,6 +136,11 @@ struct RunArgs {
     /// For remote targets: an unencrypted OpenSSH private key (ed25519, ECDSA P-256 or RSA) to log in with.
     #[arg(long, value_name = "FILE")]
     identity: Option<PathBuf>,
+    /// For remote targets: a description in the target description format (server, version,
+    /// features, expected-failures with their evidence, unjudged); algorithms and auth methods are
+    /// probed. See containers/thirdparty/*.toml.
+    #[arg(long, value_name = "FILE")]
+    describe: Option<PathBuf>,
     /// Scenarios running at once over all targets together (default: 12 per core, at least 24).
     /// Each target's own limit applies within it.
     #[arg(long, value_name = "N")]
@@ -298,6 +303,15 @@ fn run(a: RunArgs) -> u8 {
                 t.connect_interval = i;
             }
             t.allow_destructive = a.allow_destructive;
+            if let Some(file) = &a.describe {
+                match targets::load_description(file) {
+                    Ok(d) => t.describe(d),
+                    Err(e) => {
+                        eprintln!("error: --describe: {e}");
+                        return exit::USAGE;
+                    }
+                }
+            }
         }
         infos.push(t);
     }

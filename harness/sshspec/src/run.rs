@@ -305,6 +305,60 @@ fn deadline_missed(j: &Judgement) -> bool {
     matches!(j, Judgement::Fail(e) | Judgement::Inconclusive(e) if e.timed_out)
 }
 
+type Done =
+    tokio::sync::mpsc::UnboundedSender<(usize, Result<peer::Run, String>, Option<peer::Evidence>, Instant, Instant)>;
+
+/// Runs one scenario in its own task, so a panic in it (a harness bug) is that scenario's ERROR;
+/// aborting the caller (Ctrl-C, the run's deadline) aborts it too.
+async fn run_job(
+    shared: &Arc<(Credentials, peer::Options)>,
+    scenarios: &Arc<Vec<Scenario>>,
+    job: &Job,
+) -> Result<peer::Run, String> {
+    let (shared, scenarios, job) = (shared.clone(), scenarios.clone(), job.clone());
+    let mut task = AbortOnDrop(tokio::spawn(async move {
+        let (creds, popts) = &*shared;
+        let popts = peer::Options { source: job.source, ssh_inner: job.inner, ..popts.clone() };
+        peer::run(&scenarios[job.index], job.addr, creds, &popts).await
+    }));
+    (&mut task.0).await.map_err(|e| e.to_string())
+}
+
+/// Runs a target's deadline misses again, one by one, holding the run's write guard: nothing else
+/// runs anywhere meanwhile, so a miss that repeats is the server's. Once
+/// [`CONFIRMED_MISSES_BEFORE_TRUST`] have repeated, the rest stand as they are.
+async fn retry_alone(
+    list: Vec<(Job, peer::Run, Instant)>,
+    gate: &Gate,
+    shared: &Arc<(Credentials, peer::Options)>,
+    scenarios: &Arc<Vec<Scenario>>,
+    done: &Done,
+) {
+    if list.is_empty() {
+        return;
+    }
+    let _alone = gate.alone.clone().write_owned().await;
+    let mut confirmed = 0;
+    for (job, first, from) in list {
+        let evidence = match &first.judgement {
+            Judgement::Fail(e) | Judgement::Inconclusive(e) => Some(e.clone()),
+            _ => None,
+        };
+        let (run, first) = if confirmed < CONFIRMED_MISSES_BEFORE_TRUST {
+            let run = run_job(shared, scenarios, &job).await;
+            if run.as_ref().is_ok_and(|r| deadline_missed(&r.judgement)) {
+                confirmed += 1;
+            }
+            (run, evidence)
+        } else {
+            (Ok(first), None)
+        };
+        if done.send((job.index, run, first, from, Instant::now())).is_err() {
+            return;
+        }
+    }
+}
+
 /// After this many of a target's deadline misses were confirmed by running alone, its further
 /// misses are the server's (a stalled or hostile server misses every deadline) and are not re-run:
 /// re-running each alone would serialise the whole run behind it.
@@ -490,61 +544,60 @@ async fn run_target(
     // Connections to the target are spaced by its connect interval (remote devices may rate-limit).
     let pace = Arc::new(tokio::sync::Mutex::new(tokio::time::Instant::now()));
     let mut workers = tokio::task::JoinSet::new();
-    let confirmed_misses = Arc::new(std::sync::atomic::AtomicU32::new(0));
-    for _ in 0..jobs.min(pending.len()) {
-        let confirmed_misses = confirmed_misses.clone();
-        let (queue, shared, scenarios, pace, done, gate) =
-            (queue.clone(), shared.clone(), scenarios.clone(), pace.clone(), done_tx.clone(), gate.clone());
+    // Deadline misses wait here until every worker is done; then they are run again one by one
+    // with the run to themselves (see `retry_alone`).
+    let retries = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let finished = Arc::new(tokio::sync::Semaphore::new(0));
+    let worker_count = jobs.min(pending.len());
+    for _ in 0..worker_count {
+        let (queue, shared, scenarios, pace, done, gate, retries, finished) = (
+            queue.clone(),
+            shared.clone(),
+            scenarios.clone(),
+            pace.clone(),
+            done_tx.clone(),
+            gate.clone(),
+            retries.clone(),
+            finished.clone(),
+        );
         let interval = t.connect_interval;
         workers.spawn(async move {
             while let Some(job) = queue.lock().ok().and_then(|mut q| q.pop_front()) {
                 let from = Instant::now();
-                let attempt = |alone: bool| {
-                    let (shared, scenarios, gate, pace) =
-                        (shared.clone(), scenarios.clone(), gate.clone(), pace.clone());
-                    let job = job.clone();
-                    async move {
-                        // The budget is taken before the guard: a re-run waiting for the write guard
-                        // holds no permit, so it never waits on itself.
-                        let _permit = if alone { None } else { gate.budget.clone().acquire_owned().await.ok() };
-                        let _shared_guard = if alone { None } else { Some(gate.alone.clone().read_owned().await) };
-                        let _alone_guard = if alone { Some(gate.alone.clone().write_owned().await) } else { None };
-                        if !interval.is_zero() {
-                            let mut next = pace.lock().await;
-                            tokio::time::sleep_until(*next).await;
-                            *next = tokio::time::Instant::now() + interval;
-                        }
-                        // Its own task, so a panic in one scenario (a harness bug) is that
-                        // scenario's ERROR; aborting the worker (Ctrl-C, the run's deadline)
-                        // aborts it too.
-                        let mut task = AbortOnDrop(tokio::spawn(async move {
-                            let (creds, popts) = &*shared;
-                            let popts = peer::Options { source: job.source, ssh_inner: job.inner, ..popts.clone() };
-                            peer::run(&scenarios[job.index], job.addr, creds, &popts).await
-                        }));
-                        (&mut task.0).await.map_err(|e| e.to_string())
+                let run = {
+                    // The budget is taken before the guard, so a re-run waiting for the write
+                    // guard never waits on a permit held by a worker that waits on it.
+                    let _permit = gate.budget.clone().acquire_owned().await.ok();
+                    let _shared = gate.alone.clone().read_owned().await;
+                    if !interval.is_zero() {
+                        let mut next = pace.lock().await;
+                        tokio::time::sleep_until(*next).await;
+                        *next = tokio::time::Instant::now() + interval;
                     }
+                    run_job(&shared, &scenarios, &job).await
                 };
-                use std::sync::atomic::Ordering::Relaxed;
-                let mut run = attempt(false).await;
-                let mut first = None;
-                if let Ok(r) = &run
-                    && deadline_missed(&r.judgement)
-                    && confirmed_misses.load(Relaxed) < CONFIRMED_MISSES_BEFORE_TRUST
-                {
-                    first = match &r.judgement {
-                        Judgement::Fail(e) | Judgement::Inconclusive(e) => Some(e.clone()),
-                        _ => None,
-                    };
-                    run = attempt(true).await;
-                    if run.as_ref().is_ok_and(|r| deadline_missed(&r.judgement)) {
-                        confirmed_misses.fetch_add(1, Relaxed);
+                match run {
+                    Ok(r) if deadline_missed(&r.judgement) => {
+                        if let Ok(mut l) = retries.lock() {
+                            l.push((job, r, from));
+                        }
                     }
-                }
-                if done.send((job.index, run, first, from, Instant::now())).is_err() {
-                    break;
+                    run => {
+                        if done.send((job.index, run, None, from, Instant::now())).is_err() {
+                            break;
+                        }
+                    }
                 }
             }
+            finished.add_permits(1);
+        });
+    }
+    {
+        let (shared, scenarios, done, gate) = (shared.clone(), scenarios.clone(), done_tx.clone(), gate.clone());
+        workers.spawn(async move {
+            let _ = finished.acquire_many(worker_count as u32).await;
+            let list = retries.lock().map(|mut l| std::mem::take(&mut *l)).unwrap_or_default();
+            retry_alone(list, &gate, &shared, &scenarios, &done).await;
         });
     }
     drop(done_tx);

@@ -1,7 +1,9 @@
-//! Verdicts do not depend on concurrency: the whole catalogue against builtin russh, OpenSSH and
-//! Dropbear (local processes), once serially (`--jobs 1`) and once at each target's own limit, must
-//! give the same outcome for every (target, scenario). A difference is a verdict that depends on
-//! timing or on what else runs: a bug in a scenario, the peer or the runner.
+//! Verdicts do not depend on concurrency: the whole catalogue against builtin russh, OpenSSH,
+//! OpenSSH with legacy settings and Dropbear (local processes), once serially (`--jobs 1`), once
+//! with each target run alone at its own limit, and once with all four side by side at their
+//! limits under the run's one budget, must give the same outcome for every (target, scenario). A
+//! difference is a verdict that depends on timing or on what else runs: a bug in a scenario, the
+//! peer or the runner. Side by side must also take less wall time than one after another.
 //!
 //! A missing target fails the test in CI and is a visible skip elsewhere.
 
@@ -25,7 +27,7 @@ fn ci() -> bool {
 
 fn targets() -> Option<Vec<TargetInfo>> {
     let mut out = Vec::new();
-    for name in ["builtin", "openssh", "dropbear"] {
+    for name in ["builtin", "openssh", "openssh-legacy", "dropbear"] {
         let t = targets::find(name).expect("a known target");
         let a = targets::availability(&t);
         if !a.starts_with("ready") {
@@ -71,18 +73,47 @@ async fn serial_and_parallel_runs_give_the_same_verdicts() {
     assert!(list.iter().all(|t| t.max_jobs > 1), "every target here runs scenarios concurrently by default");
     let creds = Credentials::generate(targets::TEST_USER);
     let serial = run_at(&list, Some(1), &creds).await;
+    let mut alone_ms = 0;
+    let mut alone = Vec::new();
+    for t in &list {
+        let clock = std::time::Instant::now();
+        alone.push(run_at(std::slice::from_ref(t), None, &creds).await);
+        alone_ms += clock.elapsed().as_millis();
+    }
+    let clock = std::time::Instant::now();
     let parallel = run_at(&list, None, &creds).await;
-    let (a, b) = (by_key(&serial), by_key(&parallel));
+    let together_ms = clock.elapsed().as_millis();
+    let a = by_key(&serial);
+    let b = by_key(&parallel);
+    let c: BTreeMap<_, _> = alone.iter().flat_map(by_key).collect();
     assert_eq!(a.len(), b.len(), "both runs judge the same (target, scenario) pairs");
+    assert_eq!(a.len(), c.len(), "the lone runs judge the same (target, scenario) pairs");
     let passed = a.values().filter(|r| r.outcome == Outcome::Pass).count();
-    assert!(passed > 300, "only {passed} PASS results: the runs did not really run");
+    assert!(passed > 400, "only {passed} PASS results: the runs did not really run");
     let mut differ = Vec::new();
     for (key, r) in &a {
         let p = b.get(key).expect("the same pairs");
-        if r.outcome != p.outcome {
-            differ.push(format!("{} {}:\n  serial:   {}\n  parallel: {}", key.0, key.1, explain(r), explain(p)));
+        let l = c.get(key).expect("the same pairs");
+        if r.outcome != p.outcome || r.outcome != l.outcome {
+            differ.push(format!(
+                "{} {}:\n  serial:       {}\n  alone:        {}\n  side by side: {}",
+                key.0,
+                key.1,
+                explain(r),
+                explain(l),
+                explain(p)
+            ));
         }
     }
+    let load_sensitive: Vec<String> = parallel
+        .results
+        .iter()
+        .filter(|r| r.first_attempt.is_some())
+        .map(|r| format!("{} {}: {:?}", r.target, r.scenario, r.outcome))
+        .collect();
+    eprintln!(
+        "four targets one after another {alone_ms} ms, side by side {together_ms} ms; re-run alone after a deadline miss: {load_sensitive:?}"
+    );
     for t in &parallel.targets {
         let s = serial.targets.iter().find(|s| s.name == t.name).expect("same targets");
         eprintln!(
@@ -94,4 +125,8 @@ async fn serial_and_parallel_runs_give_the_same_verdicts() {
         );
     }
     assert!(differ.is_empty(), "{} verdict(s) depend on concurrency:\n{}", differ.len(), differ.join("\n"));
+    assert!(
+        together_ms < alone_ms,
+        "side by side ({together_ms} ms) must be faster than one after another ({alone_ms} ms)"
+    );
 }

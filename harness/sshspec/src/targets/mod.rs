@@ -105,6 +105,9 @@ pub struct TargetInfo {
     /// What the probe saw it offer, once it has run (see [`crate::peer::probe`]).
     #[serde(skip)]
     pub profile: Option<Profile>,
+    /// A remote target's features were given (`--describe`), so they are facts, not unknowns.
+    #[serde(skip)]
+    pub described_features: bool,
 }
 
 /// Every user key type a run makes (`peer::UserKeys`).
@@ -268,6 +271,7 @@ pub fn find(name: &str) -> Result<TargetInfo, String> {
             connect_interval: Duration::from_millis(200),
             allow_destructive: false,
             profile: None,
+            described_features: false,
         });
     }
     let all = catalog()?;
@@ -280,7 +284,60 @@ pub fn find(name: &str) -> Result<TargetInfo, String> {
     Ok(t)
 }
 
+/// What a user may say about a remote target (`--describe FILE`), in the target description
+/// format: the facts a probe cannot find (features, which user keys are authorized, the server's
+/// name and version) and the deviations already known. Every field is optional; algorithms and
+/// auth methods come from the probe and the credentials, not from here.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteDescription {
+    pub server: Option<String>,
+    pub version: Option<String>,
+    pub description: Option<String>,
+    pub banner: Option<String>,
+    pub max_jobs: Option<usize>,
+    pub features: Option<Vec<String>>,
+    #[serde(default, rename = "expected-failures")]
+    pub expected_failures: BTreeMap<String, String>,
+    #[serde(default)]
+    pub unjudged: BTreeMap<String, String>,
+}
+
+/// Reads a `--describe` file; errors name the file, line and column.
+pub fn load_description(path: &std::path::Path) -> Result<RemoteDescription, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    toml::from_str(&text).map_err(|e| {
+        let (line, col) = e.span().map_or((0, 0), |s| {
+            let before = &text[..s.start];
+            (before.lines().count().max(1), before.rsplit('\n').next().map_or(0, str::len) + 1)
+        });
+        format!("{}:{line}:{col}: {}", path.display(), e.message())
+    })
+}
+
 impl TargetInfo {
+    /// A remote target with a user's description laid over it. Features given here are facts: a
+    /// scenario needing one not listed SKIPs (without a description, unknown features are tried).
+    pub fn describe(&mut self, d: RemoteDescription) {
+        if let Some(v) = d.server {
+            self.server = v;
+        }
+        self.version = d.version.or(self.version.take());
+        if let Some(v) = d.description {
+            self.description = v;
+        }
+        self.banner = d.banner.or(self.banner.take());
+        if let Some(v) = d.max_jobs {
+            self.max_jobs = v.max(1);
+        }
+        self.described_features = d.features.is_some();
+        if let Some(v) = d.features {
+            self.features = v;
+        }
+        self.expected_failures.extend(d.expected_failures);
+        self.unjudged.extend(d.unjudged);
+    }
+
     /// The source address for the `n`th connection to a loopback target.
     pub fn source_address(&self, n: usize, target: SocketAddr) -> Option<std::net::IpAddr> {
         if self.source_addresses == 0 || !target.ip().is_loopback() || !target.is_ipv4() {
@@ -374,7 +431,7 @@ impl TargetInfo {
         }
         // A remote server's optional features are not known beforehand: the scenario runs, and a
         // refusal of what RFC 4254 leaves optional is a SKIP at run time (`peer::Refusal`).
-        if self.backend != BackendKind::Remote
+        if (self.backend != BackendKind::Remote || self.described_features)
             && let Some(f) = r.feature.iter().find(|f| !self.features.contains(f))
         {
             return Some(format!("declared: {} does not offer {f}", self.name));
