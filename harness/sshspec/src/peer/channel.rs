@@ -66,6 +66,16 @@ impl Channels {
         self.list.iter().find(|c| c.local == local)
     }
 
+    /// Flow-control violations seen so far, over all channels.
+    pub fn violation_count(&self) -> usize {
+        self.list.iter().map(|c| c.violations.len()).sum()
+    }
+
+    /// The most recent flow-control violation, if any.
+    pub fn last_violation(&self) -> Option<&str> {
+        self.list.iter().filter_map(|c| c.violations.last()).last().map(String::as_str)
+    }
+
     /// Channels the target confirmed and neither side has closed.
     pub fn open_count(&self) -> usize {
         self.list.iter().filter(|c| c.remote.is_some() && !c.close_sent && !c.close_received).count()

@@ -383,6 +383,7 @@ impl<'a> Peer<'a> {
             extra: opts.extra.clone(),
             pending: Pending::default(),
             refused: None,
+            server_in_kex: false,
             step_index: 0,
         }
     }
@@ -421,6 +422,8 @@ struct Peer<'a> {
     pending: Pending,
     /// An optional request the server refused during the current step.
     refused: Option<Optional>,
+    /// The server has sent a KEXINIT and not yet its NEWKEYS.
+    server_in_kex: bool,
     /// The step being run (0-based), for evidence when the scenario's deadline cuts it short.
     step_index: usize,
 }
@@ -598,6 +601,14 @@ impl Peer<'_> {
     }
 
     async fn after_recv(&mut self, msg: &Message) -> StepResult {
+        // RFC 4253 §7.1: from its KEXINIT to its NEWKEYS a party sends only transport messages;
+        // this holds for rekeys the server starts mid-transfer as well as for ours.
+        if self.server_in_kex && !msg.msg_type().is_transport() {
+            return Err(fail(
+                "only transport-layer messages between the server's KEXINIT and its NEWKEYS (RFC 4253 §7.1)",
+                summarize(msg),
+            ));
+        }
         self.observe(msg);
         self.channels_bookkeeping(msg).await?;
         self.kex_react(msg).await?;
@@ -608,6 +619,8 @@ impl Peer<'_> {
     /// server's `server-sig-algs` (EXT_INFO) and `$bound_port` (a REQUEST_SUCCESS with a port).
     fn observe(&mut self, msg: &Message) {
         match msg {
+            Message::KexInit(_) => self.server_in_kex = true,
+            Message::NewKeys(_) => self.server_in_kex = false,
             Message::ExtInfo(e) => {
                 if let Some(v) = e.get("server-sig-algs") {
                     self.server_sig_algs =
@@ -957,7 +970,15 @@ impl Peer<'_> {
     }
 
     async fn expect(&mut self, alts: &[Expectation], step: &Step, deadline: Instant, timeout: Duration) -> StepResult {
-        let expected = alts.iter().map(Expectation::describe).collect::<Vec<_>>().join(" or ");
+        // Evidence shows values, not variables: `sequence_number = 7`, not `"$sent_seq"`.
+        let resolved = |a: &Expectation| match a {
+            Expectation::Message { name, matches } => match message::bind(matches, &|v| self.variable(v)) {
+                Ok(matches) => Expectation::Message { name: name.clone(), matches }.describe(),
+                Err(_) => a.describe(),
+            },
+            other => other.describe(),
+        };
+        let expected = alts.iter().map(resolved).collect::<Vec<_>>().join(" or ");
         if let Some(Expectation::Banner { matches }) = alts.iter().find(|a| matches!(a, Expectation::Banner { .. })) {
             if self.t.server.is_none() {
                 self.t.read_version(deadline).await.map_err(|e| StepFailure::from_transport(&expected, e))?;
@@ -975,7 +996,14 @@ impl Peer<'_> {
             match self.t.recv(deadline).await {
                 Ok(msg) => {
                     self.observe(&msg);
+                    let before = self.channels.violation_count();
                     self.channels.on_received(&msg, false, &mut self.t.log);
+                    // A target that overruns our window or maximum packet breaks RFC 4254 §5.2
+                    // whatever the step was waiting for.
+                    if self.channels.violation_count() > before {
+                        let v = self.channels.last_violation().unwrap_or_default().to_owned();
+                        return Err(fail("flow control within our window and maximum packet size (RFC 4254 §5.2)", v));
+                    }
                     if !step.strict && matches!(msg, Message::Ignore(_) | Message::Debug(_)) {
                         continue;
                     }
