@@ -130,3 +130,32 @@ async fn serial_and_parallel_runs_give_the_same_verdicts() {
         "side by side ({together_ms} ms) must be faster than one after another ({alone_ms} ms)"
     );
 }
+
+/// The conformance trials decide SKIPs from the descriptions' algorithm lists; runs decide them
+/// from the probe. Both must agree: every algorithm (and marker) a description declares, the
+/// server lists in its KEXINIT.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn declared_algorithms_are_what_the_probe_finds() {
+    let Some(list) = targets() else { return };
+    let creds = Credentials::generate(targets::TEST_USER);
+    let mut wrong = Vec::new();
+    for t in &list {
+        let running = targets::start(t, Some(creds.clone())).await.expect("the target starts");
+        let p = sshspec::peer::probe::probe(running.addr, &running.creds, &Default::default()).await;
+        running.stop().await;
+        assert!(p.incomplete.is_none(), "{}: the probe stopped: {:?}", t.name, p.incomplete);
+        let a = &t.algorithms;
+        for (category, names) in [
+            ("kex", &a.kex),
+            ("host_key", &a.host_key),
+            ("cipher", &a.cipher),
+            ("mac", &a.mac),
+            ("compression", &a.compression),
+        ] {
+            for n in names.iter().filter(|n| !p.offers(category, n)) {
+                wrong.push(format!("{}: declares {category} {n}, which its KEXINIT does not list", t.name));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
