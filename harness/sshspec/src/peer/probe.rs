@@ -13,7 +13,6 @@ use serde::Serialize;
 use sshspec_wire::msg::*;
 use sshspec_wire::{Message, NameList};
 use std::net::SocketAddr;
-use std::time::Duration;
 use tokio::time::Instant;
 
 /// What a target was seen to offer.
@@ -108,7 +107,9 @@ impl Profile {
 /// reason is in `incomplete`.
 pub async fn probe(addr: SocketAddr, creds: &Credentials, opts: &Options) -> Profile {
     let started = Instant::now();
-    let deadline = started + Duration::from_secs(30).max(opts.step_timeout);
+    // Two step deadlines: enough for a connection, an exchange and one login round trip, and a
+    // stalled server does not hold the run up longer than one scenario step would.
+    let deadline = started + opts.step_timeout * 2;
     let mut profile = Profile::default();
     let mut log = Transcript::default();
     log.echo = opts.echo;
