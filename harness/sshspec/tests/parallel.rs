@@ -3,7 +3,7 @@
 //! with each target run alone at its own limit, and once with all four side by side at their
 //! limits under the run's one budget, must give the same outcome for every (target, scenario). A
 //! difference is a verdict that depends on timing or on what else runs: a bug in a scenario, the
-//! peer or the runner. Side by side must also take less wall time than one after another.
+//! peer or the runner. The wall times of one after another and side by side are printed.
 //!
 //! A missing target fails the test in CI and is a visible skip elsewhere.
 
@@ -125,10 +125,8 @@ async fn serial_and_parallel_runs_give_the_same_verdicts() {
         );
     }
     assert!(differ.is_empty(), "{} verdict(s) depend on concurrency:\n{}", differ.len(), differ.join("\n"));
-    assert!(
-        together_ms < alone_ms,
-        "side by side ({together_ms} ms) must be faster than one after another ({alone_ms} ms)"
-    );
+    // Wall times are printed, not asserted: on a loaded machine a timing assertion is a flaky
+    // test. `cargo bench --bench speed` measures them.
 }
 
 /// The conformance trials decide SKIPs from the descriptions' algorithm lists; runs decide them
