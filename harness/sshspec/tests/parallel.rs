@@ -21,6 +21,13 @@ impl Reporter for Quiet {
     fn on_event(&mut self, _: &Event<'_>) {}
 }
 
+/// One set of credentials for every test here: starting a process target sets the shared system
+/// user's password, so two tests with their own would log each other out.
+fn creds() -> Credentials {
+    static CREDS: std::sync::OnceLock<Credentials> = std::sync::OnceLock::new();
+    CREDS.get_or_init(|| Credentials::generate(targets::TEST_USER)).clone()
+}
+
 fn ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
 }
@@ -71,7 +78,7 @@ fn explain(r: &ScenarioResult) -> String {
 async fn serial_and_parallel_runs_give_the_same_verdicts() {
     let Some(list) = targets() else { return };
     assert!(list.iter().all(|t| t.max_jobs > 1), "every target here runs scenarios concurrently by default");
-    let creds = Credentials::generate(targets::TEST_USER);
+    let creds = creds();
     let serial = run_at(&list, Some(1), &creds).await;
     let mut alone_ms = 0;
     let mut alone = Vec::new();
@@ -135,7 +142,7 @@ async fn serial_and_parallel_runs_give_the_same_verdicts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn declared_algorithms_are_what_the_probe_finds() {
     let Some(list) = targets() else { return };
-    let creds = Credentials::generate(targets::TEST_USER);
+    let creds = creds();
     let mut wrong = Vec::new();
     for t in &list {
         let running = targets::start(t, Some(creds.clone())).await.expect("the target starts");
