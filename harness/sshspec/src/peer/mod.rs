@@ -207,12 +207,15 @@ struct Pending {
 }
 
 impl Pending {
-    fn sent(&mut self, msg: &Message, open_channels: usize) {
-        let optional = Optional::of(msg, open_channels);
+    /// Called for every message we send, bulk data included: anything but a request returns at
+    /// the first match, and open channels are counted only for a CHANNEL_OPEN.
+    fn sent(&mut self, msg: &Message, channels: &Channels) {
         match msg {
-            Message::GlobalRequest(g) if g.want_reply.is_true() => self.global.push_back(optional),
-            Message::ChannelRequest(r) if r.want_reply.is_true() => self.channel.push_back(optional),
-            Message::ChannelOpen(o) => self.opens.push((o.sender_channel, optional)),
+            Message::GlobalRequest(g) if g.want_reply.is_true() => self.global.push_back(Optional::of(msg, 0)),
+            Message::ChannelRequest(r) if r.want_reply.is_true() => self.channel.push_back(Optional::of(msg, 0)),
+            Message::ChannelOpen(o) => {
+                self.opens.push((o.sender_channel, Optional::of(msg, channels.open_count())));
+            }
             _ => {}
         }
     }
@@ -583,7 +586,7 @@ impl Peer<'_> {
     }
 
     async fn send_framed(&mut self, msg: &Message, trailing: &[u8], framing: &Framing) -> StepResult {
-        self.pending.sent(msg, self.channels.open_count());
+        self.pending.sent(msg, &self.channels);
         self.t.send_with(msg, trailing, framing).await.or_else(|e| self.tolerate_closed(e))?;
         self.channels.on_sent(msg);
         Ok(())

@@ -59,7 +59,7 @@ impl Profile {
     /// speaks only ssh-rsa or CBC is reached; every other negotiation is unchanged, since the
     /// client's order decides and the additions come last.
     pub fn extra_offers(&self) -> Extra {
-        fn needed(defaults: &[&str], all: &[&str], server: &[Vec<String>]) -> Vec<String> {
+        fn needed(defaults: &[&str], all: &[&str], server: &[&Vec<String>]) -> Vec<String> {
             let lists = || server.iter().filter(|l| !l.is_empty());
             if lists().all(|l| l.iter().any(|n| defaults.contains(&n.as_str()))) {
                 return Vec::new();
@@ -70,13 +70,9 @@ impl Profile {
                 .collect()
         }
         Extra {
-            host_key: needed(hostkey::HOST_KEY_ALGORITHMS, hostkey::ALL, std::slice::from_ref(&self.host_key)),
-            cipher: needed(cipher::CIPHERS, cipher::ALL_CIPHERS, &[self.cipher_c2s.clone(), self.cipher_s2c.clone()]),
-            compression: needed(
-                &[compress::NONE],
-                compress::METHODS,
-                &[self.compression_c2s.clone(), self.compression_s2c.clone()],
-            ),
+            host_key: needed(hostkey::HOST_KEY_ALGORITHMS, hostkey::ALL, &[&self.host_key]),
+            cipher: needed(cipher::CIPHERS, cipher::ALL_CIPHERS, &[&self.cipher_c2s, &self.cipher_s2c]),
+            compression: needed(&[compress::NONE], compress::METHODS, &[&self.compression_c2s, &self.compression_s2c]),
         }
     }
 
