@@ -650,7 +650,14 @@ fn probe_target(name: &str, user: &str, json: bool) -> u8 {
     let creds = peer::Credentials::generate(user);
     let profile = rt.block_on(async {
         let running = targets::start(&t, (t.backend == targets::BackendKind::Remote).then(|| creds.clone())).await?;
-        let p = peer::probe::probe(running.addr, &running.creds, &peer::Options::default()).await;
+        let mut p = peer::probe::probe(running.addr, &running.creds, &peer::Options::default()).await;
+        // Our own targets' credentials are known, so the shell can be tried too.
+        if t.backend != targets::BackendKind::Remote && p.incomplete.is_none() {
+            let t = targets::TargetInfo { profile: Some(p.clone()), ..t.clone() };
+            let opts =
+                peer::Options { login: t.login_method(), login_key: t.login_key(), extra: p.extra_offers(), ..Default::default() };
+            (p.posix_shell, p.shell_note) = peer::probe::probe_shell(running.addr, &running.creds, &opts).await;
+        }
         running.stop().await;
         Ok::<_, targets::StartError>(p)
     });
@@ -683,6 +690,13 @@ fn probe_target(name: &str, user: &str, json: bool) -> u8 {
         let methods = p.auth_methods.as_ref().map_or("(not reached)".to_owned(), |m| m.join(","));
         println!("{:<16} {methods}", "auth methods");
         println!("{:<16} {} ms", "handshake", p.handshake_ms);
+        let shell = match (p.posix_shell, &p.shell_note) {
+            (Some(true), _) => "POSIX sh (the programs' default commands run)".to_owned(),
+            (Some(false), note) => format!("not POSIX sh: {}", note.as_deref().unwrap_or("")),
+            (None, Some(note)) => format!("not probed: {note}"),
+            (None, None) => "not probed (no login for a remote target here; `sshspec run` probes it)".to_owned(),
+        };
+        println!("{:<16} {shell}", "shell");
         let extra = p.extra_offers();
         let extra: Vec<&String> = extra.host_key.iter().chain(&extra.cipher).chain(&extra.compression).collect();
         if !extra.is_empty() {

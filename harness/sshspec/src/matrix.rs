@@ -164,7 +164,7 @@ pub fn session_steps(pins: Pins, rekey: Option<RekeyPolicy>, bytes: u64) -> Vec<
         Step {
             timeout: Some(Duration::from_secs(50)),
             ..step(Action::Exec {
-                command: "cat".into(),
+                program: crate::script::Program::EchoStdin,
                 stdin: Some(Input::Generated(bytes)),
                 stdout: None,
                 stderr: None,

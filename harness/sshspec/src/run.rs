@@ -495,19 +495,26 @@ async fn run_target(
     }
     let start_ms = start_clock.elapsed().as_millis() as u64;
     // Probe, then judge: `requires`, the login method and our offers follow what the target offers.
-    let profile = peer::probe::probe(running.addr, &running.creds, &opts.peer).await;
+    let mut profile = peer::probe::probe(running.addr, &running.creds, &opts.peer).await;
     let t = &TargetInfo { profile: Some(profile.clone()), ..t.clone() };
-    let scenarios_clock = Instant::now();
-    let version = running.version();
-    out.emit(&Event::TargetStarted { target: &t.name, version: &version, addr: running.addr });
-    let jobs = opts.jobs.unwrap_or(t.max_jobs).max(1);
-    let mut results = Vec::with_capacity(scenarios.len());
     let mut popts = opts.peer.clone();
     popts.pinned_host_keys = t.pinned_host_keys.clone();
     popts.login = t.login_method();
     popts.login_key = t.login_key();
     popts.extra = profile.extra_offers();
+    // Whether the programs' POSIX commands run there (only where a scenario runs a program).
+    if scenarios.iter().any(|s| !s.programs().is_empty()) && profile.incomplete.is_none() {
+        (profile.posix_shell, profile.shell_note) =
+            peer::probe::probe_shell(running.addr, &running.creds, &popts).await;
+    }
+    let t = &TargetInfo { profile: Some(profile.clone()), ..t.clone() };
+    popts.programs = t.programs();
     popts.capture = opts.peer.capture.as_ref().map(|d| d.join(&t.name));
+    let scenarios_clock = Instant::now();
+    let version = running.version();
+    out.emit(&Event::TargetStarted { target: &t.name, version: &version, addr: running.addr });
+    let jobs = opts.jobs.unwrap_or(t.max_jobs).max(1);
+    let mut results = Vec::with_capacity(scenarios.len());
     let variants = start_variants(t, scenarios, creds).await;
     let address_of = |key: &Option<String>| match key {
         None => Ok((running.addr, running.inner, running.logs.clone())),

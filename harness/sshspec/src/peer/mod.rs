@@ -139,6 +139,8 @@ pub struct Options {
     pub extra: Extra,
     /// Which user key a publickey login uses (the one the target takes).
     pub login_key: KeyKind,
+    /// The target's command for each program a scenario may run.
+    pub programs: script::Programs,
 }
 
 impl Default for Options {
@@ -154,6 +156,7 @@ impl Default for Options {
             capture: None,
             extra: Extra::default(),
             login_key: KeyKind::default(),
+            programs: script::program::posix(),
         }
     }
 }
@@ -495,9 +498,13 @@ impl Peer<'_> {
             }
             Action::Authenticate(a) => self.authenticate(a, deadline).await,
             Action::OpenSession { window, max_packet } => self.open_session(*window, *max_packet, deadline).await,
-            Action::Bulk { command, size, channels } => self.bulk(command, *size, *channels, deadline).await,
-            Action::Exec { command, stdin, stdout, stderr, exit_status, echo } => {
-                self.exec(command, stdin.as_ref(), stdout.as_ref(), stderr.as_ref(), *exit_status, *echo, deadline)
+            Action::Bulk { program, size, channels } => {
+                let command = program.command(&self.opts.programs).map_err(StepFailure::Harness)?;
+                self.bulk(&command, *size, *channels, deadline).await
+            }
+            Action::Exec { program, stdin, stdout, stderr, exit_status, echo } => {
+                let command = program.command(&self.opts.programs).map_err(StepFailure::Harness)?;
+                self.exec(&command, stdin.as_ref(), stdout.as_ref(), stderr.as_ref(), *exit_status, *echo, deadline)
                     .await
             }
             Action::Disconnect => {
@@ -538,7 +545,10 @@ impl Peer<'_> {
             "$ssh_host" => Value::String(self.inner.ip().to_string()),
             "$ssh_port" => Value::Integer(i64::from(self.inner.port())),
             "$bound_port" => Value::Integer(i64::from(self.bound_port.unwrap_or(0))),
-            _ => return None,
+            n => {
+                let program = script::Program::parse(n.strip_prefix(script::PROGRAM_VARIABLE)?).ok()?;
+                Value::String(program.command(&self.opts.programs).ok()?)
+            }
         })
     }
 

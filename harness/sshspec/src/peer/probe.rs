@@ -39,6 +39,13 @@ pub struct Profile {
     /// From the TCP connection to our NEWKEYS: the target's own handshake latency, under the load
     /// of the moment.
     pub handshake_ms: u64,
+    /// Whether `exec` runs POSIX `sh -c` command lines (the programs' default commands); `None`
+    /// when the probe could not log in to try.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub posix_shell: Option<bool>,
+    /// What the shell probe saw, when it was not a POSIX shell or could not tell.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shell_note: Option<String>,
     /// Where the probe stopped, when it did not finish.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub incomplete: Option<String>,
@@ -128,6 +135,55 @@ pub async fn probe(addr: SocketAddr, creds: &Credentials, opts: &Options) -> Pro
     }
     peer.t.shutdown().await;
     profile
+}
+
+/// The command line the shell probe runs, and what a POSIX shell prints for it: the arithmetic
+/// expansion proves `sh` parsed the line, not a program that echoes its arguments.
+pub const SHELL_PROBE: (&str, &str) = ("echo sshspec $((6*7))", "sshspec 42\n");
+
+/// Logs in with the run's method and runs [`SHELL_PROBE`]: whether the programs' POSIX commands
+/// (`script::program::posix`) will run on this target. `opts` carries the login method and offers
+/// the profile chose. Returns `(None, why)` when the probe did not get as far as the command.
+pub async fn probe_shell(addr: SocketAddr, creds: &Credentials, opts: &Options) -> (Option<bool>, Option<String>) {
+    use crate::script::{Action, AuthKind, AuthOutcome, AuthStep, Level, Pins, Program, Requires, Scenario, Step, Tier};
+    let step = |action| Step { line: 0, action, timeout: None, strict: false, pass_over: Vec::new(), judged: false };
+    let scenario = Scenario {
+        id: "sshspec/shell-probe".into(),
+        path: Default::default(),
+        title: "shell probe".into(),
+        spec: String::new(),
+        clauses: Vec::new(),
+        level: Level::May,
+        requirement: String::new(),
+        tier: Tier::Full,
+        requires: Requires::default(),
+        destructive: false,
+        timeout: opts.step_timeout * 2,
+        steps: vec![
+            step(Action::VersionExchange { banner: None, pre_banner: Vec::new() }),
+            step(Action::KeyExchange { pins: Pins::default(), with: toml::Table::new(), rekey: None, guess: false }),
+            step(Action::Authenticate(Box::new(AuthStep::new(AuthKind::Login, AuthOutcome::Success)))),
+            step(Action::OpenSession { window: None, max_packet: None }),
+            step(Action::Exec {
+                program: Program::Literal(SHELL_PROBE.0.into()),
+                stdin: None,
+                stdout: Some(SHELL_PROBE.1.into()),
+                stderr: None,
+                exit_status: Some(0),
+                echo: false,
+            }),
+        ],
+        digest: String::new(),
+    };
+    let run = super::run(&scenario, addr, creds, &Options { echo: false, ..opts.clone() }).await;
+    match run.judgement {
+        super::Judgement::Pass => (Some(true), None),
+        super::Judgement::Fail(e) => (Some(false), Some(format!("`{}` gave {}", SHELL_PROBE.0, e.actual))),
+        super::Judgement::Unsupported(why) => (Some(false), Some(format!("`{}`: {why}", SHELL_PROBE.0))),
+        super::Judgement::Inconclusive(e) | super::Judgement::Error(e) => {
+            (None, Some(format!("the shell probe stopped at step {}: {}", e.step, e.actual)))
+        }
+    }
 }
 
 impl Peer<'_> {

@@ -98,6 +98,8 @@ struct RawStep {
     max_packet: Option<u32>,
     size: Option<toml::Value>,
     channels: Option<u32>,
+    program: Option<String>,
+    /// Left from format 1's shell lines, refused with a pointer to `program`.
     command: Option<String>,
     stdin: Option<Bytes>,
     stdin_size: Option<toml::Value>,
@@ -243,6 +245,9 @@ impl From<&str> for Located {
 }
 
 fn step_inner(r: RawStep, line: usize) -> Result<Step, Located> {
+    if r.command.is_some() {
+        return Err("`command` is gone: name a program, e.g. program = \"echo-stdin\" or program = \"exit 3\" (scenarios/README.md, Programs)".into());
+    }
     let actions = [
         r.do_.is_some(),
         r.send.is_some(),
@@ -415,7 +420,11 @@ fn step_inner(r: RawStep, line: usize) -> Result<Step, Located> {
                 if channels == 0 || channels > 64 {
                     return Err("`channels` is 1 to 64".into());
                 }
-                Action::Bulk { command: r.command.clone().unwrap_or_else(|| "cat".into()), size, channels }
+                let program = match &r.program {
+                    Some(p) => Program::parse(p)?,
+                    None => Program::EchoStdin,
+                };
+                Action::Bulk { program, size, channels }
             }
             "exec" => {
                 let stdin = match (r.stdin.clone(), r.stdin_size.clone()) {
@@ -431,7 +440,7 @@ fn step_inner(r: RawStep, line: usize) -> Result<Step, Located> {
                     return Err("`echo = true` needs `stdin` or `stdin_size`".into());
                 }
                 Action::Exec {
-                    command: r.command.clone().ok_or("`do = \"exec\"` needs `command`")?,
+                    program: Program::parse(r.program.as_deref().ok_or("`do = \"exec\"` needs `program`")?)?,
                     stdin,
                     stdout: r.stdout.clone(),
                     stderr: r.stderr.clone(),
@@ -542,7 +551,7 @@ fn step_inner(r: RawStep, line: usize) -> Result<Step, Located> {
         ("max_packet", r.max_packet.is_some(), &["open-session"]),
         ("size", r.size.is_some(), &["bulk"]),
         ("channels", r.channels.is_some(), &["bulk"]),
-        ("command", r.command.is_some(), &["exec", "bulk"]),
+        ("program", r.program.is_some(), &["exec", "bulk"]),
         ("stdin", r.stdin.is_some(), &["exec"]),
         ("stdin_size", r.stdin_size.is_some(), &["exec"]),
         ("echo", r.echo.is_some(), &["exec"]),
@@ -724,8 +733,8 @@ expect_any = [{ expect = "disconnect", match = { reason = "KEY_EXCHANGE_FAILED" 
     fn bad_enum_names_and_stray_options_are_refused() {
         let bad = GOOD.replace("KEY_EXCHANGE_FAILED", "KEX_FAILED");
         assert!(p(&bad).unwrap_err().message.contains("KEX_FAILED"));
-        let bad = GOOD.replace("do = \"version-exchange\"", "do = \"version-exchange\"\ncommand = \"x\"");
-        assert!(p(&bad).unwrap_err().message.contains("command"));
+        let bad = GOOD.replace("do = \"version-exchange\"", "do = \"version-exchange\"\nprogram = \"succeed\"");
+        assert!(p(&bad).unwrap_err().message.contains("program"));
     }
 
     #[test]
@@ -742,7 +751,7 @@ expect_any = [{ expect = "disconnect", match = { reason = "KEY_EXCHANGE_FAILED" 
         assert_eq!(cheap.expected_cost(), Duration::ZERO);
         let text = format!(
             "{GOOD}\n[[step]]\nsleep = \"150ms\"\n[[step]]\nexpect = \"nothing\"\ntimeout = \"3s\"\n\
-             [[step]]\ndo = \"open-session\"\n[[step]]\ndo = \"exec\"\ncommand = \"cat\"\nstdin_size = \"128MiB\"\necho = true\n"
+             [[step]]\ndo = \"open-session\"\n[[step]]\ndo = \"exec\"\nprogram = \"echo-stdin\"\nstdin_size = \"128MiB\"\necho = true\n"
         );
         // 150 ms + 3 s + 256 MiB (echoed, so twice) at the nominal 256 MiB/s.
         assert_eq!(p(&text).expect("parses").expected_cost(), Duration::from_millis(4150));

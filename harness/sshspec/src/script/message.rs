@@ -74,6 +74,7 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("$ssh_host", "the target's SSH service as the target itself reaches it (127.0.0.1 in a container)"),
     ("$ssh_port", "its port, likewise (22 in a container)"),
     ("$bound_port", "the port in the last REQUEST_SUCCESS (what tcpip-forward to port 0 was given)"),
+    ("$program NAME [ARGUMENT]", "the target's command line for that program (scenarios/README.md, Programs)"),
 ];
 
 fn variable_names() -> String {
@@ -84,6 +85,9 @@ fn variable_names() -> String {
 fn placeholder(name: &str) -> Option<Value> {
     match name {
         "$user" | "$password" | "$ssh_host" => Some(Value::String("x".into())),
+        n if n.starts_with(super::PROGRAM_VARIABLE) => {
+            super::Program::parse(&n[super::PROGRAM_VARIABLE.len()..]).ok().map(|_| Value::String("x".into()))
+        }
         n if VARIABLES.iter().any(|(v, _)| *v == n) => Some(Value::Integer(0)),
         _ => None,
     }
@@ -93,9 +97,10 @@ fn placeholder(name: &str) -> Option<Value> {
 pub fn bind(t: &Table, value: &dyn Fn(&str) -> Option<Value>) -> Result<Table, String> {
     fn walk(v: &Value, value: &dyn Fn(&str) -> Option<Value>) -> Result<Value, String> {
         Ok(match v {
-            Value::String(s) if s.starts_with('$') => {
-                value(s).ok_or_else(|| format!("unknown variable {s:?}; known: {}", variable_names()))?
-            }
+            Value::String(s) if s.starts_with('$') => value(s).ok_or_else(|| match s.strip_prefix(super::PROGRAM_VARIABLE) {
+                Some(p) => format!("{s:?}: {}", super::Program::parse(p).err().unwrap_or_else(|| "no command for it".into())),
+                None => format!("unknown variable {s:?}; known: {}", variable_names()),
+            })?,
             Value::Table(t) => {
                 Value::Table(t.iter().map(|(k, v)| Ok((k.clone(), walk(v, value)?))).collect::<Result<_, String>>()?)
             }

@@ -5,8 +5,10 @@
 
 mod load;
 pub mod message;
+pub mod program;
 
 pub use load::{LoadError, load_dir, load_file, parse};
+pub use program::{Program, Programs};
 
 use crate::transport::Framing;
 use serde::{Deserialize, Serialize};
@@ -111,6 +113,34 @@ impl Scenario {
         setup.min(self.steps.len().saturating_sub(1))
     }
 
+    /// The program capabilities this scenario runs (`exec` and `bulk` steps, and `"$program ..."`
+    /// values in messages), each once: a target without a command for one cannot run it.
+    pub fn programs(&self) -> Vec<&'static str> {
+        fn in_value(v: &toml::Value, out: &mut Vec<&'static str>) {
+            match v {
+                toml::Value::String(s) => {
+                    if let Some(p) = s.strip_prefix(PROGRAM_VARIABLE).and_then(|p| Program::parse(p).ok()) {
+                        out.extend(p.capability());
+                    }
+                }
+                toml::Value::Table(t) => t.values().for_each(|v| in_value(v, out)),
+                toml::Value::Array(a) => a.iter().for_each(|v| in_value(v, out)),
+                _ => {}
+            }
+        }
+        let mut out = Vec::new();
+        for step in &self.steps {
+            match &step.action {
+                Action::Exec { program, .. } | Action::Bulk { program, .. } => out.extend(program.capability()),
+                Action::Send { with, .. } => with.values().for_each(|v| in_value(v, &mut out)),
+                _ => {}
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
     /// How long this scenario may take beyond its round trips, read from its steps: the data it
     /// moves (at a nominal 256 MiB/s), its sleeps, the rekey limits it waits out, and the deadlines
     /// its authors set on expectations (a target that does not answer makes the scenario wait them
@@ -170,6 +200,9 @@ impl Step {
             }
     }
 }
+
+/// A message value `\"$program NAME [ARGUMENT]\"` stands for the target's command for that program.
+pub const PROGRAM_VARIABLE: &str = "$program ";
 
 pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_SCENARIO_TIMEOUT: Duration = Duration::from_secs(60);
@@ -327,12 +360,12 @@ pub enum Action {
     Authenticate(Box<AuthStep>),
     /// Open a session channel, offering this window and maximum packet size; it becomes the current channel.
     OpenSession { window: Option<u32>, max_packet: Option<u32> },
-    /// Several session channels at once, each running `command` (which must echo its stdin), each
+    /// Several session channels at once, each running `program` (which must echo its stdin), each
     /// sent `size` bytes at the same time; every echo is checked.
-    Bulk { command: String, size: u64, channels: u32 },
-    /// Run a command on the current channel and check what it printed and its exit status.
+    Bulk { program: Program, size: u64, channels: u32 },
+    /// Run a program on the current channel and check what it printed and its exit status.
     Exec {
-        command: String,
+        program: Program,
         stdin: Option<Input>,
         stdout: Option<Bytes>,
         stderr: Option<Bytes>,

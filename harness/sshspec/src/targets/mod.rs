@@ -75,6 +75,10 @@ pub struct TargetInfo {
     /// that `require` a feature SKIP, with the reason, on targets that do not list it.
     #[serde(default)]
     pub features: Vec<String>,
+    /// Program capability → the command this server runs for it, where it differs from the POSIX
+    /// default (`script::program::posix`); "" means it has none, and scenarios running it SKIP.
+    #[serde(default)]
+    pub programs: BTreeMap<String, String>,
     /// A configuration variant: lines added to the server's generated configuration (sshd_config
     /// for OpenSSH), so one installed server serves several targets.
     #[serde(default)]
@@ -198,6 +202,7 @@ pub fn catalog() -> Result<Vec<TargetInfo>, String> {
         if let Some(v) = t.variants.keys().find(|v| !VARIANTS.iter().any(|(known, _)| known == v)) {
             return Err(format!("{path}: unknown variant {v:?}; known: {}", variant_names()));
         }
+        check_programs(&t.programs).map_err(|e| format!("{path}: {e}"))?;
         tables.push((t.name.clone(), table));
         out.push(t);
     }
@@ -213,6 +218,8 @@ fn extend(parent: &toml::Table, mut child: toml::Table) -> toml::Table {
     let mut merged = parent.clone();
     for (key, value) in child {
         match (merged.get_mut(&key), value) {
+            // "" is a fact here (the server has no such command), so it stays.
+            (Some(toml::Value::Table(mine)), toml::Value::Table(theirs)) if key == "programs" => mine.extend(theirs),
             (Some(toml::Value::Table(mine)), toml::Value::Table(theirs))
                 if key == "variants" || key == "expected-failures" || key == "unjudged" =>
             {
@@ -262,6 +269,7 @@ pub fn find(name: &str) -> Result<TargetInfo, String> {
             // Only a key from `--identity` can be authorized there (the CLI adds it).
             user_keys: Vec::new(),
             features: Vec::new(),
+            programs: BTreeMap::new(),
             config: Vec::new(),
             variants: BTreeMap::new(),
             expected_failures: BTreeMap::new(),
@@ -284,6 +292,18 @@ pub fn find(name: &str) -> Result<TargetInfo, String> {
     Ok(t)
 }
 
+/// Checks a `[programs]` table's keys against the known capabilities.
+fn check_programs(programs: &BTreeMap<String, String>) -> Result<(), String> {
+    use crate::script::program::CAPABILITIES;
+    match programs.keys().find(|k| !CAPABILITIES.iter().any(|c| c.0 == k.as_str())) {
+        Some(k) => Err(format!(
+            "[programs]: unknown program {k:?}; known: {}",
+            CAPABILITIES.iter().map(|c| c.0).collect::<Vec<_>>().join(", ")
+        )),
+        None => Ok(()),
+    }
+}
+
 /// What a user may say about a remote target (`--describe FILE`), in the target description
 /// format: the facts a probe cannot find (features, which user keys are authorized, the server's
 /// name and version) and the deviations already known. Every field is optional; algorithms and
@@ -301,18 +321,23 @@ pub struct RemoteDescription {
     pub expected_failures: BTreeMap<String, String>,
     #[serde(default)]
     pub unjudged: BTreeMap<String, String>,
+    /// The server's command for each program where it is not a POSIX shell's ("" for none).
+    #[serde(default)]
+    pub programs: BTreeMap<String, String>,
 }
 
 /// Reads a `--describe` file; errors name the file, line and column.
 pub fn load_description(path: &std::path::Path) -> Result<RemoteDescription, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    toml::from_str(&text).map_err(|e| {
+    let d: RemoteDescription = toml::from_str(&text).map_err(|e| {
         let (line, col) = e.span().map_or((0, 0), |s| {
             let before = &text[..s.start];
             (before.lines().count().max(1), before.rsplit('\n').next().map_or(0, str::len) + 1)
         });
         format!("{}:{line}:{col}: {}", path.display(), e.message())
-    })
+    })?;
+    check_programs(&d.programs).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(d)
 }
 
 impl TargetInfo {
@@ -336,6 +361,22 @@ impl TargetInfo {
         }
         self.expected_failures.extend(d.expected_failures);
         self.unjudged.extend(d.unjudged);
+        self.programs.extend(d.programs);
+    }
+
+    /// The command for each program this target can run: a POSIX shell's, unless the probe saw
+    /// `exec` run something else, then the description's `[programs]` over that.
+    pub fn programs(&self) -> crate::script::Programs {
+        let shell = self.profile.as_ref().and_then(|p| p.posix_shell) != Some(false);
+        let mut have = if shell { crate::script::program::posix() } else { Default::default() };
+        for (name, command) in &self.programs {
+            if command.is_empty() {
+                have.remove(name);
+            } else {
+                have.insert(name.clone(), command.clone());
+            }
+        }
+        have
     }
 
     /// The source address for the `n`th connection to a loopback target.
@@ -418,6 +459,17 @@ impl TargetInfo {
                     format!("no credentials for the {m} authentication method were given for {}", self.name)
                 }
                 _ => format!("declared: {} does not offer the {m} authentication method", self.name),
+            });
+        }
+        let have = self.programs();
+        if let Some(name) = s.programs().into_iter().find(|n| !have.contains_key(*n)) {
+            return Some(match self.profile.as_ref().filter(|p| p.posix_shell == Some(false)) {
+                Some(p) if !self.programs.contains_key(name) => format!(
+                    "probed: {} does not run POSIX shell command lines ({}), and its description names no command for the program {name}",
+                    self.name,
+                    p.shell_note.as_deref().unwrap_or("the shell probe failed")
+                ),
+                _ => format!("declared: {} has no command for the program {name}", self.name),
             });
         }
         if let Some(v) = &r.variant
