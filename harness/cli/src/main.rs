@@ -654,8 +654,12 @@ fn probe_target(name: &str, user: &str, json: bool) -> u8 {
         // Our own targets' credentials are known, so the shell can be tried too.
         if t.backend != targets::BackendKind::Remote && p.incomplete.is_none() {
             let t = targets::TargetInfo { profile: Some(p.clone()), ..t.clone() };
-            let opts =
-                peer::Options { login: t.login_method(), login_key: t.login_key(), extra: p.extra_offers(), ..Default::default() };
+            let opts = peer::Options {
+                login: t.login_method(),
+                login_key: t.login_key(),
+                extra: p.extra_offers(),
+                ..Default::default()
+            };
             (p.posix_shell, p.shell_note) = peer::probe::probe_shell(running.addr, &running.creds, &opts).await;
         }
         running.stop().await;

@@ -366,26 +366,15 @@ const CONFIRMED_MISSES_BEFORE_TRUST: u32 = 3;
 
 /// A scenario that only connects and exchanges keys: how the host key is learned before any login.
 fn host_key_probe() -> Scenario {
-    use crate::script::{Action, Level, Pins, Requires, Step, Tier};
-    let step = |action| Step { line: 0, action, timeout: None, strict: false, pass_over: Vec::new(), judged: false };
-    Scenario {
-        id: "sshspec/host-key-probe".into(),
-        path: Default::default(),
-        title: "host key probe".into(),
-        spec: "RFC 4251 §4.1".into(),
-        clauses: vec!["4251-4.1-a".into()],
-        level: Level::Should,
-        requirement: String::new(),
-        tier: Tier::Full,
-        requires: Requires::default(),
-        destructive: false,
-        timeout: Duration::from_secs(30),
-        steps: vec![
-            step(Action::VersionExchange { banner: None, pre_banner: Vec::new() }),
-            step(Action::KeyExchange { pins: Pins::default(), with: toml::Table::new(), rekey: None, guess: false }),
+    use crate::script::{Action, Pins};
+    Scenario::internal(
+        "host-key-probe",
+        Duration::from_secs(30),
+        vec![
+            Action::VersionExchange { banner: None, pre_banner: Vec::new() },
+            Action::KeyExchange { pins: Pins::default(), with: toml::Table::new(), rekey: None, guess: false },
         ],
-        digest: String::new(),
-    }
+    )
 }
 
 /// With pinned host keys, the key is checked once before any scenario runs; a mismatch stops the

@@ -145,36 +145,25 @@ pub const SHELL_PROBE: (&str, &str) = ("echo sshspec $((6*7))", "sshspec 42\n");
 /// (`script::program::posix`) will run on this target. `opts` carries the login method and offers
 /// the profile chose. Returns `(None, why)` when the probe did not get as far as the command.
 pub async fn probe_shell(addr: SocketAddr, creds: &Credentials, opts: &Options) -> (Option<bool>, Option<String>) {
-    use crate::script::{Action, AuthKind, AuthOutcome, AuthStep, Level, Pins, Program, Requires, Scenario, Step, Tier};
-    let step = |action| Step { line: 0, action, timeout: None, strict: false, pass_over: Vec::new(), judged: false };
-    let scenario = Scenario {
-        id: "sshspec/shell-probe".into(),
-        path: Default::default(),
-        title: "shell probe".into(),
-        spec: String::new(),
-        clauses: Vec::new(),
-        level: Level::May,
-        requirement: String::new(),
-        tier: Tier::Full,
-        requires: Requires::default(),
-        destructive: false,
-        timeout: opts.step_timeout * 2,
-        steps: vec![
-            step(Action::VersionExchange { banner: None, pre_banner: Vec::new() }),
-            step(Action::KeyExchange { pins: Pins::default(), with: toml::Table::new(), rekey: None, guess: false }),
-            step(Action::Authenticate(Box::new(AuthStep::new(AuthKind::Login, AuthOutcome::Success)))),
-            step(Action::OpenSession { window: None, max_packet: None }),
-            step(Action::Exec {
+    use crate::script::{Action, AuthKind, AuthOutcome, AuthStep, Pins, Program, Scenario};
+    let scenario = Scenario::internal(
+        "shell-probe",
+        opts.step_timeout * 2,
+        vec![
+            Action::VersionExchange { banner: None, pre_banner: Vec::new() },
+            Action::KeyExchange { pins: Pins::default(), with: toml::Table::new(), rekey: None, guess: false },
+            Action::Authenticate(Box::new(AuthStep::new(AuthKind::Login, AuthOutcome::Success))),
+            Action::OpenSession { window: None, max_packet: None },
+            Action::Exec {
                 program: Program::Literal(SHELL_PROBE.0.into()),
                 stdin: None,
                 stdout: Some(SHELL_PROBE.1.into()),
                 stderr: None,
                 exit_status: Some(0),
                 echo: false,
-            }),
+            },
         ],
-        digest: String::new(),
-    };
+    );
     let run = super::run(&scenario, addr, creds, &Options { echo: false, ..opts.clone() }).await;
     match run.judgement {
         super::Judgement::Pass => (Some(true), None),

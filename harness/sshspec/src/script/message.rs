@@ -97,10 +97,15 @@ fn placeholder(name: &str) -> Option<Value> {
 pub fn bind(t: &Table, value: &dyn Fn(&str) -> Option<Value>) -> Result<Table, String> {
     fn walk(v: &Value, value: &dyn Fn(&str) -> Option<Value>) -> Result<Value, String> {
         Ok(match v {
-            Value::String(s) if s.starts_with('$') => value(s).ok_or_else(|| match s.strip_prefix(super::PROGRAM_VARIABLE) {
-                Some(p) => format!("{s:?}: {}", super::Program::parse(p).err().unwrap_or_else(|| "no command for it".into())),
-                None => format!("unknown variable {s:?}; known: {}", variable_names()),
-            })?,
+            Value::String(s) if s.starts_with('$') => {
+                value(s).ok_or_else(|| match s.strip_prefix(super::PROGRAM_VARIABLE) {
+                    Some(p) => format!(
+                        "{s:?}: {}",
+                        super::Program::parse(p).err().unwrap_or_else(|| "no command for it".into())
+                    ),
+                    None => format!("unknown variable {s:?}; known: {}", variable_names()),
+                })?
+            }
             Value::Table(t) => {
                 Value::Table(t.iter().map(|(k, v)| Ok((k.clone(), walk(v, value)?))).collect::<Result<_, String>>()?)
             }

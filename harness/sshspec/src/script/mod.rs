@@ -100,6 +100,27 @@ pub fn set_digest(scenarios: &[Scenario]) -> String {
 }
 
 impl Scenario {
+    /// A scenario the harness makes for itself (the probes), of plain steps, citing no clause.
+    pub fn internal(id: &str, timeout: Duration, actions: Vec<Action>) -> Scenario {
+        let step =
+            |action| Step { line: 0, action, timeout: None, strict: false, pass_over: Vec::new(), judged: false };
+        Scenario {
+            id: format!("sshspec/{id}"),
+            path: PathBuf::new(),
+            title: id.replace('-', " "),
+            spec: String::new(),
+            clauses: Vec::new(),
+            level: Level::May,
+            requirement: String::new(),
+            tier: Tier::Full,
+            requires: Requires::default(),
+            destructive: false,
+            timeout,
+            steps: actions.into_iter().map(step).collect(),
+            digest: String::new(),
+        }
+    }
+
     /// The protocol area: the first folder of the id (`transport`, `auth`, `connection`, ...).
     pub fn area(&self) -> &str {
         self.id.split('/').next().unwrap_or(&self.id)

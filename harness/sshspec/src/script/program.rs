@@ -120,7 +120,8 @@ impl Program {
             return Ok(c.clone());
         }
         let name = self.capability().unwrap_or_default();
-        let template = programs.get(name).ok_or_else(|| format!("the target has no command for the program {name:?}"))?;
+        let template =
+            programs.get(name).ok_or_else(|| format!("the target has no command for the program {name:?}"))?;
         Ok(template.replace("{}", &self.argument()))
     }
 }
