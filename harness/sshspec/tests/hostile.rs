@@ -348,3 +348,34 @@ fn a_malformed_server_kexinit_fails_the_well_formed_scenario() {
         assert!(e.actual.contains(problem), "{problem:?} missing from {}", e.actual);
     }
 }
+
+/// A close counts only if it follows the stimulus: against a server that closes right after its
+/// identification, a scenario expecting the close after a stimulus of its own is INCONCLUSIVE
+/// (the connection was gone before the stimulus went out), never a PASS that credits the server.
+/// The FIN can trail the identification on a busy machine, so the check has a few tries, and a
+/// try where it had not arrived may PASS; a FAIL or ERROR never may.
+#[test]
+fn a_close_before_the_stimulus_is_not_evidence() {
+    let text = "title = \"t\"\nspec = \"RFC 4253 §6\"\nclauses = [\"4253-6-a\"]\nlevel = \"must\"\nrequirement = \"r\"\n\
+                [[step]]\ndo = \"version-exchange\"\n[[step]]\nsend_bytes = \"00000000\"\n[[step]]\nexpect = \"close\"\n";
+    let s = script::parse("t", Path::new("t.toml"), text).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let (addr, server) = rt.block_on(serve(Mode::CloseAfterBanner));
+    let mut inconclusive = 0;
+    for _ in 0..5 {
+        let run = rt.block_on(async {
+            let creds = peer::Credentials::generate("sshspec");
+            peer::run(&s, addr, &creds, &peer::Options::default()).await
+        });
+        match &run.judgement {
+            peer::Judgement::Inconclusive(e) => {
+                assert!(e.actual.contains("already closed"), "{}", e.actual);
+                inconclusive += 1;
+            }
+            peer::Judgement::Pass => {}
+            other => panic!("expected INCONCLUSIVE, got {other:?}"),
+        }
+    }
+    server.abort();
+    assert!(inconclusive >= 1, "the close before the stimulus was never seen in 5 tries");
+}

@@ -448,6 +448,16 @@ impl Peer<'_> {
                 actual,
                 timed_out,
             };
+            // A close is evidence only if it follows the stimulus: the connection must still be
+            // open when the first judged message goes out (tlsfuzzer's sanity check, in-line).
+            if i == first_judged && i > 0 && step.is_stimulus() && scenario.expects_close() && self.t.closed_already() {
+                return Judgement::Inconclusive(evidence(
+                    "the connection still open when the stimulus is sent, so a close can follow from it".into(),
+                    "the target had already closed the connection (see the transcript for its DISCONNECT, if any)"
+                        .into(),
+                    false,
+                ));
+            }
             match self.step(step, deadline, timeout).await {
                 // A refusal the scenario accepted (or judged) says nothing about later steps.
                 Ok(()) => self.refused = None,

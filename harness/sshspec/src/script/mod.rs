@@ -134,6 +134,13 @@ impl Scenario {
         setup.min(self.steps.len().saturating_sub(1))
     }
 
+    /// Whether some step accepts the connection's close as its answer.
+    pub fn expects_close(&self) -> bool {
+        self.steps
+            .iter()
+            .any(|s| matches!(&s.action, Action::Expect(alts) if alts.iter().any(|a| matches!(a, Expectation::Close))))
+    }
+
     /// The program capabilities this scenario runs (`exec` and `bulk` steps, and `"$program ..."`
     /// values in messages), each once: a target without a command for one cannot run it.
     pub fn programs(&self) -> Vec<&'static str> {
@@ -207,6 +214,11 @@ pub struct Step {
 }
 
 impl Step {
+    /// Whether this step sends something of the scenario's own making (what a close must follow).
+    pub fn is_stimulus(&self) -> bool {
+        matches!(self.action, Action::Send { .. } | Action::SendPayload { .. } | Action::SendBytes(_))
+    }
+
     /// Whether this step only brings the connection to where the scenario starts: an ordinary
     /// version exchange, key exchange (algorithms pinned, but no overridden KEXINIT and no guess),
     /// login with the target's own method, or a default session channel.

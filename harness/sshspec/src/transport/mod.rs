@@ -306,6 +306,23 @@ impl Transport {
         }
     }
 
+    /// Whether the target has already closed the connection, found without waiting: EOF or a
+    /// reset is queued on the socket. Bytes queued before it are read into the buffer, not lost.
+    pub fn closed_already(&mut self) -> bool {
+        // A few reads at most: a server streaming data is open, whatever follows.
+        for _ in 0..8 {
+            self.make_room();
+            let before = self.inbuf.len();
+            match self.stream.try_read_buf(&mut self.inbuf) {
+                Ok(0) => return true,
+                Ok(_) => self.took(before),
+                Err(e) if is_reset(&e) => return true,
+                Err(_) => return false,
+            }
+        }
+        false
+    }
+
     /// Drops consumed input once it is half the buffer, and leaves room for a read.
     fn make_room(&mut self) {
         if self.inpos > 0 && (self.inpos >= self.inbuf.len() / 2 || self.inpos > 1 << 20) {
