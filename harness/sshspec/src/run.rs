@@ -146,19 +146,28 @@ pub fn result_of(
     let expected = t.expected_failures.get(&s.id);
     let (outcome, evidence, reason) = match (run.judgement, expected) {
         (Judgement::Inconclusive(e), _) => {
+            let rule = s.steps.get(e.step.wrapping_sub(1)).and_then(|st| st.setup_rule());
             let reason = format!(
-                "setup step {} failed, so the clause under test was not reached: expected {}; got {}",
-                e.step, e.expected, e.actual
+                "setup step {}{} failed, so the clause under test was not reached: expected {}; got {}",
+                e.step,
+                rule.map(|r| format!(" ({r})")).unwrap_or_default(),
+                e.expected,
+                e.actual
             );
             (Outcome::Inconclusive, Some(e), Some(reason))
         }
         (Judgement::Unsupported(why), _) => (Outcome::Skip, None, Some(why)),
         (Judgement::Pass, None) => (Outcome::Pass, None, None),
-        (Judgement::Pass, Some(why)) => {
-            (Outcome::Xpass, None, Some(format!("expected to fail ({why}) but passed: remove the entry if fixed")))
-        }
+        (Judgement::Pass, Some(x)) => (
+            Outcome::Xpass,
+            None,
+            Some(format!("expected to fail ({}) but passed: remove the entry if fixed", x.reason)),
+        ),
         (Judgement::Fail(e), None) => (Outcome::Fail, Some(e), None),
-        (Judgement::Fail(e), Some(why)) => (Outcome::Xfail, Some(e), Some(why.clone())),
+        (Judgement::Fail(e), Some(x)) => match x.expects(&e) {
+            Ok(()) => (Outcome::Xfail, Some(e), Some(x.reason.clone())),
+            Err(different) => (Outcome::Fail, Some(e), Some(different)),
+        },
         (Judgement::Error(e), _) => {
             let reason = e.actual.clone();
             (Outcome::Error, Some(e), Some(reason))
@@ -364,6 +373,13 @@ async fn retry_alone(
 /// re-running each alone would serialise the whole run behind it.
 const CONFIRMED_MISSES_BEFORE_TRUST: u32 = 3;
 
+/// What every step deadline gains for a target whose handshake took `handshake_ms` in the probe:
+/// four handshakes (a step waits on a few round trips and some server work at most), capped so a
+/// stalled probe cannot stretch a run without bound.
+pub fn latency_allowance(handshake_ms: u64) -> Duration {
+    Duration::from_millis(handshake_ms.saturating_mul(4)).min(Duration::from_secs(20))
+}
+
 /// A scenario that only connects and exchanges keys: how the host key is learned before any login.
 fn host_key_probe() -> Scenario {
     use crate::script::{Action, Pins};
@@ -491,6 +507,7 @@ async fn run_target(
     popts.login = t.login_method();
     popts.login_key = t.login_key();
     popts.extra = profile.extra_offers();
+    popts.latency_allowance = latency_allowance(profile.handshake_ms);
     // Whether the programs' POSIX commands run there (only where a scenario runs a program).
     if scenarios.iter().any(|s| !s.programs().is_empty()) && profile.incomplete.is_none() {
         (profile.posix_shell, profile.shell_note) =

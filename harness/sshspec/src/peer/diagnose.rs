@@ -196,10 +196,10 @@ async fn stages(
     let _ = peer.t.send_version(super::OUR_BANNER, &[]).await;
     let v = match peer.t.read_version(Instant::now() + timeout).await {
         Ok(v) => v,
-        Err(TransportError::Timeout { waited, last_bytes, .. }) if last_bytes.is_empty() => {
+        Err(TransportError::Timeout { waited, last, .. }) if last.bytes.is_empty() => {
             return Err(Problem::NoBanner { waited });
         }
-        Err(TransportError::Closed { last_bytes }) if last_bytes.is_empty() => return Err(Problem::ClosedBeforeBanner),
+        Err(TransportError::Closed { last }) if last.bytes.is_empty() => return Err(Problem::ClosedBeforeBanner),
         Err(TransportError::Closed { .. }) | Err(TransportError::Timeout { .. }) => {
             let first = peer.t.first_bytes();
             let end = first.iter().position(|b| *b == b'\n').map_or(first.len(), |n| n + 1);

@@ -95,6 +95,39 @@ pub struct Evidence {
     /// before it is reported, since a saturated machine can miss a deadline the server kept.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub timed_out: bool,
+    /// How the target failed the step; an expected failure names the kind it expects.
+    pub kind: FailureKind,
+}
+
+/// How a target failed a step: what an expected-failure entry names, so a scenario that fails
+/// another way than recorded is a FAIL, not an XFAIL.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailureKind {
+    /// Nothing came before the deadline.
+    Timeout,
+    /// The connection was closed.
+    Close,
+    /// Something came, and it was not what the step wanted: another message, a wrong value, bytes
+    /// that do not parse.
+    #[default]
+    Answer,
+}
+
+impl FailureKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            FailureKind::Timeout => "timeout",
+            FailureKind::Close => "close",
+            FailureKind::Answer => "answer",
+        }
+    }
+}
+
+impl Evidence {
+    fn new(step: usize, line: usize, expected: String, actual: String, kind: FailureKind) -> Self {
+        Evidence { step, line, expected, actual, timed_out: kind == FailureKind::Timeout, kind }
+    }
 }
 
 /// The outcome of one scenario run: its judgement and the transcript that supports it.
@@ -122,6 +155,9 @@ pub struct Options {
     pub step_timeout: Duration,
     /// Replaces every scenario's own deadline.
     pub scenario_timeout: Option<Duration>,
+    /// Added to every step's deadline (and each step's share of the scenario's): the target's own
+    /// latency, from the probe's handshake, so a slow device is not judged on a fast one's clock.
+    pub latency_allowance: Duration,
     /// Echo the transcript to stderr as it happens.
     pub echo: bool,
     /// SHA256 fingerprints the host key must have; a different key stops the scenario before auth.
@@ -148,6 +184,7 @@ impl Default for Options {
         Options {
             step_timeout: script::DEFAULT_STEP_TIMEOUT,
             scenario_timeout: None,
+            latency_allowance: Duration::ZERO,
             echo: false,
             pinned_host_keys: Vec::new(),
             source: None,
@@ -166,7 +203,7 @@ enum StepFailure {
     Target {
         expected: String,
         actual: String,
-        timed_out: bool,
+        kind: FailureKind,
     },
     /// The target showed it lacks something optional the scenario needs.
     Unsupported(String),
@@ -176,7 +213,7 @@ enum StepFailure {
 type StepResult = Result<(), StepFailure>;
 
 fn fail(expected: impl Into<String>, actual: impl Into<String>) -> StepFailure {
-    StepFailure::Target { expected: expected.into(), actual: actual.into(), timed_out: false }
+    StepFailure::Target { expected: expected.into(), actual: actual.into(), kind: FailureKind::Answer }
 }
 
 impl StepFailure {
@@ -184,7 +221,10 @@ impl StepFailure {
         match e {
             TransportError::Ours(m) => StepFailure::Harness(m),
             e @ TransportError::Timeout { .. } => {
-                StepFailure::Target { expected: expected.into(), actual: e.to_string(), timed_out: true }
+                StepFailure::Target { expected: expected.into(), actual: e.to_string(), kind: FailureKind::Timeout }
+            }
+            e @ TransportError::Closed { .. } => {
+                StepFailure::Target { expected: expected.into(), actual: e.to_string(), kind: FailureKind::Close }
             }
             other => fail(expected, other.to_string()),
         }
@@ -296,7 +336,8 @@ pub async fn run(scenario: &Scenario, addr: SocketAddr, creds: &Credentials, opt
     let mut log = Transcript::default();
     log.echo = opts.echo;
     log.note(format!("scenario {} against {addr}", scenario.id));
-    let timeout = opts.scenario_timeout.unwrap_or(scenario.timeout);
+    let timeout =
+        opts.scenario_timeout.unwrap_or(scenario.timeout) + opts.latency_allowance * scenario.steps.len() as u32;
     let deadline = started + timeout;
     let t = match Transport::connect(addr, opts.source, deadline, log).await {
         Ok(mut t) => {
@@ -314,13 +355,13 @@ pub async fn run(scenario: &Scenario, addr: SocketAddr, creds: &Credentials, opt
             let mut log = Transcript::default();
             log.note(e.to_string());
             return Run {
-                judgement: Judgement::Error(Evidence {
-                    step: 0,
-                    line: 0,
-                    expected: format!("a TCP connection to {addr}"),
-                    actual: e.to_string(),
-                    timed_out: false,
-                }),
+                judgement: Judgement::Error(Evidence::new(
+                    0,
+                    0,
+                    format!("a TCP connection to {addr}"),
+                    e.to_string(),
+                    FailureKind::Answer,
+                )),
                 transcript: log.into_entries(),
                 duration: started.elapsed(),
                 identity: Identity::default(),
@@ -332,17 +373,13 @@ pub async fn run(scenario: &Scenario, addr: SocketAddr, creds: &Credentials, opt
     let judgement = match run {
         Ok(j) => j,
         Err(_) => {
-            let evidence = Evidence {
-                step: peer.step_index + 1,
-                line: scenario.steps.get(peer.step_index).map_or(0, |s| s.line),
-                expected: format!("the scenario to finish within {timeout:?}"),
-                actual: format!(
-                    "still running at the deadline, in step {}; last bytes received: {}",
-                    peer.step_index + 1,
-                    hex::encode(peer.t.last_bytes())
-                ),
-                timed_out: true,
-            };
+            let evidence = Evidence::new(
+                peer.step_index + 1,
+                scenario.steps.get(peer.step_index).map_or(0, |s| s.line),
+                format!("the scenario to finish within {timeout:?}"),
+                format!("still running at the deadline, in step {}{}", peer.step_index + 1, peer.t.last()),
+                FailureKind::Timeout,
+            );
             match peer.step_index < scenario.first_judged() {
                 true => Judgement::Inconclusive(evidence),
                 false => Judgement::Fail(evidence),
@@ -439,14 +476,10 @@ impl Peer<'_> {
         let first_judged = scenario.first_judged();
         for (i, step) in scenario.steps.iter().enumerate() {
             self.step_index = i;
-            let timeout = step.timeout.unwrap_or(self.opts.step_timeout);
+            let timeout = step.timeout.unwrap_or(self.opts.step_timeout) + self.opts.latency_allowance;
             let deadline = Instant::now() + timeout;
-            let evidence = |expected: String, actual: String, timed_out: bool| Evidence {
-                step: i + 1,
-                line: step.line,
-                expected,
-                actual,
-                timed_out,
+            let evidence = |expected: String, actual: String, kind: FailureKind| {
+                Evidence::new(i + 1, step.line, expected, actual, kind)
             };
             // A close is evidence only if it follows the stimulus: the connection must still be
             // open when the first judged message goes out (tlsfuzzer's sanity check, in-line).
@@ -455,27 +488,31 @@ impl Peer<'_> {
                     "the connection still open when the stimulus is sent, so a close can follow from it".into(),
                     "the target had already closed the connection (see the transcript for its DISCONNECT, if any)"
                         .into(),
-                    false,
+                    FailureKind::Close,
                 ));
             }
             match self.step(step, deadline, timeout).await {
                 // A refusal the scenario accepted (or judged) says nothing about later steps.
                 Ok(()) => self.refused = None,
-                Err(StepFailure::Target { expected, actual, timed_out }) if i < first_judged => {
-                    return Judgement::Inconclusive(evidence(expected, actual, timed_out));
+                Err(StepFailure::Target { expected, actual, kind }) if i < first_judged => {
+                    return Judgement::Inconclusive(evidence(expected, actual, kind));
                 }
-                Err(StepFailure::Target { expected, actual, timed_out }) => {
+                Err(StepFailure::Target { expected, actual, kind }) => {
                     if let Some(r) = &self.refused {
                         return Judgement::Unsupported(format!(
                             "the server refused {}: optional ({}); the scenario needs it",
                             r.what, r.clause
                         ));
                     }
-                    return Judgement::Fail(evidence(expected, actual, timed_out));
+                    return Judgement::Fail(evidence(expected, actual, kind));
                 }
                 Err(StepFailure::Unsupported(why)) => return Judgement::Unsupported(why),
                 Err(StepFailure::Harness(m)) => {
-                    return Judgement::Error(evidence("the harness to carry out the step".into(), m, false));
+                    return Judgement::Error(evidence(
+                        "the harness to carry out the step".into(),
+                        m,
+                        FailureKind::Answer,
+                    ));
                 }
             }
         }
@@ -1056,14 +1093,13 @@ impl Peer<'_> {
                 }
                 Err(TransportError::Closed { .. }) if close_ok => return Ok(()),
                 Err(TransportError::Timeout { .. }) if nothing_ok => return Ok(()),
-                Err(TransportError::Timeout { buffered, last_bytes, .. }) => {
+                Err(TransportError::Timeout { buffered, last, .. }) => {
                     return Err(StepFailure::Target {
                         expected,
                         actual: format!(
-                            "nothing within {timeout:?} ({buffered} byte(s) of an incomplete packet buffered; last bytes received: {})",
-                            hex::encode(last_bytes)
+                            "nothing within {timeout:?} ({buffered} byte(s) of an incomplete packet buffered){last}"
                         ),
-                        timed_out: true,
+                        kind: FailureKind::Timeout,
                     });
                 }
                 Err(e) => return Err(StepFailure::from_transport(&expected, e)),

@@ -214,6 +214,18 @@ pub struct Step {
 }
 
 impl Step {
+    /// For a setup step, what it sets up and the section that rules it: an INCONCLUSIVE names it,
+    /// since the failure broke that rule and not the scenario's.
+    pub fn setup_rule(&self) -> Option<&'static str> {
+        Some(match self.action {
+            Action::VersionExchange { .. } => "version exchange, RFC 4253 §4.2",
+            Action::KeyExchange { .. } => "key exchange, RFC 4253 §7",
+            Action::Authenticate(_) => "login, RFC 4252 §5",
+            Action::OpenSession { .. } => "session channel, RFC 4254 §6.1",
+            _ => return None,
+        })
+    }
+
     /// Whether this step sends something of the scenario's own making (what a close must follow).
     pub fn is_stimulus(&self) -> bool {
         matches!(self.action, Action::Send { .. } | Action::SendPayload { .. } | Action::SendBytes(_))

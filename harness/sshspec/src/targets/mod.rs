@@ -9,7 +9,7 @@ mod process;
 
 pub use container::BUILD_HINT;
 
-use crate::peer::{Credentials, KeyKind, Profile};
+use crate::peer::{Credentials, Evidence, FailureKind, KeyKind, Profile};
 use crate::script::Scenario;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -87,9 +87,9 @@ pub struct TargetInfo {
     /// configuration lines, for scenarios that `require` a variant (a small RekeyLimit, say).
     #[serde(default)]
     pub variants: BTreeMap<String, Variant>,
-    /// Scenario id → the reason this target is expected to fail it.
+    /// Scenario id → the failure this target is expected to show in it, and why.
     #[serde(default, rename = "expected-failures")]
-    pub expected_failures: BTreeMap<String, String>,
+    pub expected_failures: BTreeMap<String, ExpectedFailure>,
     /// Scenario id → why its verdict against this target depends on timing: such scenarios SKIP
     /// with that reason rather than give a verdict that changes from run to run.
     #[serde(default)]
@@ -112,6 +112,81 @@ pub struct TargetInfo {
     /// A remote target's features were given (`--describe`), so they are facts, not unknowns.
     #[serde(skip)]
     pub described_features: bool,
+}
+
+/// A deviation a target is expected to show. In a description, a table names where and how:
+/// `{ step = 6, kind = "timeout", reason = "..." }` (`kind`: `timeout`, `close` or `answer`, or a
+/// list of them); the scenario must fail at that step and that way, or it is a FAIL, not an XFAIL.
+/// A reason alone (`"id" = "why"`) accepts any failure: for `--describe` files written by hand
+/// before the failure was seen; every description shipped here names step and kind.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExpectedFailure {
+    pub reason: String,
+    pub step: Option<usize>,
+    pub kind: Vec<FailureKind>,
+}
+
+impl<'de> Deserialize<'de> for ExpectedFailure {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Kinds {
+            One(FailureKind),
+            Many(Vec<FailureKind>),
+        }
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Full {
+            reason: String,
+            step: Option<usize>,
+            kind: Option<Kinds>,
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Reason(String),
+            Full(Full),
+        }
+        Ok(match Raw::deserialize(d).map_err(|_| {
+            serde::de::Error::custom(
+                "an expected failure is a reason string or { step = N, kind = \"timeout\"|\"close\"|\"answer\" (or a list), reason = \"...\" }",
+            )
+        })? {
+            Raw::Reason(reason) => ExpectedFailure { reason, step: None, kind: Vec::new() },
+            Raw::Full(f) => ExpectedFailure {
+                reason: f.reason,
+                step: f.step,
+                kind: match f.kind {
+                    None => Vec::new(),
+                    Some(Kinds::One(k)) => vec![k],
+                    Some(Kinds::Many(k)) => k,
+                },
+            },
+        })
+    }
+}
+
+impl ExpectedFailure {
+    /// Whether `e` is the failure this entry records; if not, how it differs.
+    pub fn expects(&self, e: &Evidence) -> Result<(), String> {
+        let step_ok = self.step.is_none_or(|s| s == e.step);
+        let kind_ok = self.kind.is_empty() || self.kind.contains(&e.kind);
+        if step_ok && kind_ok {
+            return Ok(());
+        }
+        let kinds = self.kind.iter().map(|k| k.name()).collect::<Vec<_>>().join(" or ");
+        let at = match self.step {
+            Some(s) => format!("step {s}"),
+            None => "any step".into(),
+        };
+        Err(format!(
+            "expected to fail at {at} ({}) as recorded ({}), but failed at step {} ({}): a different failure",
+            if kinds.is_empty() { "any way" } else { &kinds },
+            self.reason,
+            e.step,
+            e.kind.name()
+        ))
+    }
 }
 
 /// Every user key type a run makes (`peer::UserKeys`).
@@ -318,7 +393,7 @@ pub struct RemoteDescription {
     pub max_jobs: Option<usize>,
     pub features: Option<Vec<String>>,
     #[serde(default, rename = "expected-failures")]
-    pub expected_failures: BTreeMap<String, String>,
+    pub expected_failures: BTreeMap<String, ExpectedFailure>,
     #[serde(default)]
     pub unjudged: BTreeMap<String, String>,
     /// The server's command for each program where it is not a POSIX shell's ("" for none).
@@ -686,5 +761,57 @@ pub fn availability(t: &TargetInfo) -> String {
         BackendKind::Remote => "remote".into(),
         BackendKind::Process => process::availability(&t.server),
         BackendKind::Container => container::availability(t),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn evidence(step: usize, kind: FailureKind) -> Evidence {
+        Evidence { step, line: 1, expected: "x".into(), actual: "y".into(), timed_out: false, kind }
+    }
+
+    #[test]
+    fn an_expected_failure_holds_only_for_its_step_and_kind() {
+        let x: BTreeMap<String, ExpectedFailure> =
+            toml::from_str("a = { step = 6, kind = \"timeout\", reason = \"r\" }\nb = { step = 3, kind = [\"close\", \"answer\"], reason = \"r\" }\nc = \"any\"").unwrap();
+        assert!(x["a"].expects(&evidence(6, FailureKind::Timeout)).is_ok());
+        let e = x["a"].expects(&evidence(6, FailureKind::Close)).unwrap_err();
+        assert!(e.contains("step 6 (timeout)") && e.contains("step 6 (close)"), "{e}");
+        assert!(x["a"].expects(&evidence(5, FailureKind::Timeout)).is_err());
+        assert!(x["b"].expects(&evidence(3, FailureKind::Answer)).is_ok());
+        assert!(x["b"].expects(&evidence(3, FailureKind::Timeout)).is_err());
+        assert!(x["c"].expects(&evidence(9, FailureKind::Timeout)).is_ok());
+        assert!(
+            toml::from_str::<BTreeMap<String, ExpectedFailure>>("a = { step = 1, kind = \"late\", reason = \"r\" }")
+                .is_err()
+        );
+    }
+
+    /// What ships with sshspec says where and how each deviation shows, so a target failing a
+    /// listed scenario another way is caught as a FAIL.
+    #[test]
+    fn every_shipped_expected_failure_names_its_step_and_kind() {
+        let mut all: Vec<(String, String, ExpectedFailure)> = catalog()
+            .unwrap()
+            .into_iter()
+            .flat_map(|t| t.expected_failures.into_iter().map(move |(id, x)| (t.name.clone(), id, x)))
+            .collect();
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../containers/thirdparty");
+        for f in std::fs::read_dir(&dir).unwrap() {
+            let path = f.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                let d = load_description(&path).unwrap();
+                all.extend(d.expected_failures.into_iter().map(|(id, x)| (path.display().to_string(), id, x)));
+            }
+        }
+        assert!(all.len() > 100, "{} entries", all.len());
+        let vague: Vec<String> = all
+            .iter()
+            .filter(|(_, _, x)| x.step.is_none() || x.kind.is_empty())
+            .map(|(t, id, _)| format!("{t}: {id}"))
+            .collect();
+        assert!(vague.is_empty(), "expected failures without step or kind:\n{}", vague.join("\n"));
     }
 }

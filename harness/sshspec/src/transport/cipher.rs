@@ -272,6 +272,11 @@ impl PacketCipher {
         PacketCipher { state: State::Plain, name: NONE.into(), peeked: None }
     }
 
+    /// Whether packets are encrypted (after the first NEWKEYS), so their raw bytes mean nothing to a reader.
+    pub fn is_encrypted(&self) -> bool {
+        !matches!(self.state, State::Plain)
+    }
+
     /// Builds the state for a negotiated cipher and MAC; `None` if we do not speak them.
     pub fn new(k: &DirectionKeys) -> Option<Self> {
         let state = match k.cipher.as_str() {

@@ -42,12 +42,12 @@ const PACKET_HEADER: usize = 5;
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum TransportError {
     /// The target closed the TCP connection (EOF or reset).
-    #[error("the target closed the connection{}", tail_text(.last_bytes))]
-    Closed { last_bytes: Vec<u8> },
+    #[error("the target closed the connection{last}")]
+    Closed { last: Last },
     /// Nothing complete arrived before the deadline (`waited` is zero when the target kept sending
     /// but the deadline passed between packets).
-    #[error("{} ({buffered} byte(s) of an incomplete packet buffered){}", waited_text(.waited), tail_text(.last_bytes))]
-    Timeout { waited: Duration, buffered: usize, last_bytes: Vec<u8> },
+    #[error("{} ({buffered} byte(s) of an incomplete packet buffered){last}", waited_text(.waited))]
+    Timeout { waited: Duration, buffered: usize, last: Last },
     /// The target broke the protocol in a way the transport itself detects.
     #[error("the target misbehaved: {0}")]
     Target(String),
@@ -64,8 +64,22 @@ fn waited_text(w: &Duration) -> String {
     }
 }
 
-fn tail_text(b: &[u8]) -> String {
-    if b.is_empty() { String::new() } else { format!("; last bytes received: {}", hex::encode(b)) }
+/// What the target sent last, for evidence: once packets are encrypted, the last message decoded
+/// (its ciphertext would tell a reader nothing); before, the raw bytes.
+#[derive(Debug, Clone, Default)]
+pub struct Last {
+    pub bytes: Vec<u8>,
+    pub message: Option<String>,
+}
+
+impl std::fmt::Display for Last {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.message {
+            Some(m) => write!(f, "; last message received: {m}"),
+            None if self.bytes.is_empty() => Ok(()),
+            None => write!(f, "; last bytes received: {}", hex::encode(&self.bytes)),
+        }
+    }
 }
 
 /// Explicit control of one packet's framing (RFC 4253 §6), for scenarios that break it on purpose.
@@ -214,6 +228,8 @@ pub struct Transport {
     pub capture: Option<capture::Capture>,
     /// The first bytes the target sent, for explaining a server that does not speak SSH.
     head: Vec<u8>,
+    /// The last message decoded once packets were encrypted, for evidence.
+    last_message: Option<String>,
     /// The packet being built, kept between sends: bulk data would otherwise allocate and grow a
     /// fresh buffer for every packet.
     out: Vec<u8>,
@@ -261,6 +277,7 @@ impl Transport {
             server: None,
             pinned_host_keys: Vec::new(),
             capture: None,
+            last_message: None,
             out: Vec::new(),
             head: Vec::new(),
         }
@@ -282,6 +299,11 @@ impl Transport {
         self.tail.iter().copied().collect()
     }
 
+    /// What the target sent last (see [`Last`]).
+    pub fn last(&self) -> Last {
+        Last { bytes: self.last_bytes(), message: self.last_message.clone() }
+    }
+
     fn buffered(&self) -> &[u8] {
         &self.inbuf[self.inpos..]
     }
@@ -294,14 +316,14 @@ impl Transport {
             Err(_) => Err(TransportError::Timeout {
                 waited: started.elapsed(),
                 buffered: self.buffered().len(),
-                last_bytes: self.last_bytes(),
+                last: self.last(),
             }),
-            Ok(Ok(0)) => Err(TransportError::Closed { last_bytes: self.last_bytes() }),
+            Ok(Ok(0)) => Err(TransportError::Closed { last: self.last() }),
             Ok(Ok(_)) => {
                 self.took(before);
                 Ok(())
             }
-            Ok(Err(e)) if is_reset(&e) => Err(TransportError::Closed { last_bytes: self.last_bytes() }),
+            Ok(Err(e)) if is_reset(&e) => Err(TransportError::Closed { last: self.last() }),
             Ok(Err(e)) => Err(TransportError::Ours(format!("reading from the target: {e}"))),
         }
     }
@@ -399,7 +421,7 @@ impl Transport {
         }
         match self.stream.write_all(bytes).await {
             Ok(()) => Ok(()),
-            Err(e) if is_reset(&e) => Err(TransportError::Closed { last_bytes: self.last_bytes() }),
+            Err(e) if is_reset(&e) => Err(TransportError::Closed { last: self.last() }),
             Err(e) => Err(TransportError::Ours(format!("writing to the target: {e}"))),
         }
     }
@@ -583,7 +605,7 @@ impl Transport {
             return Err(TransportError::Timeout {
                 waited: Duration::ZERO,
                 buffered: self.buffered().len(),
-                last_bytes: self.last_bytes(),
+                last: self.last(),
             });
         }
         let (seq, payload) = self.recv_payload(deadline).await?;
@@ -595,6 +617,9 @@ impl Transport {
             }
         };
         self.log.message(Dir::Received, seq, &msg);
+        if self.rx.cipher.is_encrypted() {
+            self.last_message = Some(format!("#{seq} {}", crate::transcript::summarize(&msg)));
+        }
         self.after_recv(&msg, &payload)?;
         Ok(msg)
     }
