@@ -14,6 +14,10 @@ Session channels: `exec` runs `/bin/sh -c COMMAND`, `shell` runs `/bin/sh`, both
 stdout and stderr (as extended data) piped by one thread each. pty-req, env, subsystems and the
 rest are refused (Paramiko's defaults). Paramiko has no API to send exit-signal, so a process
 killed by a signal is reported as exit-status 128+N, the shell convention.
+
+SSHSPEC_DEVIATE=ignore-window makes it a deviant fixture: channel data is sent in chunks of up to
+64 KiB whatever the client's window and maximum packet size (RFC 4254 §5.2), so the flow-control
+scenarios are seen to FAIL against a real server that breaks them.
 """
 
 import base64
@@ -41,6 +45,20 @@ AUTHORIZED_KEYS = os.environ.get("SSHSPEC_AUTHORIZED_KEYS")
 
 children = set()
 children_lock = threading.Lock()
+
+
+def ignore_window(self, size):
+    """Paramiko's Channel._wait_for_send_window without the window or packet-size limits."""
+    if self.closed or self.eof_sent:
+        return 0
+    self.out_window_size = max(0, self.out_window_size - size)
+    return size
+
+
+if os.environ.get("SSHSPEC_DEVIATE") == "ignore-window":
+    paramiko.Channel._wait_for_send_window = ignore_window
+elif os.environ.get("SSHSPEC_DEVIATE"):
+    sys.exit("unknown SSHSPEC_DEVIATE value %r; known: ignore-window" % os.environ["SSHSPEC_DEVIATE"])
 
 
 def load_authorized_keys(path):

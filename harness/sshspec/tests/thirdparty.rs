@@ -62,10 +62,16 @@ fn available(server: &str) -> Result<(), String> {
 /// Starts `server` on a free port with the run's credentials; returns it and its address once it
 /// prints READY.
 fn start(server: &str, creds: &Credentials, keys: &Path) -> (Server, std::net::SocketAddr) {
+    start_deviant(server, creds, keys, "")
+}
+
+/// As [`start`], with `SSHSPEC_DEVIATE` set: the server breaks a rule on purpose ("" for none).
+fn start_deviant(server: &str, creds: &Credentials, keys: &Path, deviate: &str) -> (Server, std::net::SocketAddr) {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut child = Command::new("bash")
         .arg(root().join("containers/thirdparty/run.sh"))
         .args([server, &port.to_string()])
+        .env("SSHSPEC_DEVIATE", deviate)
         .env("SSHSPEC_USER", &creds.user)
         .env("SSHSPEC_PASSWORD", &creds.password)
         .env("SSHSPEC_AUTHORIZED_KEYS", keys)
@@ -155,4 +161,42 @@ fn third_party_servers_fail_only_where_they_deviate() {
     }
     eprintln!("three servers side by side: {} ms", started.elapsed().as_millis());
     assert!(problems.is_empty(), "{} unexplained verdict(s):\n{}", problems.len(), problems.join("\n"));
+}
+
+/// The flow-control checks can fail: the same Paramiko server, once with its windows kept and once
+/// sending up to 64 KiB whatever our window and maximum packet (`SSHSPEC_DEVIATE=ignore-window`),
+/// PASSes and FAILs each scenario, the FAIL citing the overrun.
+#[test]
+fn flow_control_checks_fail_against_a_server_that_ignores_our_window() {
+    if let Err(why) = available("paramiko") {
+        assert!(!ci(), "{why}");
+        eprintln!("note: skipping: {why}");
+        return;
+    }
+    let dir = root().join("scenarios");
+    let scenarios: Vec<script::Scenario> = [
+        "connection/flow-control/zero-window-holds-data-back",
+        "connection/flow-control/small-window-holds-bulk-output-back",
+    ]
+    .iter()
+    .map(|id| script::load_file(&dir, &dir.join(format!("{id}.toml"))).unwrap())
+    .collect();
+    let creds = Credentials::generate("sshspec-fc");
+    let keys_dir = tempfile::tempdir().unwrap();
+    let keys = keys_dir.path().join("authorized_keys");
+    std::fs::write(&keys, creds.authorized_keys()).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    for deviate in ["", "ignore-window"] {
+        let (_server, addr) = start_deviant("paramiko", &creds, &keys, deviate);
+        for s in &scenarios {
+            let run = rt.block_on(sshspec::peer::run(s, addr, &creds, &Default::default()));
+            match (deviate, &run.judgement) {
+                ("", sshspec::peer::Judgement::Pass) => {}
+                ("ignore-window", sshspec::peer::Judgement::Fail(e)) => {
+                    assert!(e.actual.contains("left in our window"), "{}: {}", s.id, e.actual)
+                }
+                (d, other) => panic!("{} against paramiko {d:?}: {other:?}", s.id),
+            }
+        }
+    }
 }
