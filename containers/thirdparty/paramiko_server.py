@@ -15,9 +15,10 @@ stdout and stderr (as extended data) piped by one thread each. pty-req, env, sub
 rest are refused (Paramiko's defaults). Paramiko has no API to send exit-signal, so a process
 killed by a signal is reported as exit-status 128+N, the shell convention.
 
-SSHSPEC_DEVIATE=ignore-window makes it a deviant fixture: channel data is sent in chunks of up to
-64 KiB whatever the client's window and maximum packet size (RFC 4254 §5.2), so the flow-control
-scenarios are seen to FAIL against a real server that breaks them.
+SSHSPEC_DEVIATE makes it a deviant fixture, so scenarios are seen to FAIL against a real server
+that breaks their rule: `ignore-window` sends channel data in chunks of up to 64 KiB whatever the
+client's window and maximum packet size (RFC 4254 §5.2); `data-during-rekey` starts a rekey of its
+own every 64 KiB and keeps sending channel data between its KEXINIT and NEWKEYS (RFC 4253 §7.1).
 """
 
 import base64
@@ -55,10 +56,20 @@ def ignore_window(self, size):
     return size
 
 
-if os.environ.get("SSHSPEC_DEVIATE") == "ignore-window":
+def send_during_kex(self, data):
+    """Paramiko's Transport._send_user_message without the wait for the key exchange to end."""
+    if self.active:
+        self._send_message(data)
+
+
+DEVIATE = os.environ.get("SSHSPEC_DEVIATE")
+if DEVIATE == "ignore-window":
     paramiko.Channel._wait_for_send_window = ignore_window
-elif os.environ.get("SSHSPEC_DEVIATE"):
-    sys.exit("unknown SSHSPEC_DEVIATE value %r; known: ignore-window" % os.environ["SSHSPEC_DEVIATE"])
+elif DEVIATE == "data-during-rekey":
+    paramiko.packet.Packetizer.REKEY_BYTES = 64 * 1024
+    paramiko.Transport._send_user_message = send_during_kex
+elif DEVIATE:
+    sys.exit("unknown SSHSPEC_DEVIATE value %r; known: ignore-window, data-during-rekey" % DEVIATE)
 
 
 def load_authorized_keys(path):
