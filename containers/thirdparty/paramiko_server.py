@@ -18,7 +18,9 @@ killed by a signal is reported as exit-status 128+N, the shell convention.
 SSHSPEC_DEVIATE makes it a deviant fixture, so scenarios are seen to FAIL against a real server
 that breaks their rule: `ignore-window` sends channel data in chunks of up to 64 KiB whatever the
 client's window and maximum packet size (RFC 4254 §5.2); `data-during-rekey` starts a rekey of its
-own every 64 KiB and keeps sending channel data between its KEXINIT and NEWKEYS (RFC 4253 §7.1).
+own every 64 KiB and keeps sending channel data between its KEXINIT and NEWKEYS (RFC 4253 §7.1);
+`strict-kex-without-reset` lists kex-strict-s-v00@openssh.com but never resets its sequence numbers
+(OpenSSH PROTOCOL §1.10).
 """
 
 import base64
@@ -68,8 +70,14 @@ if DEVIATE == "ignore-window":
 elif DEVIATE == "data-during-rekey":
     paramiko.packet.Packetizer.REKEY_BYTES = 64 * 1024
     paramiko.Transport._send_user_message = send_during_kex
+elif DEVIATE == "strict-kex-without-reset":
+    # A name Paramiko must know to list; never agreed, since no client lists the server's marker.
+    paramiko.Transport._kex_info = dict(paramiko.Transport._kex_info, **{"kex-strict-s-v00@openssh.com": None})
+    paramiko.Transport._preferred_kex = tuple(paramiko.Transport._preferred_kex) + ("kex-strict-s-v00@openssh.com",)
 elif DEVIATE:
-    sys.exit("unknown SSHSPEC_DEVIATE value %r; known: ignore-window, data-during-rekey" % DEVIATE)
+    sys.exit(
+        "unknown SSHSPEC_DEVIATE value %r; known: ignore-window, data-during-rekey, strict-kex-without-reset" % DEVIATE
+    )
 
 
 def load_authorized_keys(path):

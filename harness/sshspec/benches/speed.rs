@@ -134,17 +134,7 @@ fn peak_mib() -> f64 {
 }
 
 fn options(jobs: Option<usize>, creds: &Credentials) -> RunOptions {
-    let (_tx, cancel) = tokio::sync::watch::channel(false);
-    std::mem::forget(_tx);
-    RunOptions {
-        jobs,
-        peer: Default::default(),
-        ci: true,
-        creds: Some(creds.clone()),
-        cancel,
-        run_timeout: None,
-        budget: None,
-    }
+    RunOptions { jobs, ci: true, creds: Some(creds.clone()), ..Default::default() }
 }
 
 /// What every section shares: the runtime, the three targets, one set of credentials and its key file.

@@ -31,6 +31,23 @@ pub struct RunOptions {
     pub budget: Option<usize>,
 }
 
+/// Target limits, generated credentials, no deadline, not CI, and a cancel switch nobody holds
+/// (the run is never cancelled).
+impl Default for RunOptions {
+    fn default() -> Self {
+        let (_, cancel) = watch::channel(false);
+        RunOptions {
+            jobs: None,
+            peer: peer::Options::default(),
+            ci: false,
+            creds: None,
+            cancel,
+            run_timeout: None,
+            budget: None,
+        }
+    }
+}
+
 /// Scenarios at once for the whole run: twelve per core, and never under 24, one OpenSSH target's
 /// own limit. Targets side by side share it, so twelve targets on two cores do not run 200
 /// handshakes at once and miss deadlines the servers kept.
@@ -654,7 +671,8 @@ async fn run_target(
                     results.push(r);
                 }
             },
-            _ = cancel.changed() => {
+            // A dropped sender means nobody can cancel: the branch is then disabled, not spun on.
+            Ok(()) = cancel.changed() => {
                 if *cancel.borrow() {
                     workers.abort_all();
                     interrupted = true;

@@ -238,15 +238,10 @@ fn every_mode_ends_every_scenario_in_fail_or_error_within_its_deadline() {
         t.max_jobs = 16;
         t.auth = ["none", "password", "publickey", "keyboard-interactive"].map(String::from).to_vec();
         t.user_keys = targets::all_user_keys();
-        let (_tx, cancel) = tokio::sync::watch::channel(false);
         let opts = RunOptions {
-            jobs: None,
             peer: peer::Options { step_timeout: STEP, scenario_timeout: Some(SCENARIO), ..Default::default() },
-            ci: false,
-            creds: None,
-            cancel,
             run_timeout: Some(Duration::from_secs(60)),
-            budget: None,
+            ..Default::default()
         };
         reset_peak_rss();
         let started = Instant::now();

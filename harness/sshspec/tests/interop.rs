@@ -5,7 +5,7 @@
 //! `CI=true`, as in the conformance trials.
 
 use sshspec::matrix::{self, Cell, Matrix};
-use sshspec::peer::{self, Credentials};
+use sshspec::peer::Credentials;
 use sshspec::run::{self, RunOptions};
 use sshspec::script::{Level, Pins, Requires, Scenario, Tier};
 use sshspec::targets::{self, TargetInfo};
@@ -59,15 +59,11 @@ fn creds() -> Credentials {
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn options(creds: &Credentials) -> RunOptions {
-    let (_tx, cancel) = tokio::sync::watch::channel(false);
     RunOptions {
-        jobs: None,
-        peer: peer::Options::default(),
         ci: ci(),
         creds: Some(creds.clone()),
-        cancel,
         run_timeout: Some(Duration::from_secs(600)),
-        budget: None,
+        ..Default::default()
     }
 }
 

@@ -52,16 +52,7 @@ fn targets() -> Option<Vec<TargetInfo>> {
 async fn run_at(targets: &[TargetInfo], jobs: Option<usize>, creds: &Credentials) -> Summary {
     let catalogue =
         script::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios")).expect("catalogue");
-    let (_tx, cancel) = tokio::sync::watch::channel(false);
-    let opts = RunOptions {
-        jobs,
-        peer: Default::default(),
-        ci: true,
-        creds: Some(creds.clone()),
-        cancel,
-        run_timeout: None,
-        budget: None,
-    };
+    let opts = RunOptions { jobs, ci: true, creds: Some(creds.clone()), ..Default::default() };
     run(targets, &catalogue, &opts, &mut [Box::new(Quiet) as Box<dyn Reporter>]).await
 }
 

@@ -9,7 +9,7 @@
 
 mod cdp;
 
-use sshspec::peer::{self, Credentials};
+use sshspec::peer::Credentials;
 use sshspec::report::{self, baseline, cert};
 use sshspec::run::{self, RunOptions, Summary};
 use sshspec::script;
@@ -76,15 +76,11 @@ fn out_dir() -> PathBuf {
 
 async fn real_run() -> Option<(Summary, PathBuf)> {
     let list = targets()?;
-    let (_tx, cancel) = tokio::sync::watch::channel(false);
     let opts = RunOptions {
-        jobs: None,
-        peer: peer::Options::default(),
         ci: ci(),
         creds: Some(Credentials::generate(targets::TEST_USER)),
-        cancel,
         run_timeout: Some(Duration::from_secs(300)),
-        budget: None,
+        ..Default::default()
     };
     let summary = run::run(&list, &scenarios(), &opts, &mut Vec::new()).await;
     let dir = out_dir();

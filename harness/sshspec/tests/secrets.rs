@@ -41,16 +41,7 @@ fn no_output_of_a_full_run_contains_a_secret() {
         }
     }
     let console = Buffer::default();
-    let (_tx, cancel) = tokio::sync::watch::channel(false);
-    let opts = RunOptions {
-        jobs: None,
-        peer: Default::default(),
-        ci,
-        creds: Some(creds.clone()),
-        cancel,
-        run_timeout: None,
-        budget: None,
-    };
+    let opts = RunOptions { ci, creds: Some(creds.clone()), ..Default::default() };
     let mut reporters: Vec<Box<dyn Reporter>> = vec![Box::new(Console::to(2, Box::new(console.clone())))];
     let rt = tokio::runtime::Runtime::new().unwrap();
     let summary = rt.block_on(run(&infos, &scenarios, &opts, &mut reporters));

@@ -119,8 +119,8 @@ impl Peer<'_> {
             self.send(&request(Bool::FALSE, None)).await?;
             match self.next(deadline, "USERAUTH_PK_OK").await? {
                 Message::UserauthPkOk(ok) if ok.algorithm == algorithm && ok.key == key => {}
-                Message::UserauthPkOk(ok) => {
-                    return Err(fail("USERAUTH_PK_OK echoing our algorithm and key (RFC 4252 §7)", format!("{ok:?}")));
+                ok @ Message::UserauthPkOk(_) => {
+                    return Err(fail("USERAUTH_PK_OK echoing our algorithm and key (RFC 4252 §7)", summarize(&ok)));
                 }
                 other @ Message::UserauthFailure(_) if a.outcome == AuthOutcome::Failure => {
                     self.judge_auth(a, other)?;
