@@ -163,7 +163,7 @@ impl Bench {
             return *h;
         }
         let probe =
-            scenario("bench/probe", &session("chacha20-poly1305@openssh.com", "password", "command = \"true\""));
+            scenario("bench/probe", &session("chacha20-poly1305@openssh.com", "password", "program = \"succeed\""));
         let running = self.start(t);
         let h = stats((0..15).map(|_| self.rt.block_on(peer_once(&probe, &running))).collect()).median;
         self.rt.block_on(running.stop());
@@ -175,7 +175,8 @@ impl Bench {
 fn handshake_section(b: &Bench, rounds: usize) {
     let openssh = b.start(&b.infos[1]);
     println!("OpenSSH target: {} at {}", openssh.version(), openssh.addr);
-    let hs = scenario("bench/handshake", &session("chacha20-poly1305@openssh.com", "publickey", "command = \"true\""));
+    let hs =
+        scenario("bench/handshake", &session("chacha20-poly1305@openssh.com", "publickey", "program = \"succeed\""));
     let args = ssh_args(&openssh, &b.key, "chacha20-poly1305@openssh.com");
     let (mut ours, mut theirs) = (Vec::new(), Vec::new());
     for _ in 0..rounds {
@@ -200,7 +201,7 @@ fn bulk_section(b: &Bench, mib: u64) {
     for cipher in ciphers.split(',') {
         let up = scenario(
             "bench/upload",
-            &session(cipher, "publickey", &format!("command = \"cat > /dev/null\"\nstdin_size = \"{mib}MiB\"")),
+            &session(cipher, "publickey", &format!("program = \"discard-stdin\"\nstdin_size = \"{mib}MiB\"")),
         );
         let args = ssh_args(&openssh, &b.key, cipher);
         let (mut ours, mut theirs) = (Vec::new(), Vec::new());
@@ -343,7 +344,7 @@ fn curve_section(b: &mut Bench, serial: &std::collections::BTreeMap<String, Seri
         "\n   N identical session scenarios (handshake, password, exec echo): the limit is N x one handshake / jobs"
     );
     println!("   target       N  jobs    wall ms  N x one / jobs   ratio");
-    let one = session("chacha20-poly1305@openssh.com", "password", "command = \"echo x\"");
+    let one = session("chacha20-poly1305@openssh.com", "password", "program = \"print x\"");
     for t in b.infos.clone() {
         let single = b.handshake(&t);
         // N grows at the target's own limit; at N = 100 the concurrency also steps up from 1, so
@@ -374,7 +375,7 @@ fn curve_section(b: &mut Bench, serial: &std::collections::BTreeMap<String, Seri
         }
     });
     let ssh_wall = ms(started.elapsed());
-    let one = scenario("bench/one", &session("chacha20-poly1305@openssh.com", "publickey", "command = \"echo x\""));
+    let one = scenario("bench/one", &session("chacha20-poly1305@openssh.com", "publickey", "program = \"print x\""));
     let set: Vec<Scenario> = (0..n).map(|i| Scenario { id: format!("bench/pk-{i:04}"), ..one.clone() }).collect();
     let started = Instant::now();
     let shared = std::sync::Arc::new((running.addr, running.creds.clone()));

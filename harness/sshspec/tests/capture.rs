@@ -20,7 +20,7 @@ fn scenario(id: &str, kex_with: &str) -> script::Scenario {
         "title = \"capture\"\nspec = \"RFC 4253 §7\"\nclauses = [\"4253-7.1-a\"]\nlevel = \"must\"\nrequirement = \"-\"\n\
          [[step]]\ndo = \"version-exchange\"\n[[step]]\ndo = \"key-exchange\"\n{kex_with}\n\
          [[step]]\ndo = \"authenticate\"\nmethod = \"password\"\n[[step]]\ndo = \"open-session\"\n\
-         [[step]]\ndo = \"exec\"\ncommand = \"echo captured\"\nexit_status = 0\n"
+         [[step]]\ndo = \"exec\"\nprogram = \"print captured\"\nexit_status = 0\n"
     );
     script::parse(id, Path::new(id), &text).unwrap()
 }
