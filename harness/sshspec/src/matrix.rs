@@ -3,19 +3,17 @@
 //! byte for byte. The scenarios are generated, run by the ordinary runner, and the results are
 //! folded into an algorithm × target table.
 //!
-//! What a target advertises comes from its live KEXINIT (a probe connection before the run), not
+//! What a target advertises comes from its live KEXINIT (the run's probe, `peer::probe`), not
 //! from its description: the matrix shows what the server really offers.
 
-use crate::peer::{self, OUR_BANNER};
+use crate::peer::{self, Profile};
 use crate::script::{
     Action, AuthKind, AuthOutcome, AuthStep, Input, Level, Pins, RekeyPolicy, Requires, Scenario, Step, Tier,
 };
 use crate::targets::{self, Algorithms, TargetInfo};
-use crate::transport::{Transport, cipher, compress, hostkey, kex};
+use crate::transport::{cipher, compress, hostkey, kex};
 use crate::verdict::{Outcome, ScenarioResult};
 use serde::Serialize;
-use sshspec_wire::Message;
-use sshspec_wire::msg::KexInit;
 use std::time::Duration;
 
 /// Bytes sent through `cat` in each matrix scenario (echoed back, so as many each way).
@@ -59,23 +57,19 @@ impl Category {
     }
 
     /// What a KEXINIT offers in this category (both directions, in order; markers left out).
-    pub fn offered(self, k: &KexInit) -> Vec<String> {
-        let lists = match self {
-            Category::Kex => vec![&k.kex_algorithms],
-            Category::HostKey => vec![&k.server_host_key_algorithms],
-            Category::Cipher => {
-                vec![&k.encryption_algorithms_client_to_server, &k.encryption_algorithms_server_to_client]
-            }
-            Category::Mac => vec![&k.mac_algorithms_client_to_server, &k.mac_algorithms_server_to_client],
-            Category::Compression => {
-                vec![&k.compression_algorithms_client_to_server, &k.compression_algorithms_server_to_client]
-            }
+    /// What the probe saw the server offer in this category, both directions, in its order.
+    pub fn offered(self, p: &Profile) -> Vec<String> {
+        let lists: Vec<&Vec<String>> = match self {
+            Category::Kex => vec![&p.kex],
+            Category::HostKey => vec![&p.host_key],
+            Category::Cipher => vec![&p.cipher_c2s, &p.cipher_s2c],
+            Category::Mac => vec![&p.mac_c2s, &p.mac_s2c],
+            Category::Compression => vec![&p.compression_c2s, &p.compression_s2c],
         };
         let mut out: Vec<String> = Vec::new();
-        for name in lists.into_iter().flat_map(|l| l.iter()) {
-            let marker = name.starts_with("ext-info-") || name.starts_with("kex-strict-");
-            if !marker && !out.iter().any(|o| o == name) {
-                out.push(name.to_owned());
+        for name in lists.into_iter().flatten() {
+            if !out.contains(name) {
+                out.push(name.clone());
             }
         }
         out
@@ -175,20 +169,6 @@ pub fn session_steps(pins: Pins, rekey: Option<RekeyPolicy>, bytes: u64) -> Vec<
     ]
 }
 
-/// Reads a server's KEXINIT: connect, exchange versions, take its first packet.
-pub async fn probe(addr: std::net::SocketAddr, source: Option<std::net::IpAddr>) -> Result<KexInit, String> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    let mut t = Transport::connect(addr, source, deadline, Default::default()).await.map_err(|e| e.to_string())?;
-    t.send_version(OUR_BANNER, &[]).await.map_err(|e| e.to_string())?;
-    t.read_version(deadline).await.map_err(|e| e.to_string())?;
-    let m = t.recv(deadline).await.map_err(|e| e.to_string());
-    t.shutdown().await;
-    match m? {
-        Message::KexInit(k) => Ok(k),
-        other => Err(format!("the first packet was {}, not KEXINIT", other.name())),
-    }
-}
-
 /// What the probe of one target found.
 #[derive(Clone, Debug, Serialize)]
 pub struct Probe {
@@ -206,15 +186,19 @@ pub async fn prepare(list: &mut [TargetInfo], creds: Option<peer::Credentials>) 
     for t in list.iter_mut() {
         let found = match targets::start(t, creds.clone()).await {
             Ok(running) => {
-                let r = probe(running.addr, t.source_address(0, running.addr)).await;
+                let opts = peer::Options { source: t.source_address(0, running.addr), ..Default::default() };
+                let p = peer::probe::probe(running.addr, &running.creds, &opts).await;
                 running.stop().await;
-                r
+                match p.has_lists() {
+                    true => Ok(p),
+                    false => Err(p.incomplete.unwrap_or_else(|| "the probe read no KEXINIT".into())),
+                }
             }
             Err(e) => Err(e.to_string()),
         };
         match found {
-            Ok(k) => {
-                let offered: Vec<(Category, Vec<String>)> = Category::ALL.iter().map(|&c| (c, c.offered(&k))).collect();
+            Ok(p) => {
+                let offered: Vec<(Category, Vec<String>)> = Category::ALL.iter().map(|&c| (c, c.offered(&p))).collect();
                 let get =
                     |c: Category| offered.iter().find(|(x, _)| *x == c).map(|(_, v)| v.clone()).unwrap_or_default();
                 t.algorithms = Algorithms {
