@@ -115,14 +115,17 @@ pub struct TargetInfo {
 }
 
 /// A deviation a target is expected to show. In a description, a table names where and how:
-/// `{ step = 6, kind = "timeout", reason = "..." }` (`kind`: `timeout`, `close` or `answer`, or a
-/// list of them); the scenario must fail at that step and that way, or it is a FAIL, not an XFAIL.
-/// A reason alone (`"id" = "why"`) accepts any failure: for `--describe` files written by hand
-/// before the failure was seen; every description shipped here names step and kind.
+/// `{ step = 6, kind = "timeout", reason = "..." }` (`kind`: `timeout`, `close` or `answer`; `step`
+/// and `kind` may each be a list, for a deviation whose answers race); the scenario must fail at
+/// that step and that way, or it is a FAIL, not an XFAIL. A reason alone (`"id" = "why"`) accepts
+/// any failure: for `--describe` files written by hand before the failure was seen; every
+/// description shipped here names step and kind.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ExpectedFailure {
     pub reason: String,
-    pub step: Option<usize>,
+    /// Empty: any step.
+    pub step: Vec<usize>,
+    /// Empty: any kind.
     pub kind: Vec<FailureKind>,
 }
 
@@ -130,16 +133,23 @@ impl<'de> Deserialize<'de> for ExpectedFailure {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         #[derive(Deserialize)]
         #[serde(untagged)]
-        enum Kinds {
-            One(FailureKind),
-            Many(Vec<FailureKind>),
+        enum OneOrMany<T> {
+            One(T),
+            Many(Vec<T>),
+        }
+        fn list<T>(v: Option<OneOrMany<T>>) -> Vec<T> {
+            match v {
+                None => Vec::new(),
+                Some(OneOrMany::One(x)) => vec![x],
+                Some(OneOrMany::Many(x)) => x,
+            }
         }
         #[derive(Deserialize)]
         #[serde(deny_unknown_fields)]
         struct Full {
             reason: String,
-            step: Option<usize>,
-            kind: Option<Kinds>,
+            step: Option<OneOrMany<usize>>,
+            kind: Option<OneOrMany<FailureKind>>,
         }
         #[derive(Deserialize)]
         #[serde(untagged)]
@@ -149,19 +159,11 @@ impl<'de> Deserialize<'de> for ExpectedFailure {
         }
         Ok(match Raw::deserialize(d).map_err(|_| {
             serde::de::Error::custom(
-                "an expected failure is a reason string or { step = N, kind = \"timeout\"|\"close\"|\"answer\" (or a list), reason = \"...\" }",
+                "an expected failure is a reason string or { step = N (or a list), kind = \"timeout\"|\"close\"|\"answer\" (or a list), reason = \"...\" }",
             )
         })? {
-            Raw::Reason(reason) => ExpectedFailure { reason, step: None, kind: Vec::new() },
-            Raw::Full(f) => ExpectedFailure {
-                reason: f.reason,
-                step: f.step,
-                kind: match f.kind {
-                    None => Vec::new(),
-                    Some(Kinds::One(k)) => vec![k],
-                    Some(Kinds::Many(k)) => k,
-                },
-            },
+            Raw::Reason(reason) => ExpectedFailure { reason, step: Vec::new(), kind: Vec::new() },
+            Raw::Full(f) => ExpectedFailure { reason: f.reason, step: list(f.step), kind: list(f.kind) },
         })
     }
 }
@@ -169,19 +171,16 @@ impl<'de> Deserialize<'de> for ExpectedFailure {
 impl ExpectedFailure {
     /// Whether `e` is the failure this entry records; if not, how it differs.
     pub fn expects(&self, e: &Evidence) -> Result<(), String> {
-        let step_ok = self.step.is_none_or(|s| s == e.step);
+        let step_ok = self.step.is_empty() || self.step.contains(&e.step);
         let kind_ok = self.kind.is_empty() || self.kind.contains(&e.kind);
         if step_ok && kind_ok {
             return Ok(());
         }
-        let kinds = self.kind.iter().map(|k| k.name()).collect::<Vec<_>>().join(" or ");
-        let at = match self.step {
-            Some(s) => format!("step {s}"),
-            None => "any step".into(),
-        };
+        let or = |v: Vec<String>, none: &str| if v.is_empty() { none.to_owned() } else { v.join(" or ") };
         Err(format!(
-            "expected to fail at {at} ({}) as recorded ({}), but failed at step {} ({}): a different failure",
-            if kinds.is_empty() { "any way" } else { &kinds },
+            "expected to fail at {} ({}) as recorded ({}), but failed at step {} ({}): a different failure",
+            or(self.step.iter().map(|s| format!("step {s}")).collect(), "any step"),
+            or(self.kind.iter().map(|k| k.name().to_owned()).collect(), "any way"),
             self.reason,
             e.step,
             e.kind.name()
@@ -809,7 +808,7 @@ mod tests {
         assert!(all.len() > 100, "{} entries", all.len());
         let vague: Vec<String> = all
             .iter()
-            .filter(|(_, _, x)| x.step.is_none() || x.kind.is_empty())
+            .filter(|(_, _, x)| x.step.is_empty() || x.kind.is_empty())
             .map(|(t, id, _)| format!("{t}: {id}"))
             .collect();
         assert!(vague.is_empty(), "expected failures without step or kind:\n{}", vague.join("\n"));
