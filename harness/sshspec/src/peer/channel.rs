@@ -73,7 +73,7 @@ impl Channels {
 
     /// The most recent flow-control violation, if any.
     pub fn last_violation(&self) -> Option<&str> {
-        self.list.iter().filter_map(|c| c.violations.last()).last().map(String::as_str)
+        self.list.iter().filter_map(|c| c.violations.last()).next_back().map(String::as_str)
     }
 
     /// Channels the target confirmed and neither side has closed.
