@@ -1,8 +1,15 @@
 #!/usr/bin/env bash
 # Builds the container targets' images with no registry: each Debian suite's base image from
 # Debian packages (debootstrap, imported into Docker as sshspec-base:SUITE), then each target image
-# from its containers/<target>/Dockerfile (tagged sshspec/<target>). An image whose inputs have
-# not changed (its sshspec.digest label matches) is kept, so a second run takes seconds.
+# from its containers/<target>/Dockerfile (tagged sshspec/<target>). An image whose inputs (the
+# Dockerfile, every file it COPYs, its base) have not changed (its sshspec.digest label matches) is
+# kept, so a second run takes seconds.
+#
+# The library targets (a library with a server program of ours, containers/thirdparty/) share one
+# Dockerfile, containers/thirdparty/Dockerfile; their folder holds `image.args` instead (BASE, the
+# Debian PACKAGES, the SERVER program). They build FROM sshspec-base:SUITE-libraries, one
+# debootstrap per suite holding every such target's packages, so the servers' own images stay as
+# small as before.
 #
 # Usage: scripts/build-images.sh [TARGET...]     (default: every folder with a Dockerfile)
 # Env:   SSHSPEC_DEBIAN_MIRROR   the Debian mirror (default: the one apt uses here)
@@ -15,7 +22,25 @@ ctx=$root/containers
 # The packages every base image holds, so target images build without network; bookworm's also
 # holds OpenLDAP, for the OpenSSH image's directory-keys variant.
 packages=openssh-server,dropbear-bin,tinysshd,ucspi-tcp
-suite_packages() { if [ "$1" = bookworm ]; then echo "$packages,slapd,ldap-utils"; else echo "$packages"; fi; }
+suite_packages() {
+  case $1 in
+    bookworm) echo "$packages,slapd,ldap-utils" ;;
+    *-libraries) library_packages "${1%-libraries}" ;;
+    *) echo "$packages" ;;
+  esac
+}
+# The union of the PACKAGES of every library target on SUITE, comma-separated.
+library_packages() {
+  local f
+  for f in "$ctx"/*/image.args; do
+    [ "$(suite_of "$f")" = "$1" ] || continue
+    arg PACKAGES "$f"
+  done | tr ' ' '\n' | sed '/^$/d' | sort -u | paste -sd, -
+}
+# The Debian suite of a Dockerfile (`ARG BASE=debian:SUITE-slim`) or of an image.args (`BASE=...`).
+suite_of() { sed -n 's/^\(ARG \)\{0,1\}BASE=debian:\([a-z]*\)-slim$/\2/p' "$1"; }
+# A NAME=value line of an image.args file.
+arg() { sed -n "s/^$1=//p" "$2"; }
 mirror=${SSHSPEC_DEBIAN_MIRROR:-$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)}
 mirror=${mirror:-http://deb.debian.org/debian}
 
@@ -47,12 +72,12 @@ base_image() {
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
   fi
   [ "$(id -u)" -eq 0 ] || die "debootstrap needs root to build $tag"
-  local rootfs start=$SECONDS
+  local rootfs start=$SECONDS dist=${suite%-libraries}
   rootfs=$(mktemp -d /var/tmp/sshspec-rootfs-"$suite".XXXXXX)
   # shellcheck disable=SC2064
   trap "rm -rf '$rootfs' '$rootfs.log'" EXIT
-  say "debootstrap $suite from $mirror (about a minute and a half)"
-  if ! debootstrap --variant=minbase --include="$pkgs" "$suite" "$rootfs" "$mirror" >"$rootfs.log" 2>&1; then
+  say "debootstrap $suite from $mirror (a minute and a half; the libraries bases about four)"
+  if ! debootstrap --variant=minbase --include="$pkgs" "$dist" "$rootfs" "$mirror" >"$rootfs.log" 2>&1; then
     tail -n 20 "$rootfs.log" >&2
     rm -f "$rootfs.log"
     die "debootstrap $suite failed"
@@ -75,34 +100,53 @@ russh_binary() {
 }
 
 target_image() {
-  local name=$1 file=$ctx/$1/Dockerfile suite want tag=sshspec/$1
-  [ -f "$file" ] || die "no target image $name (no $file)"
-  suite=$(sed -n 's/^ARG BASE=debian:\([a-z]*\)-slim$/\1/p' "$file")
-  [ -n "$suite" ] || die "$file: no 'ARG BASE=debian:<suite>-slim' line"
-  base_image "$suite"
-  local inputs=("$file" "$ctx/common/sshspec-serve")
-  if [ "$name" = russh ]; then
-    russh_binary
-    inputs+=("$ctx/russh/bin/sshspec-russh-server")
+  local name=$1 dir=$ctx/$1 file suite want tag=sshspec/$1 build_args=() inputs=()
+  if [ -f "$dir/Dockerfile" ]; then
+    file=$dir/Dockerfile
+    suite=$(suite_of "$file")
+    [ -n "$suite" ] || die "$file: no 'ARG BASE=debian:<suite>-slim' line"
+  elif [ -f "$dir/image.args" ]; then
+    file=$ctx/thirdparty/Dockerfile
+    suite=$(suite_of "$dir/image.args")
+    [ -n "$suite" ] || die "$dir/image.args: no 'BASE=debian:<suite>-slim' line"
+    suite=$suite-libraries
+    build_args=(--build-arg "PACKAGES=$(arg PACKAGES "$dir/image.args")" --build-arg "SERVER=$(arg SERVER "$dir/image.args")")
+    inputs+=("$dir/image.args")
+  else
+    die "no target image $name (no $dir/Dockerfile or $dir/image.args)"
   fi
+  base_image "$suite"
+  [ "$name" = russh ] && russh_binary
+  # Everything the image is made of: the Dockerfile and each file it copies from the context.
+  inputs+=("$file")
+  local src
+  for src in $(sed -n 's/^COPY \(.*\) [^ ]*$/\1/p' "$file"); do
+    [ -e "$ctx/$src" ] || die "$file copies $src, which is not in $ctx"
+    inputs+=("$ctx/$src")
+  done
   want=$( (cat "${inputs[@]}"; docker image inspect -f '{{.Id}}' "sshspec-base:$suite") | digest)
   if [ "$(label "$tag")" = "$want" ]; then
     say "$tag is current"
     return
   fi
-  local start=$SECONDS
+  local start=$SECONDS old
+  old=$(docker image inspect -f '{{.Id}}' "$tag" 2>/dev/null || true)
   # The classic builder: it needs no buildx plugin and honours the local base image as is.
   local out
-  if ! out=$(DOCKER_BUILDKIT=0 docker build --build-arg "BASE=sshspec-base:$suite" --label "sshspec.digest=$want" \
-      -t "$tag" -f "$file" "$ctx" 2>&1); then
+  if ! out=$(DOCKER_BUILDKIT=0 docker build --build-arg "BASE=sshspec-base:$suite" "${build_args[@]}" \
+      --label "sshspec.digest=$want" -t "$tag" -f "$file" "$ctx" 2>&1); then
     echo "$out" | tail -n 30 >&2
     die "docker build of $tag failed"
   fi
+  # The image this one replaces would linger untagged (hundreds of MB for a library target).
+  [ -n "$old" ] && docker rmi "$old" >/dev/null 2>&1 || true
   say "$tag built in $((SECONDS - start)) s"
 }
 
 if [ $# -eq 0 ]; then
-  set -- $(cd "$ctx" && for d in */Dockerfile; do echo "${d%/Dockerfile}"; done)
+  set -- $(cd "$ctx" && for d in */Dockerfile */image.args; do
+    [ "$d" = thirdparty/Dockerfile ] || echo "${d%/*}"
+  done)
 fi
 for t in "$@"; do
   target_image "$t"

@@ -3,7 +3,7 @@
 
 Usage: asyncssh_server.py PORT
 
-Listens on 127.0.0.1:PORT only. Credentials come from the environment: SSHSPEC_USER (required),
+Listens on 127.0.0.1:PORT (or on $SSHSPEC_LISTEN:PORT: 0.0.0.0 inside a target image). Credentials come from the environment: SSHSPEC_USER (required),
 SSHSPEC_PASSWORD (password and keyboard-interactive auth; unset disables both) and
 SSHSPEC_AUTHORIZED_KEYS (an authorized_keys file for publickey auth; optional). Fresh ed25519,
 ECDSA P-256 and RSA 3072 host keys are generated with asyncssh.generate_private_key into a temp
@@ -40,6 +40,7 @@ log = logging.getLogger("asyncssh_server")
 USER = os.environ.get("SSHSPEC_USER", "")
 PASSWORD = os.environ.get("SSHSPEC_PASSWORD")
 AUTHORIZED_KEYS = os.environ.get("SSHSPEC_AUTHORIZED_KEYS")
+LISTEN = os.environ.get("SSHSPEC_LISTEN") or "127.0.0.1"
 
 children = set()
 
@@ -187,7 +188,7 @@ async def serve(port):
             paths.append(path)
         server = await asyncssh.create_server(
             Server,
-            "127.0.0.1",
+            LISTEN,
             port,
             server_host_keys=paths,
             process_factory=handle_process,
@@ -196,7 +197,7 @@ async def serve(port):
             sftp_factory=True,
             reuse_address=True,  # a restart on the same port need not wait out TIME_WAIT
         )
-        log.info("asyncssh %s listening on 127.0.0.1:%d", asyncssh.__version__, port)
+        log.info("asyncssh %s listening on %s:%d", asyncssh.__version__, LISTEN, port)
         print(f"READY {port}", flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -3,7 +3,7 @@
 %%
 %% Usage: escript erlang_server.escript PORT
 %%
-%% Listens on 127.0.0.1:PORT only. Credentials come from the environment: SSHSPEC_USER (required),
+%% Listens on 127.0.0.1:PORT (or on $SSHSPEC_LISTEN:PORT: 0.0.0.0 inside a target image). Credentials come from the environment: SSHSPEC_USER (required),
 %% SSHSPEC_PASSWORD (password and keyboard-interactive auth; unset disables both) and
 %% SSHSPEC_AUTHORIZED_KEYS (an authorized_keys file for publickey auth; optional). Fresh ed25519,
 %% ECDSA P-256 and RSA 3072 host keys are made with public_key:generate_key/1 at start and served
@@ -33,6 +33,11 @@ main([PortArg]) ->
                U -> U
            end,
     Password = os:getenv("SSHSPEC_PASSWORD"),
+    {ok, Listen} = inet:parse_address(case os:getenv("SSHSPEC_LISTEN") of
+                                          false -> "127.0.0.1";
+                                          "" -> "127.0.0.1";
+                                          A -> A
+                                      end),
     AuthKeys = case os:getenv("SSHSPEC_AUTHORIZED_KEYS") of
                    false -> none;
                    "" -> none;
@@ -55,7 +60,7 @@ main([PortArg]) ->
                                 {"keyboard-interactive", Password =/= false},
                                 {"password", Password =/= false}], On],
     PwdFun = fun(U, P) -> Password =/= false andalso U =:= User andalso P =:= Password end,
-    {ok, Daemon} = ssh:daemon({127, 0, 0, 1}, Port,
+    {ok, Daemon} = ssh:daemon(Listen, Port,
                               [{key_cb, {?MODULE, []}},
                                {auth_methods, string:join(Methods, ",")},
                                {pwdfun, PwdFun},
@@ -66,8 +71,8 @@ main([PortArg]) ->
                                %% one silent client would stall every other connection for 30 s+.
                                {parallel_login, true}]),
     {ok, Info} = ssh:daemon_info(Daemon),
-    log("Erlang/OTP ~s ssh ~s listening on 127.0.0.1:~p",
-        [erlang:system_info(otp_release), ssh_vsn(), proplists:get_value(port, Info)]),
+    log("Erlang/OTP ~s ssh ~s listening on ~s:~p",
+        [erlang:system_info(otp_release), ssh_vsn(), inet:ntoa(Listen), proplists:get_value(port, Info)]),
     %% SIGTERM: instead of the default handler's init:stop(), tell this process.
     os:set_signal(sigterm, handle),
     ok = gen_event:swap_handler(erl_signal_server, {erl_signal_handler, []}, {?MODULE, self()}),

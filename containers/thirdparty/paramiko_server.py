@@ -3,7 +3,7 @@
 
 Usage: paramiko_server.py PORT
 
-Listens on 127.0.0.1:PORT only. Credentials come from the environment: SSHSPEC_USER (required),
+Listens on 127.0.0.1:PORT (or on $SSHSPEC_LISTEN:PORT: 0.0.0.0 inside a target image). Credentials come from the environment: SSHSPEC_USER (required),
 SSHSPEC_PASSWORD (password and keyboard-interactive auth; unset disables both) and
 SSHSPEC_AUTHORIZED_KEYS (an authorized_keys file for publickey auth; optional). Fresh ed25519,
 ECDSA P-256 and RSA 3072 host keys are generated into a temp dir at start. Prints `READY <port>`
@@ -45,6 +45,7 @@ log = logging.getLogger("paramiko_server")
 USER = os.environ.get("SSHSPEC_USER", "")
 PASSWORD = os.environ.get("SSHSPEC_PASSWORD")
 AUTHORIZED_KEYS = os.environ.get("SSHSPEC_AUTHORIZED_KEYS")
+LISTEN = os.environ.get("SSHSPEC_LISTEN") or "127.0.0.1"
 
 children = set()
 children_lock = threading.Lock()
@@ -282,9 +283,9 @@ def main():
         authorized = load_authorized_keys(AUTHORIZED_KEYS) if AUTHORIZED_KEYS else None
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", port))
+        listener.bind((LISTEN, port))
         listener.listen(128)
-        log.info("paramiko %s listening on 127.0.0.1:%d", paramiko.__version__, port)
+        log.info("paramiko %s listening on %s:%d", paramiko.__version__, LISTEN, port)
         print(f"READY {port}", flush=True)
         while True:
             sock, addr = listener.accept()

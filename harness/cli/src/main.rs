@@ -103,7 +103,9 @@ struct Selection {
 struct RunArgs {
     #[command(flatten)]
     sel: Selection,
-    /// Target to run against (repeatable): builtin, openssh, dropbear, or remote:HOST:PORT.
+    /// Target to run against (repeatable): a name from `sshspec targets` (builtin, openssh,
+    /// libssh-0.11.5, ...), a pattern over those names ('paramiko-*'), `all` for every one of them
+    /// side by side (the interop matrix), or remote:HOST:PORT.
     #[arg(short, long = "target", value_name = "NAME", default_value = "builtin")]
     targets: Vec<String>,
     /// Write reports into this folder (default: reports/<UTC time>/, with reports/latest pointing at it).
@@ -284,8 +286,15 @@ fn run(a: RunArgs) -> u8 {
         (Ok(Some(s)), Ok(sc), Ok(r), Ok(c)) => (s, sc, r, c),
         _ => return exit::USAGE,
     };
+    let names = match targets::expand(&a.targets) {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::USAGE;
+        }
+    };
     let mut infos = Vec::new();
-    for name in &a.targets {
+    for name in &names {
         let mut t = match targets::find(name) {
             Ok(t) => t,
             Err(e) => {
@@ -430,8 +439,13 @@ fn run(a: RunArgs) -> u8 {
         });
         match written {
             Ok(files) => {
-                let names: Vec<String> =
-                    files.iter().filter_map(|f| f.file_name()).map(|n| n.to_string_lossy().into_owned()).collect();
+                // The passing results' pages (matrix/) are many: named as a folder, with their count.
+                let (top, side): (Vec<&PathBuf>, Vec<&PathBuf>) = files.iter().partition(|f| f.parent() == Some(&dir));
+                let mut names: Vec<String> =
+                    top.iter().filter_map(|f| f.file_name()).map(|n| n.to_string_lossy().into_owned()).collect();
+                if !side.is_empty() {
+                    names.push(format!("{}/ ({} pages)", sshspec::report::html::SIDE_DIR, side.len()));
+                }
                 println!("reports in {}/: {}", dir.display(), names.join(", "));
                 if a.capture {
                     println!(

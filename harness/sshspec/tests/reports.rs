@@ -188,6 +188,61 @@ async fn a_real_run_gives_every_report_and_each_reads_right() {
     check_pages(&summary, &dir).await;
 }
 
+/// The matrix at the interop run's size: this run's real results spread over 22 targets of 11
+/// implementations and 170 scenarios. The page must stay under 10 MB, and its header row and
+/// scenario column must stay in view when the table is scrolled both ways.
+fn check_large_matrix(b: &mut cdp::Browser, summary: &Summary, dir: &Path) {
+    let mut big = summary.clone();
+    big.targets.clear();
+    big.results.clear();
+    let ids: Vec<String> = {
+        let mut v: Vec<String> = summary.results.iter().map(|r| r.scenario.clone()).collect();
+        v.sort();
+        v.dedup();
+        v
+    };
+    for n in 0..22 {
+        let from = &summary.targets[n % summary.targets.len()];
+        let mut t = from.clone();
+        t.name = format!("{}-{n}", from.name);
+        t.server = format!("implementation-{}", n / 2);
+        for copy in 0..170usize.div_ceil(ids.len()) {
+            for r in summary.results.iter().filter(|r| r.target == from.name) {
+                let mut r = r.clone();
+                r.target = t.name.clone();
+                r.scenario = format!("{}/copy{copy}", r.scenario);
+                big.results.push(r);
+            }
+        }
+        big.targets.push(t);
+    }
+    let out = dir.join("large");
+    std::fs::create_dir_all(&out).unwrap();
+    report::write_all(&out, &big, None).unwrap();
+    let size = std::fs::metadata(out.join("matrix.html")).unwrap().len();
+    let rows = ids.len() * 170usize.div_ceil(ids.len());
+    println!("matrix.html for 22 targets × {rows} scenarios: {:.1} MB", size as f64 / 1e6);
+    assert!(size < 10_000_000, "matrix.html for 22 targets is {size} bytes");
+    let page = b.open(&out.join("matrix.html")).expect("the large matrix loads");
+    let stuck = b
+        .eval(
+            &page,
+            "(s => { s.scrollTop = 3000; s.scrollLeft = 3000; const box = s.getBoundingClientRect(); \
+              const head = document.querySelector('#matrix thead').getBoundingClientRect(); \
+              const below = document.elementFromPoint(box.left + s.clientLeft + 5, head.bottom + 8); \
+              const cell = below && below.closest('td, th'); \
+              return [s.scrollTop > 0, s.scrollLeft > 0, Math.round(head.top - box.top - s.clientTop), \
+                      cell ? cell.className : String(below)]; })(document.querySelector('.scroll'))",
+        )
+        .unwrap();
+    assert_eq!(
+        stuck,
+        serde_json::json!([true, true, 0, "mono sc"]),
+        "scrolled both ways: the header at the top, the scenario column at the left edge"
+    );
+    b.screenshot(&page, &out.join("matrix-scrolled.png")).expect("screenshot");
+}
+
 async fn check_pages(summary: &Summary, dir: &Path) {
     let mut b = cdp::Browser::launch(dir).expect("chromium starts");
     let page = b.open(&dir.join("matrix.html")).expect("matrix.html loads");
@@ -242,6 +297,41 @@ async fn check_pages(summary: &Summary, dir: &Path) {
         "the panel is large on screen: {rect}"
     );
     b.screenshot(&page, &dir.join("matrix-detail.png")).expect("screenshot");
+
+    // A passing cell links to its own page beside the matrix, which holds its transcript.
+    let pass = summary.results.iter().find(|r| r.outcome == Outcome::Pass).unwrap();
+    let side =
+        dir.join(report::html::SIDE_DIR).join(format!("{}.html", report::html::anchor(&pass.target, &pass.scenario)));
+    let side_page = b.open(&side).expect("a passing result's page loads");
+    let text = b.eval(&side_page, "document.body.innerText").unwrap();
+    assert!(text.as_str().unwrap().contains("PASS") && text.as_str().unwrap().contains("kexinit"), "{text}");
+
+    // The filter: only scenarios with something other than PASS and SKIP stay.
+    let page = b.open(&dir.join("matrix.html")).expect("matrix.html loads");
+    let notable = rows
+        .iter()
+        .filter(|id| {
+            summary.results.iter().any(|r| &r.scenario == *id && !matches!(r.outcome, Outcome::Pass | Outcome::Skip))
+        })
+        .count();
+    assert!(notable > 0 && notable < rows.len(), "{notable} of {}", rows.len());
+    b.eval(&page, "document.getElementById('only-notable').click(); 0").unwrap();
+    let visible =
+        "[...document.querySelectorAll('#matrix tr.row')].filter(r => r.getBoundingClientRect().height > 0).length";
+    assert_eq!(b.eval(&page, visible).unwrap().as_u64(), Some(notable as u64), "the filter leaves the notable rows");
+    // The summary: a row per implementation.
+    let impls = b
+        .eval(&page, "[...document.querySelectorAll('#summary tbody tr')].map(r => r.dataset.implementation)")
+        .unwrap();
+    let mut servers: Vec<&str> = Vec::new();
+    for t in &summary.targets {
+        if !servers.contains(&t.server.as_str()) {
+            servers.push(&t.server);
+        }
+    }
+    assert_eq!(impls, serde_json::json!(servers));
+
+    check_large_matrix(&mut b, summary, dir);
 
     // A certification page: the MUST rate as a person reads it.
     let ts = summary.targets.iter().find(|t| t.name == "openssh").unwrap();

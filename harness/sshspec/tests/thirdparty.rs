@@ -1,8 +1,9 @@
 //! The catalogue against servers we did not describe by hand: Paramiko, AsyncSSH and Erlang/OTP
 //! ssh, each a thin program of ours on the library's documented server API
 //! (`containers/thirdparty/`), reached as `remote:` targets with only what the probe finds plus
-//! the facts in `containers/thirdparty/<server>.toml` (features, and the deviations found, each
-//! with clause and evidence). All three run side by side in one run.
+//! the facts in the description of the same library's bookworm container target
+//! (`containers/paramiko-2.12.0/target.toml`, ...: features, and the deviations found, each with clause
+//! and evidence). All three run side by side in one run.
 //!
 //! Every FAIL there must be a recorded deviation (XFAIL), and no SKIP may hide one: a scenario
 //! the probe or a refusal skipped must name what the server lacks. A new FAIL is either a
@@ -42,6 +43,17 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = Command::new("kill").arg(self.0.id().to_string()).status();
         let _ = self.0.wait();
+    }
+}
+
+/// The container target of the same library from Debian bookworm, as the host has it: its
+/// description is the one these servers are judged by.
+fn bookworm_target(server: &str) -> &'static str {
+    match server {
+        "paramiko" => "paramiko-2.12.0",
+        "asyncssh" => "asyncssh-2.10.1",
+        "erlang" => "erlang-otp-25.2.3",
+        other => panic!("no bookworm target for {other}"),
     }
 }
 
@@ -112,7 +124,9 @@ fn third_party_servers_fail_only_where_they_deviate() {
         t.user_keys = targets::all_user_keys();
         t.connect_interval = Duration::ZERO;
         t.allow_destructive = true;
-        t.describe(targets::load_description(&root().join(format!("containers/thirdparty/{s}.toml"))).unwrap());
+        t.describe(
+            targets::load_description(&root().join(format!("containers/{}/target.toml", bookworm_target(s)))).unwrap(),
+        );
         t.name = s.into();
         infos.push(t);
     }

@@ -11,7 +11,7 @@
 //! checks its clock when a packet comes has a packet to look at; the KEXINIT must come within the
 //! time limit plus a second.
 
-use super::{Peer, StepFailure, StepResult, fail};
+use super::{FailureKind, Peer, StepFailure, StepResult, fail};
 use crate::script::{ServerLimit, Traffic};
 use crate::transcript::summarize;
 use sshspec_wire::Bytes;
@@ -135,7 +135,14 @@ impl Peer<'_> {
                     ServerLimit::Time(t) => {
                         let waited = self.t.kex.completed_at.map(|at| at.elapsed()).unwrap_or_default();
                         if waited > t + TIME_SLACK {
-                            return Err(fail(describe(limit), format!("its KEXINIT came after {waited:?}")));
+                            // A rekey that came after the time limit missed a deadline: on a
+                            // saturated machine (an in-process server shares our CPU) that can be
+                            // ours, so it is judged like a timeout and run again alone.
+                            return Err(StepFailure::Target {
+                                expected: describe(limit),
+                                actual: format!("its KEXINIT came after {waited:?}"),
+                                kind: FailureKind::Timeout,
+                            });
                         }
                         format!("{waited:.2?} (limit {t:?})")
                     }

@@ -30,7 +30,8 @@ pub trait Reporter: Send {
     fn on_event(&mut self, e: &Event<'_>);
 }
 
-/// Writes every report file of a finished run into `dir`; returns the paths written.
+/// Writes every report file of a finished run into `dir` (the passing results' pages in
+/// `dir/matrix/`); returns the paths written.
 pub fn write_all(
     dir: &Path,
     summary: &Summary,
@@ -45,7 +46,12 @@ pub fn write_all(
     };
     json::write(&dir.join("report.json"), summary)?;
     put("junit.xml".into(), &junit::render(summary).map_err(std::io::Error::other)?)?;
-    put("matrix.html".into(), &html::render(summary))?;
+    let matrix = html::render(summary);
+    put("matrix.html".into(), &matrix.page)?;
+    std::fs::create_dir_all(dir.join(html::SIDE_DIR))?;
+    for (path, body) in &matrix.side_pages {
+        put(path.clone(), body)?;
+    }
     for t in &summary.targets {
         let c = cert::Certificate::new(summary, t);
         let stem = cert::file_stem(&t.name);

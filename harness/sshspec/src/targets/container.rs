@@ -21,7 +21,12 @@ use tokio::io::AsyncBufReadExt;
 /// The label naming the sshspec process that owns a container.
 const OWNER_LABEL: &str = "sshspec.pid";
 const SSH_PORT: u16 = 22;
-const BANNER_DEADLINE: Duration = Duration::from_secs(30);
+/// Starting is not judged, so the wait is generous: a library target boots an interpreter or a VM
+/// and makes RSA host keys, and on a loaded machine that alone can take tens of seconds.
+const BANNER_DEADLINE: Duration = Duration::from_secs(120);
+/// Containers starting at once. Twenty images starting together on two cores (and a FUSE overlay)
+/// took over 30 s each to answer; a few at a time are each up in seconds, and all sooner.
+static STARTING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
 pub const BUILD_HINT: &str = "build it with `sshspec images build` (scripts/build-images.sh)";
 
 pub struct Container {
@@ -66,6 +71,7 @@ pub async fn start(t: &TargetInfo, creds: &Credentials) -> Result<(Container, So
     if docker.inspect_image(&format!("{repo}:{tag}")).await.is_err() {
         return Err(StartError::Missing(format!("image {repo}:{tag} is not built; {BUILD_HINT}")));
     }
+    let _starting = STARTING.acquire().await.map_err(|e| StartError::Failed(format!("{}: {e}", t.name)))?;
     let port = SSH_PORT.tcp();
     let request = GenericImage::new(repo.clone(), tag.clone())
         .with_exposed_port(port)

@@ -249,6 +249,16 @@ const DESCRIPTIONS: &[(&str, &str)] = descriptions![
     "dropbear-2022.83/target.toml",
     "dropbear-2025.89/target.toml",
     "tinysshd-20250501/target.toml",
+    "paramiko-2.12.0/target.toml",
+    "paramiko-3.5.1/target.toml",
+    "asyncssh-2.10.1/target.toml",
+    "asyncssh-2.20.0/target.toml",
+    "erlang-otp-25.2.3/target.toml",
+    "erlang-otp-27.3.4/target.toml",
+    "libssh-0.10.6/target.toml",
+    "libssh-0.11.5/target.toml",
+    "go-x-crypto-0.4.0/target.toml",
+    "go-x-crypto-0.25.0/target.toml",
 ];
 
 /// Every known target, in a stable order.
@@ -366,6 +376,34 @@ pub fn find(name: &str) -> Result<TargetInfo, String> {
     Ok(t)
 }
 
+/// Expands the `-t` arguments into target names: `all` is every described target, a pattern with
+/// `*`, `?` or `[` picks the described targets it matches (`'libssh-*'`), anything else stays as
+/// given. A pattern that matches nothing is an error, so a typo cannot quietly run nothing.
+pub fn expand(args: &[String]) -> Result<Vec<String>, String> {
+    let names: Vec<String> = catalog()?.into_iter().map(|t| t.name).collect();
+    let mut out: Vec<String> = Vec::new();
+    for a in args {
+        let picked: Vec<String> = if a == "all" {
+            names.clone()
+        } else if !a.starts_with("remote:") && a.contains(['*', '?', '[']) {
+            let p = glob::Pattern::new(a).map_err(|e| format!("target pattern {a:?}: {e}"))?;
+            let m: Vec<String> = names.iter().filter(|n| p.matches(n)).cloned().collect();
+            if m.is_empty() {
+                return Err(format!("target pattern {a:?} matches no target; known: {}", names.join(", ")));
+            }
+            m
+        } else {
+            vec![a.clone()]
+        };
+        for n in picked {
+            if !out.contains(&n) {
+                out.push(n);
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Checks a `[programs]` table's keys against the known capabilities.
 fn check_programs(programs: &BTreeMap<String, String>) -> Result<(), String> {
     use crate::script::program::CAPABILITIES;
@@ -400,9 +438,30 @@ pub struct RemoteDescription {
     pub programs: BTreeMap<String, String>,
 }
 
-/// Reads a `--describe` file; errors name the file, line and column.
+/// What a full target description (`containers/<target>/target.toml`) says that a `--describe`
+/// file does not: how our own copy is started, and what the probe and the run's credentials decide
+/// for a remote target. Such a file describes the same server software reached over the network.
+const NOT_FOR_REMOTE: &[&str] =
+    &["name", "backend", "image", "auth", "user_keys", "source_addresses", "algorithms", "config", "variants"];
+
+/// Reads a `--describe` file, or a full target description used as one; errors name the file,
+/// line and column.
 pub fn load_description(path: &std::path::Path) -> Result<RemoteDescription, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if let Ok(mut table) = toml::from_str::<toml::Table>(&text)
+        && table.contains_key("backend")
+    {
+        if table.contains_key("extends") {
+            return Err(format!(
+                "{}: a description that `extends` another cannot be used with --describe; use the one it extends",
+                path.display()
+            ));
+        }
+        table.retain(|k, _| !NOT_FOR_REMOTE.contains(&k));
+        let d: RemoteDescription = table.try_into().map_err(|e| format!("{}: {e}", path.display()))?;
+        check_programs(&d.programs).map_err(|e| format!("{}: {e}", path.display()))?;
+        return Ok(d);
+    }
     let d: RemoteDescription = toml::from_str(&text).map_err(|e| {
         let (line, col) = e.span().map_or((0, 0), |s| {
             let before = &text[..s.start];
