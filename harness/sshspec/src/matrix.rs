@@ -327,6 +327,47 @@ impl Matrix {
             let cells: Vec<String> = r.cells.iter().map(Cell::text).collect();
             s.push_str(&format!("| `{}` | {} |\n", r.algorithm, cells.join(" | ")));
         }
+        let unspoken: Vec<&Row> = self.rows.iter().filter(|r| r.cells.contains(&Cell::NotSpoken)).collect();
+        if !unspoken.is_empty() {
+            s.push_str(
+                "\n## Not spoken by the scripted peer, and why\n\n| algorithm | offered by | why |\n|---|---|---|\n",
+            );
+            for r in unspoken {
+                let by: Vec<&str> = self
+                    .targets
+                    .iter()
+                    .zip(&r.cells)
+                    .filter(|(_, c)| **c == Cell::NotSpoken)
+                    .map(|(t, _)| t.as_str())
+                    .collect();
+                s.push_str(&format!(
+                    "| `{}` | {} | {} |\n",
+                    r.algorithm,
+                    by.join(", "),
+                    not_spoken_reason(&r.algorithm)
+                ));
+            }
+        }
         s
+    }
+}
+
+/// Why the scripted peer does not speak an algorithm some target offers.
+pub fn not_spoken_reason(algorithm: &str) -> &'static str {
+    match algorithm {
+        "" => "not an algorithm: an empty name in the target's list (RFC 4251 §5 forbids empty names)",
+        a if a.starts_with("umac-") => {
+            "no Rust crate implements UMAC; we would rather name the gap than ship an unreviewed implementation"
+        }
+        "hmac-md5" | "hmac-md5-96" | "hmac-sha1-96" => {
+            "truncated and MD5 MACs, OPTIONAL in RFC 4253 and removed by OpenSSH 7.2 (2016): not implemented"
+        }
+        "curve448-sha512" => "RFC 8731's X448: no vetted X448 crate among the peer's dependencies; not implemented",
+        "ecdh-sha2-1.3.132.0.10" => "ECDH on secp256k1 (RFC 5656 OID name), offered by AsyncSSH only: not implemented",
+        "rsa2048-sha256" | "rsa1024-sha1" => "RSA key exchange (RFC 4432), offered by AsyncSSH only: not implemented",
+        a if a.ends_with("@ssh.com") => {
+            "a vendor algorithm of SSH Communications, offered by AsyncSSH only: not implemented"
+        }
+        _ => "not implemented",
     }
 }
