@@ -2,7 +2,8 @@
 //! filterable as usual (`cargo test --test conformance -- openssh::sanity`).
 //!
 //! The targets are the builtin russh server, OpenSSH and Dropbear as local processes, and every
-//! container target (OpenSSH, Dropbear and tinysshd from three Debian suites, and russh).
+//! container target (OpenSSH, Dropbear and tinysshd from three Debian suites, russh, and the ten
+//! library targets: Paramiko, AsyncSSH, Erlang/OTP ssh, libssh and Go x/crypto/ssh from two).
 //!
 //! Skips are decided while listing, not at run time, so every runner shows them as skipped. A target
 //! that cannot start here is a visible skip with its reason, except under `CI=true`, where each of
