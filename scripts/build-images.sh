@@ -15,6 +15,8 @@
 # Env:   SSHSPEC_DEBIAN_MIRROR   the Debian mirror (default: the one apt uses here)
 #        SSHSPEC_RUSSH_BIN       a built sshspec-russh-server to put in the russh image (default:
 #                                cargo build -p sshspec-russh-target, the test profile's binary)
+#        SSHSPEC_BIN             a built sshspec to put in the sshspec image (default: cargo build
+#                                -p sshspec-cli, the test profile's binary)
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -99,6 +101,31 @@ russh_binary() {
   cmp -s "$bin" "$out" 2>/dev/null || cp "$bin" "$out"
 }
 
+# The sshspec image: the binary and the scenario catalogue it reads at run time.
+sshspec_binary() {
+  local out=$ctx/sshspec/bin/sshspec bin=${SSHSPEC_BIN:-}
+  if [ -z "$bin" ]; then
+    (cd "$root" && cargo build -q -p sshspec-cli --bin sshspec)
+    bin=$root/target/debug/sshspec
+  fi
+  mkdir -p "$ctx/sshspec/bin"
+  cmp -s "$bin" "$out" 2>/dev/null || cp "$bin" "$out"
+  rm -rf "$ctx/sshspec/scenarios"
+  cp -r "$root/scenarios" "$ctx/sshspec/scenarios"
+}
+
+# The bytes of the inputs, folders included (their files in name order), for the digest.
+content() {
+  local i
+  for i in "$@"; do
+    if [ -d "$i" ]; then
+      (cd "$i" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum)
+    else
+      cat "$i"
+    fi
+  done
+}
+
 target_image() {
   local name=$1 dir=$ctx/$1 file suite want tag=sshspec/$1 build_args=() inputs=()
   if [ -f "$dir/Dockerfile" ]; then
@@ -117,6 +144,7 @@ target_image() {
   fi
   base_image "$suite"
   [ "$name" = russh ] && russh_binary
+  [ "$name" = sshspec ] && sshspec_binary
   # Everything the image is made of: the Dockerfile and each file it copies from the context.
   inputs+=("$file")
   local src
@@ -124,7 +152,7 @@ target_image() {
     [ -e "$ctx/$src" ] || die "$file copies $src, which is not in $ctx"
     inputs+=("$ctx/$src")
   done
-  want=$( (cat "${inputs[@]}"; docker image inspect -f '{{.Id}}' "sshspec-base:$suite") | digest)
+  want=$( (content "${inputs[@]}"; docker image inspect -f '{{.Id}}' "sshspec-base:$suite") | digest)
   if [ "$(label "$tag")" = "$want" ]; then
     say "$tag is current"
     return

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need beyond Rust: the OpenSSH and Dropbear servers from Debian packages,
-# Chromium and tshark (to check the HTML reports and the packet captures),
+# Chromium and tshark (to check the HTML reports and the packet captures), OpenLDAP (the fleet
+# test's directory), the schema validators of the CI recipes,
 # the unprivileged `sshspec` user the process targets log in as (each run sets it a fresh random
 # password; it never has one otherwise), and the container targets' images (scripts/build-images.sh,
 # offline: debootstrap, then docker build). Idempotent: a second run changes nothing and takes
@@ -21,10 +22,22 @@ command -v debootstrap >/dev/null || need+=(debootstrap)
 # The report tests render the HTML reports in headless Chromium and decrypt --capture pcaps with tshark.
 [ -x /usr/bin/chromium ] || need+=(chromium fonts-dejavu-core)
 command -v tshark >/dev/null || need+=(tshark)
+# The fleet test keeps host keys in a real OpenLDAP directory; ssh-keyscan reads them from the servers.
+[ -x /usr/sbin/slapd ] || need+=(slapd)
+command -v ldapsearch >/dev/null || need+=(ldap-utils)
 if [ ${#need[@]} -gt 0 ]; then
   echo "install-test-deps: installing ${need[*]}"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+# The CI recipes in reports/examples/ are checked against the schemas their systems publish, offline:
+# check-jsonschema carries GitHub's and GitLab's, kubernetes-validate Kubernetes' (pinned versions).
+validators=/opt/sshspec-validators
+if [ ! -x $validators/bin/check-jsonschema ] || [ ! -x $validators/bin/kubernetes-validate ]; then
+  echo "install-test-deps: installing check-jsonschema and kubernetes-validate into $validators"
+  python3 -m venv $validators
+  $validators/bin/pip install -q check-jsonschema==0.39.0 kubernetes-validate==1.37.0
 fi
 
 if ! getent passwd sshspec >/dev/null; then

@@ -6,9 +6,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Build first: the russh target image takes the binary this build makes, so nothing compiles twice.
+# Formatting and lints first: they take seconds to minutes, and a red result is cheaper now than
+# after the long tests.
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+# Build: the russh target image takes the binary this build makes, so nothing compiles twice.
 cargo build --workspace --all-targets --locked
-SSHSPEC_RUSSH_BIN=target/debug/sshspec-russh-server bash scripts/install-test-deps.sh
+SSHSPEC_RUSSH_BIN=target/debug/sshspec-russh-server SSHSPEC_BIN=target/debug/sshspec \
+  bash scripts/install-test-deps.sh
 cargo run -q --locked -p sshspec-cli -- check
 if ! diff -u scenarios/CATALOGUE.md <(cargo run -q --locked -p sshspec-cli -- list --format markdown); then
   echo "scenarios/CATALOGUE.md is stale: regenerate it with" >&2

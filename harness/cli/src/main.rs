@@ -36,6 +36,10 @@ enum Command {
     /// a certification report per target (cert-<target>.md and .html).
     #[command(after_help = EXIT_CODES)]
     Run(RunArgs),
+    /// Join the report.json files of shards (`run --shard K/N`) or of runs split by target into one
+    /// report, and write every report a run writes from it; exits as one run would have.
+    #[command(after_help = EXIT_CODES)]
+    Merge(MergeArgs),
     /// Explain in plain words why a connection to an SSH server fails: TCP, identification,
     /// algorithms (both sides' lists), host key (against a pinned key), authentication methods.
     #[command(
@@ -69,6 +73,18 @@ enum Command {
         /// Print the profile as JSON (the form report.json stores).
         #[arg(long)]
         json: bool,
+    },
+    /// Print a completion script for SHELL (bash, zsh, fish, elvish, powershell), e.g.
+    /// `sshspec completions bash > /etc/bash_completion.d/sshspec`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), e.g. `sshspec man > sshspec.1; man ./sshspec.1`; each subcommand's
+    /// page with `sshspec man run`.
+    Man {
+        /// A subcommand (run, merge, diagnose, ...); default: the main page.
+        subcommand: Option<String>,
     },
     /// Build the container targets' images offline (debootstrap + docker build; needs root).
     Images {
@@ -105,9 +121,28 @@ struct RunArgs {
     sel: Selection,
     /// Target to run against (repeatable): a name from `sshspec targets` (builtin, openssh,
     /// libssh-0.11.5, ...), a pattern over those names ('paramiko-*'), `all` for every one of them
-    /// side by side (the interop matrix), or remote:HOST:PORT.
-    #[arg(short, long = "target", value_name = "NAME", default_value = "builtin")]
+    /// side by side (the interop matrix), or remote:HOST:PORT. Default: builtin, unless
+    /// --targets-file names the hosts.
+    #[arg(short, long = "target", value_name = "NAME")]
     targets: Vec<String>,
+    /// A fleet audit: every host of this inventory as a remote target, side by side within
+    /// --max-connections, each paced as remote targets are. One HOST[:PORT] per line, or a .toml
+    /// file with [defaults] and [[host]] tables (name, address, port, user, password-env,
+    /// identity, host-keys: SHA256:... or SSHFP `<alg> 2 <hex>`). A host whose key does not match
+    /// its pinned one stops alone. Writes fleet.html.
+    #[arg(long, value_name = "FILE")]
+    targets_file: Option<PathBuf>,
+    /// Pin each inventory host to the keys an LDAP directory holds for it: entries with the
+    /// OpenSSH-LPK `sshPublicKey` attribute, found by the host's name (see --ldap-filter).
+    /// ldap://HOST:PORT or ldapi://; anonymous bind.
+    #[arg(long, value_name = "URL", requires_all = ["ldap_base", "targets_file"])]
+    host_keys_ldap: Option<String>,
+    /// The directory's search base for --host-keys-ldap, e.g. ou=hosts,dc=example,dc=org.
+    #[arg(long = "base", value_name = "DN")]
+    ldap_base: Option<String>,
+    /// The search filter for a host's entry; {name} is the inventory name.
+    #[arg(long, value_name = "FILTER", default_value = sshspec::fleet::DEFAULT_LDAP_FILTER)]
+    ldap_filter: String,
     /// Write reports into this folder (default: reports/<UTC time>/, with reports/latest pointing at it).
     #[arg(long, value_name = "DIR")]
     report_dir: Option<PathBuf>,
@@ -168,10 +203,32 @@ struct RunArgs {
     /// <report dir>/captures/<target>/.
     #[arg(long)]
     capture: bool,
+    /// Run only part K of N of the (target, scenario) pairs, counting K from 1 (a CI matrix's
+    /// job, GitLab's CI_NODE_INDEX/CI_NODE_TOTAL); the N parts, split by expected cost, hold every
+    /// pair once. Join their reports with `sshspec merge`.
+    #[arg(long, value_name = "K/N", conflicts_with = "shard_index")]
+    shard: Option<String>,
+    /// As --shard, counting I from 0: Kubernetes Indexed Jobs' JOB_COMPLETION_INDEX
+    /// (`--shard-index $(JOB_COMPLETION_INDEX)/3`).
+    #[arg(long, value_name = "I/N")]
+    shard_index: Option<String>,
     /// Run the algorithm interop matrix instead of the scenario files: every algorithm each target
     /// advertises, one at a time, with a login and 1 MiB each way. Writes matrix.md and matrix.json.
     #[arg(long)]
     matrix: bool,
+}
+
+#[derive(clap::Args)]
+struct MergeArgs {
+    /// The report.json files to join: every shard of one split, or runs of different targets.
+    #[arg(required = true, value_name = "REPORT.json")]
+    reports: Vec<PathBuf>,
+    /// Write the merged reports into this folder (default: reports/<UTC time>/).
+    #[arg(long, value_name = "DIR")]
+    report_dir: Option<PathBuf>,
+    /// Compare the merged run with a saved report.json, as `run --baseline` does.
+    #[arg(long, value_name = "FILE")]
+    baseline: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -208,14 +265,52 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Run(a) => run(a),
+        Command::Merge(a) => merge(a),
         Command::Diagnose(a) => diagnose(a),
         Command::List { sel, format } => list(&sel, format),
         Command::Check { sel } => check(&sel),
         Command::Targets { probe: None, .. } => show_targets(),
         Command::Targets { probe: Some(name), user, json } => probe_target(&name, &user, json),
         Command::Images { action: ImagesAction::Build { targets } } => build_images(&targets),
+        Command::Completions { shell } => {
+            let mut buf = Vec::new();
+            clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "sshspec", &mut buf);
+            out_text(&String::from_utf8_lossy(&buf));
+            exit::OK
+        }
+        Command::Man { subcommand } => man(subcommand.as_deref()),
     };
     ExitCode::from(code)
+}
+
+/// Writes to stdout. A closed pipe (`sshspec targets | head -3`) ends the output quietly, as other
+/// Unix tools do, instead of panicking; the work goes on (a run still writes its reports and stops
+/// its targets), only unseen.
+fn out_text(text: &str) {
+    use std::io::Write;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static CLOSED: AtomicBool = AtomicBool::new(false);
+    if CLOSED.load(Ordering::Relaxed) {
+        return;
+    }
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout.write_all(text.as_bytes()).and_then(|_| stdout.flush())
+        && e.kind() == std::io::ErrorKind::BrokenPipe
+    {
+        CLOSED.store(true, Ordering::Relaxed);
+    }
+}
+
+fn out(line: &str) {
+    out_text(&format!("{line}\n"));
+}
+
+macro_rules! outln {
+    ($($arg:tt)*) => { out(&format!($($arg)*)) };
+}
+
+macro_rules! outs {
+    ($($arg:tt)*) => { out_text(&format!($($arg)*)) };
 }
 
 /// The async runtime every command that connects runs on; failing to start it is our problem (exit 3).
@@ -286,7 +381,15 @@ fn run(a: RunArgs) -> u8 {
         (Ok(Some(s)), Ok(sc), Ok(r), Ok(c)) => (s, sc, r, c),
         _ => return exit::USAGE,
     };
-    let names = match targets::expand(&a.targets) {
+    let fleet = match a.targets_file.as_deref().map(sshspec::fleet::load_inventory).transpose() {
+        Ok(f) => f.unwrap_or_default(),
+        Err(e) => {
+            eprintln!("error: --targets-file: {e}");
+            return exit::USAGE;
+        }
+    };
+    let given = if a.targets.is_empty() && fleet.is_empty() { vec!["builtin".to_owned()] } else { a.targets.clone() };
+    let names = match targets::expand(&given) {
         Ok(n) => n,
         Err(e) => {
             eprintln!("error: {e}");
@@ -308,21 +411,15 @@ fn run(a: RunArgs) -> u8 {
                 Ok(fps) => t.pinned_host_keys.extend(fps),
                 Err(code) => return code,
             }
-            if let Some(i) = connect_interval {
-                t.connect_interval = i;
-            }
-            t.allow_destructive = a.allow_destructive;
-            if let Some(file) = &a.describe {
-                match targets::load_description(file) {
-                    Ok(d) => t.describe(d),
-                    Err(e) => {
-                        eprintln!("error: --describe: {e}");
-                        return exit::USAGE;
-                    }
-                }
+            if let Err(code) = remote_settings(&mut t, &a, connect_interval) {
+                return code;
             }
         }
         infos.push(t);
+    }
+    match fleet_targets(&fleet, &a, connect_interval) {
+        Ok(hosts) => infos.extend(hosts),
+        Err(code) => return code,
     }
     if a.jobs == Some(0) {
         eprintln!("error: --jobs must be at least 1");
@@ -333,7 +430,9 @@ fn run(a: RunArgs) -> u8 {
             Ok((c, key)) => {
                 // What a remote target can be logged in to with: what was given. The probe then
                 // keeps the methods the server lists.
-                for t in infos.iter_mut().filter(|t| t.backend == targets::BackendKind::Remote) {
+                for t in
+                    infos.iter_mut().filter(|t| t.backend == targets::BackendKind::Remote && t.credentials.is_none())
+                {
                     if a.password_env.is_some() {
                         t.auth.extend(["password".to_owned(), "keyboard-interactive".to_owned()]);
                     }
@@ -349,6 +448,18 @@ fn run(a: RunArgs) -> u8 {
     } else {
         None
     };
+    let shard = match (&a.shard, &a.shard_index) {
+        (Some(k), _) => Some(sshspec::shard::Shard::parse(k)),
+        (None, Some(i)) => Some(sshspec::shard::Shard::parse_index(i)),
+        (None, None) => None,
+    };
+    let shard = match shard.transpose() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::USAGE;
+        }
+    };
     if a.max_connections == Some(0) {
         eprintln!("error: --max-connections must be at least 1");
         return exit::USAGE;
@@ -356,24 +467,14 @@ fn run(a: RunArgs) -> u8 {
     let report_dir = if a.no_report {
         None
     } else {
-        let made = match &a.report_dir {
-            Some(d) => std::fs::create_dir_all(d).map(|_| d.clone()),
-            None => sshspec::report::new_report_dir(Path::new("reports")),
-        };
-        match made {
+        match make_report_dir(a.report_dir.as_deref()) {
             Ok(d) => Some(d),
-            Err(e) => {
-                eprintln!("error: cannot create the report folder: {e}");
-                return exit::USAGE;
-            }
+            Err(code) => return code,
         }
     };
-    let baseline = match a.baseline.as_deref().map(sshspec::report::baseline::Baseline::load).transpose() {
+    let baseline = match load_baseline(a.baseline.as_deref()) {
         Ok(b) => b,
-        Err(e) => {
-            eprintln!("error: --baseline: {e}");
-            return exit::USAGE;
-        }
+        Err(code) => return code,
     };
     if a.capture && report_dir.is_none() {
         eprintln!("error: --capture writes into the report folder; drop --no-report");
@@ -400,6 +501,7 @@ fn run(a: RunArgs) -> u8 {
         cancel,
         run_timeout,
         budget: a.max_connections,
+        shard,
     };
     let mut reporters: Vec<Box<dyn Reporter>> = vec![Box::new(Console::new(a.verbose))];
     let matrix_creds = opts.creds.clone();
@@ -424,14 +526,66 @@ fn run(a: RunArgs) -> u8 {
     });
     let matrix = probes.map(|p| sshspec::matrix::Matrix::build(&p, &summary.results));
     if let Some(m) = &matrix {
-        println!("\n{}", m.markdown());
+        out(&format!("\n{}", m.markdown()));
     }
-    let comparison = baseline.as_ref().map(|b| sshspec::report::baseline::Comparison::new(b, &summary));
+    finish(&summary, baseline.as_ref(), report_dir.as_deref(), matrix.as_ref(), a.capture)
+}
+
+/// The man page of the command or of one subcommand (`sshspec-run(1)`), from the clap definitions.
+fn man(subcommand: Option<&str>) -> u8 {
+    let cmd = <Cli as clap::CommandFactory>::command();
+    let page = match subcommand {
+        None => cmd,
+        Some(name) => match cmd.find_subcommand(name) {
+            Some(sub) => sub.clone().name(format!("sshspec-{name}")).version(env!("CARGO_PKG_VERSION")),
+            None => {
+                let known: Vec<&str> = cmd.get_subcommands().map(|c| c.get_name()).collect();
+                eprintln!("error: no subcommand {name:?}; known: {}", known.join(", "));
+                return exit::USAGE;
+            }
+        },
+    };
+    let mut buf = Vec::new();
+    if let Err(e) = clap_mangen::Man::new(page).render(&mut buf) {
+        eprintln!("error: rendering the man page: {e}");
+        return exit::HARNESS;
+    }
+    out_text(&String::from_utf8_lossy(&buf));
+    exit::OK
+}
+
+fn make_report_dir(given: Option<&Path>) -> Result<PathBuf, u8> {
+    let made = match given {
+        Some(d) => std::fs::create_dir_all(d).map(|_| d.to_owned()),
+        None => sshspec::report::new_report_dir(Path::new("reports")),
+    };
+    made.map_err(|e| {
+        eprintln!("error: cannot create the report folder: {e}");
+        exit::USAGE
+    })
+}
+
+fn load_baseline(file: Option<&Path>) -> Result<Option<sshspec::report::baseline::Baseline>, u8> {
+    file.map(sshspec::report::baseline::Baseline::load).transpose().map_err(|e| {
+        eprintln!("error: --baseline: {e}");
+        exit::USAGE
+    })
+}
+
+/// After a run or a merge: the baseline comparison, every report file, and the exit code.
+fn finish(
+    summary: &sshspec::run::Summary,
+    baseline: Option<&sshspec::report::baseline::Baseline>,
+    report_dir: Option<&Path>,
+    matrix: Option<&sshspec::matrix::Matrix>,
+    capture: bool,
+) -> u8 {
+    let comparison = baseline.map(|b| sshspec::report::baseline::Comparison::new(b, summary));
     if let Some(c) = &comparison {
-        println!("\n{}", c.markdown().trim_end());
+        out(&format!("\n{}", c.markdown().trim_end()));
     }
     if let Some(dir) = report_dir {
-        let written = sshspec::report::write_all(&dir, &summary, comparison.as_ref()).and_then(|files| match &matrix {
+        let written = sshspec::report::write_all(dir, summary, comparison.as_ref()).and_then(|files| match matrix {
             Some(m) => std::fs::write(dir.join("matrix.md"), m.markdown())
                 .and_then(|_| std::fs::write(dir.join("matrix.json"), m.json()))
                 .map(|_| files),
@@ -440,18 +594,18 @@ fn run(a: RunArgs) -> u8 {
         match written {
             Ok(files) => {
                 // The passing results' pages (matrix/) are many: named as a folder, with their count.
-                let (top, side): (Vec<&PathBuf>, Vec<&PathBuf>) = files.iter().partition(|f| f.parent() == Some(&dir));
+                let (top, side): (Vec<&PathBuf>, Vec<&PathBuf>) = files.iter().partition(|f| f.parent() == Some(dir));
                 let mut names: Vec<String> =
                     top.iter().filter_map(|f| f.file_name()).map(|n| n.to_string_lossy().into_owned()).collect();
                 if !side.is_empty() {
                     names.push(format!("{}/ ({} pages)", sshspec::report::html::SIDE_DIR, side.len()));
                 }
-                println!("reports in {}/: {}", dir.display(), names.join(", "));
-                if a.capture {
-                    println!(
+                out(&format!("reports in {}/: {}", dir.display(), names.join(", ")));
+                if capture {
+                    out(&format!(
                         "captures in {}/captures/ (open a .pcap in Wireshark with its .keylog; see README)",
                         dir.display()
-                    );
+                    ));
                 }
             }
             Err(e) => {
@@ -461,9 +615,153 @@ fn run(a: RunArgs) -> u8 {
         }
     }
     match &comparison {
-        Some(c) => c.exit_code(&summary),
+        Some(c) => c.exit_code(summary),
         None => summary.exit_code(),
     }
+}
+
+fn merge(a: MergeArgs) -> u8 {
+    use sshspec::report::merge;
+    let mut inputs = Vec::new();
+    for f in &a.reports {
+        match merge::load(f) {
+            Ok(i) => inputs.push(i),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return exit::USAGE;
+            }
+        }
+    }
+    let summary = match merge::merge(inputs) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::USAGE;
+        }
+    };
+    let baseline = match load_baseline(a.baseline.as_deref()) {
+        Ok(b) => b,
+        Err(code) => return code,
+    };
+    let dir = match make_report_dir(a.report_dir.as_deref()) {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
+    let t = summary.tally();
+    let shards = if summary.merged_shards.is_empty() {
+        String::new()
+    } else {
+        format!(" ({} shards)", summary.merged_shards.len())
+    };
+    out(&format!(
+        "merged {} report(s){shards}: {} result(s) over {} target(s): {} passed, {} failed, {} xfailed, {} xpassed, {} skipped, {} inconclusive, {} errors",
+        a.reports.len(),
+        summary.results.len(),
+        summary.targets.len(),
+        t.pass,
+        t.fail,
+        t.xfail,
+        t.xpass,
+        t.skip,
+        t.inconclusive,
+        t.error
+    ));
+    finish(&summary, baseline.as_ref(), Some(&dir), None, false)
+}
+
+/// What every remote target takes from the flags: pacing, destructive scenarios, a description.
+fn remote_settings(t: &mut targets::TargetInfo, a: &RunArgs, interval: Option<std::time::Duration>) -> Result<(), u8> {
+    if let Some(i) = interval {
+        t.connect_interval = i;
+    }
+    t.allow_destructive = a.allow_destructive;
+    if let Some(file) = &a.describe {
+        match targets::load_description(file) {
+            Ok(d) => t.describe(d),
+            Err(e) => {
+                eprintln!("error: --describe: {e}");
+                return Err(exit::USAGE);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The inventory's hosts as remote targets: each with its own login (the host's user, password
+/// variable and identity, else the flags') and its pinned keys (the inventory's, --host-key,
+/// known_hosts, the directory). A host with a key source but no key there stops alone at start.
+fn fleet_targets(
+    fleet: &[sshspec::fleet::Host],
+    a: &RunArgs,
+    interval: Option<std::time::Duration>,
+) -> Result<Vec<targets::TargetInfo>, u8> {
+    let directory = match &a.host_keys_ldap {
+        None => None,
+        Some(url) => {
+            let dir = sshspec::fleet::Directory {
+                url: url.clone(),
+                base: a.ldap_base.clone().unwrap_or_default(),
+                filter: a.ldap_filter.clone(),
+            };
+            let names: Vec<String> = fleet.iter().map(|h| h.name.clone()).collect();
+            let rt = runtime()?;
+            match rt.block_on(dir.host_keys(&names)) {
+                Ok(keys) => Some((dir, keys)),
+                Err(e) => {
+                    eprintln!("error: --host-keys-ldap: {e}");
+                    return Err(exit::USAGE);
+                }
+            }
+        }
+    };
+    let mut out = Vec::new();
+    for h in fleet {
+        let mut t = targets::find(&format!("remote:{}", h.addr)).map_err(|e| {
+            eprintln!("error: --targets-file: {e}");
+            exit::USAGE
+        })?;
+        t.name = h.name.clone();
+        t.description = format!("{} at {} (fleet inventory)", h.name, h.addr);
+        remote_settings(&mut t, a, interval)?;
+        let mut sources = Vec::new();
+        let mut pin = |fps: Vec<String>, source: String| {
+            t.pinned_host_keys.extend(fps);
+            sources.push(source);
+        };
+        if !h.host_keys.is_empty() {
+            pin(h.host_keys.clone(), "the inventory".into());
+        }
+        if !a.host_keys.is_empty() {
+            pin(a.host_keys.clone(), "--host-key".into());
+        }
+        if let Some(file) = &a.known_hosts {
+            // A host missing from the file stops alone, as a host missing from the directory does.
+            let fps = sshspec::keys::known_host_fingerprints(file, h.addr).unwrap_or_default();
+            pin(fps, format!("known_hosts {}", file.display()));
+        }
+        if let Some((dir, keys)) = &directory {
+            pin(keys.get(&h.name).cloned().unwrap_or_default(), format!("the directory {} ({})", dir.url, dir.base));
+        }
+        if !sources.is_empty() {
+            t.host_key_source = Some(sources.join(", "));
+        }
+        let user = h.user.as_deref().unwrap_or(&a.user);
+        let password_env = h.password_env.as_deref().or(a.password_env.as_deref());
+        let identity = h.identity.as_deref().or(a.identity.as_deref());
+        if password_env.is_some() || identity.is_some() {
+            let (c, key) = login_credentials(user, password_env, identity)?;
+            if password_env.is_some() {
+                t.auth.extend(["password".to_owned(), "keyboard-interactive".to_owned()]);
+            }
+            if let Some(k) = key {
+                t.auth.push("publickey".into());
+                t.user_keys.push(k.key_type().into());
+            }
+            t.credentials = Some(c);
+        }
+        out.push(t);
+    }
+    Ok(out)
 }
 
 /// The credentials to log in with: the password from `password_env`, the key from `identity` (and
@@ -526,7 +824,7 @@ fn diagnose(a: DiagnoseArgs) -> u8 {
     let addr = match rt.block_on(tokio::net::lookup_host(&with_port)).map(|mut i| i.next()) {
         Ok(Some(addr)) => addr,
         Ok(None) | Err(_) => {
-            println!("FAIL  dns             cannot resolve {:?}: check the name", a.server);
+            outln!("FAIL  dns             cannot resolve {:?}: check the name", a.server);
             return exit::NONCONFORMING;
         }
     };
@@ -545,9 +843,9 @@ fn diagnose(a: DiagnoseArgs) -> u8 {
         Ok(fps) => pinned.extend(fps),
         Err(code) => return code,
     }
-    println!("sshspec diagnose {addr} as {}", a.user);
+    outln!("sshspec diagnose {addr} as {}", a.user);
     let d = rt.block_on(diagnose(addr, &creds, &offer, &pinned, timeout));
-    print!("{}", d.render(&addr.to_string()));
+    outs!("{}", d.render(&addr.to_string()));
     if d.problem.is_some() { exit::NONCONFORMING } else { exit::OK }
 }
 
@@ -563,11 +861,11 @@ fn list(sel: &Selection, format: ListFormat) -> u8 {
     match format {
         ListFormat::Text => {
             for s in &scenarios {
-                println!("{:<52} {:<16} {:<6} {}", s.id, s.spec, s.level.to_string(), s.title);
+                outln!("{:<52} {:<16} {:<6} {}", s.id, s.spec, s.level.to_string(), s.title);
             }
-            println!("{} scenario(s)", scenarios.len());
+            outln!("{} scenario(s)", scenarios.len());
         }
-        ListFormat::Markdown => print!("{}", script::catalogue_markdown(&scenarios)),
+        ListFormat::Markdown => outs!("{}", script::catalogue_markdown(&scenarios)),
     }
     exit::OK
 }
@@ -599,7 +897,7 @@ fn check(sel: &Selection) -> u8 {
     if stale > 0 {
         return exit::USAGE;
     }
-    println!("{} scenario file(s) and {} target description(s) are valid", scenarios.len(), catalog.len());
+    outln!("{} scenario file(s) and {} target description(s) are valid", scenarios.len(), catalog.len());
     exit::OK
 }
 
@@ -687,7 +985,7 @@ fn probe_target(name: &str, user: &str, json: bool) -> u8 {
         }
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&p).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&p).unwrap_or_default());
     } else {
         let lists = [
             ("kex", &p.kex),
@@ -699,29 +997,29 @@ fn probe_target(name: &str, user: &str, json: bool) -> u8 {
             ("compression c2s", &p.compression_c2s),
             ("compression s2c", &p.compression_s2c),
         ];
-        println!("{:<16} {}", "identification", p.banner);
+        outln!("{:<16} {}", "identification", p.banner);
         for (what, l) in lists {
-            println!("{what:<16} {}", l.join(","));
+            outln!("{what:<16} {}", l.join(","));
         }
-        println!("{:<16} {}", "strict kex", p.strict_kex);
-        println!("{:<16} {}", "ext-info", p.ext_info);
+        outln!("{:<16} {}", "strict kex", p.strict_kex);
+        outln!("{:<16} {}", "ext-info", p.ext_info);
         let methods = p.auth_methods.as_ref().map_or("(not reached)".to_owned(), |m| m.join(","));
-        println!("{:<16} {methods}", "auth methods");
-        println!("{:<16} {} ms", "handshake", p.handshake_ms);
+        outln!("{:<16} {methods}", "auth methods");
+        outln!("{:<16} {} ms", "handshake", p.handshake_ms);
         let shell = match (p.posix_shell, &p.shell_note) {
             (Some(true), _) => "POSIX sh (the programs' default commands run)".to_owned(),
             (Some(false), note) => format!("not POSIX sh: {}", note.as_deref().unwrap_or("")),
             (None, Some(note)) => format!("not probed: {note}"),
             (None, None) => "not probed (no login for a remote target here; `sshspec run` probes it)".to_owned(),
         };
-        println!("{:<16} {shell}", "shell");
+        outln!("{:<16} {shell}", "shell");
         let extra = p.extra_offers();
         let extra: Vec<&String> = extra.host_key.iter().chain(&extra.cipher).chain(&extra.compression).collect();
         if !extra.is_empty() {
-            println!("{:<16} {}", "legacy offered", extra.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(","));
+            outln!("{:<16} {}", "legacy offered", extra.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(","));
         }
         if let Some(why) = &p.incomplete {
-            println!("{:<16} {why}", "incomplete");
+            outln!("{:<16} {why}", "incomplete");
         }
     }
     if p.incomplete.is_some() { exit::NONCONFORMING } else { exit::OK }
@@ -735,9 +1033,9 @@ fn show_targets() -> u8 {
             return exit::USAGE;
         }
     };
-    println!("{:<18} {:<9} {:<9} {:<44} availability", "name", "version", "backend", "auth");
+    outln!("{:<18} {:<9} {:<9} {:<44} availability", "name", "version", "backend", "auth");
     for t in &catalog {
-        println!(
+        outln!(
             "{:<18} {:<9} {:<9} {:<44} {}",
             t.name,
             t.version.as_deref().unwrap_or("(host)"),
@@ -746,6 +1044,6 @@ fn show_targets() -> u8 {
             targets::availability(t),
         );
     }
-    println!("remote:HOST:PORT  any SSH server you name (password auth via --password-env)");
+    outln!("remote:HOST:PORT  any SSH server you name (password auth via --password-env)");
     exit::OK
 }

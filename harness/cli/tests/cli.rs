@@ -150,3 +150,40 @@ fn a_baseline_run_lists_changes_and_a_bad_baseline_is_a_usage_error() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--baseline"), "names the flag");
 }
+
+/// `sshspec targets | head -1`: a reader that goes away ends the output quietly, as with other Unix
+/// tools: no panic, no backtrace, a clean exit. The pipe's read end is closed before the program
+/// starts, so every write meets it closed, whatever the pipe's buffer size.
+#[test]
+fn a_closed_pipe_ends_output_quietly() {
+    for args in [&["targets"][..], &["list"], &["man"], &["completions", "bash"], &["run", "--no-report", "sanity/*"]] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = Command::new(env!("CARGO_BIN_EXE_sshspec"))
+            .args(args)
+            .current_dir(repo())
+            .env("RUST_BACKTRACE", "1")
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?} exits cleanly: {:?} {stderr}", out.status);
+        assert!(!stderr.contains("panicked") && !stderr.contains("Broken pipe"), "{args:?} is quiet: {stderr}");
+    }
+}
+
+#[test]
+fn completions_and_man_pages_come_from_the_flags() {
+    let o = sshspec(&["completions", "bash"], repo());
+    let script = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success());
+    for word in ["merge", "--shard", "--targets-file", "--host-keys-ldap"] {
+        assert!(script.contains(word), "the bash completion knows {word}");
+    }
+    let o = sshspec(&["man", "run"], repo());
+    let page = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success() && page.contains(".TH sshspec-run 1") && page.contains("shard"), "{page}");
+    let o = sshspec(&["man", "nosuch"], repo());
+    assert_eq!(o.status.code(), Some(2));
+}

@@ -7,12 +7,14 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod exit;
+pub mod fleet;
 pub mod keys;
 pub mod matrix;
 pub mod peer;
 pub mod report;
 pub mod run;
 pub mod script;
+pub mod shard;
 pub mod targets;
 pub mod transcript;
 pub mod transport;

@@ -29,6 +29,8 @@ pub struct RunOptions {
     /// Scenarios running at once over all targets together (`--max-connections`); `None` sizes
     /// it to the machine ([`default_budget`]). Each target's own limit still applies within it.
     pub budget: Option<usize>,
+    /// Run only this part of the (target, scenario) pairs ([`crate::shard::assign`]).
+    pub shard: Option<crate::shard::Shard>,
 }
 
 /// Target limits, generated credentials, no deadline, not CI, and a cancel switch nobody holds
@@ -44,6 +46,7 @@ impl Default for RunOptions {
             cancel,
             run_timeout: None,
             budget: None,
+            shard: None,
         }
     }
 }
@@ -56,7 +59,7 @@ pub fn default_budget() -> usize {
     (cores * 12).max(24)
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct TargetSummary {
     pub name: String,
     pub server: String,
@@ -79,10 +82,13 @@ pub struct TargetSummary {
     pub profile: Option<peer::Profile>,
     /// Scenarios that FAILed on a deadline under load and PASSed when run again alone.
     pub load_sensitive: usize,
+    /// Where the host key it was held to came from, when it was pinned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_key_source: Option<String>,
 }
 
 /// A target's identity as its scenarios saw it, for certification reports and comparisons.
-#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct TargetIdentity {
     /// Host key algorithm to its SHA256 fingerprint, for every host key any scenario saw.
     pub host_keys: BTreeMap<String, String>,
@@ -121,13 +127,19 @@ pub struct ScenarioSet {
     pub digest: String,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct Summary {
     pub scenario_set: ScenarioSet,
     pub targets: Vec<TargetSummary>,
     pub results: Vec<ScenarioResult>,
     pub duration_ms: u64,
     pub interrupted: bool,
+    /// The part of a sharded run this report holds (`--shard`); absent for a whole run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<crate::shard::Shard>,
+    /// The shards `sshspec merge` joined into this report; empty for a run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub merged_shards: Vec<crate::shard::Shard>,
 }
 
 impl Summary {
@@ -244,15 +256,38 @@ pub async fn run(
 ) -> Summary {
     let started = Instant::now();
     let out = Emitter(std::sync::Mutex::new(reporters));
-    out.emit(&Event::RunStarted { targets, scenarios: scenarios.len() });
-    let scenarios: Arc<Vec<Scenario>> = Arc::new(scenarios.to_vec());
+    // Each target's scenarios: all of them, or this shard's part; a shard leaves out the targets
+    // it has nothing of, so they are not even started.
+    let parts: Vec<Arc<Vec<Scenario>>> = match opts.shard {
+        None => {
+            // One copy shared by every target.
+            let all = Arc::new(scenarios.to_vec());
+            targets.iter().map(|_| all.clone()).collect()
+        }
+        Some(shard) => {
+            let names: Vec<String> = targets.iter().map(|t| t.name.clone()).collect();
+            crate::shard::assign(&names, scenarios, shard)
+                .into_iter()
+                .map(|picked| Arc::new(picked.into_iter().map(|i| scenarios[i].clone()).collect()))
+                .collect()
+        }
+    };
+    let (targets, parts): (Vec<&TargetInfo>, Vec<Arc<Vec<Scenario>>>) =
+        targets.iter().zip(parts).filter(|(_, p)| opts.shard.is_none() || !p.is_empty()).unzip();
+    let started_targets: Vec<TargetInfo> = targets.iter().map(|t| (*t).clone()).collect();
+    out.emit(&Event::RunStarted {
+        targets: &started_targets,
+        scenarios: scenarios.len(),
+        pairs: parts.iter().map(|p| p.len()).sum(),
+        shard: opts.shard,
+    });
     let deadline = opts.run_timeout.map(|d| tokio::time::Instant::now() + d);
     // One set of credentials per run: the process targets share one system user, and they start
     // side by side.
     let creds = opts.creds.clone().unwrap_or_else(|| Credentials::generate(targets::TEST_USER));
     let gate = Gate::new(opts.budget.unwrap_or_else(default_budget));
-    let runs = targets.iter().map(|t| {
-        let (scenarios, out, creds, gate) = (&scenarios, &out, &creds, &gate);
+    let runs = targets.iter().zip(&parts).map(|(t, scenarios)| {
+        let (out, creds, gate) = (&out, &creds, &gate);
         async move {
             let t_started = Instant::now();
             let TargetRun { mut results, version, banner, unavailable, interrupted, start_ms, scenarios_ms, profile } =
@@ -277,14 +312,22 @@ pub async fn run(
                     .iter()
                     .filter(|r| r.first_attempt.is_some() && r.outcome == Outcome::Pass)
                     .count(),
+                host_key_source: t.host_key_source.clone(),
             };
             out.emit(&Event::TargetFinished { summary: &ts });
             (ts, results, interrupted)
         }
     });
-    let scenario_set = ScenarioSet { count: scenarios.len(), digest: crate::script::set_digest(&scenarios) };
-    let mut summary =
-        Summary { scenario_set, targets: Vec::new(), results: Vec::new(), duration_ms: 0, interrupted: false };
+    let scenario_set = ScenarioSet { count: scenarios.len(), digest: crate::script::set_digest(scenarios) };
+    let mut summary = Summary {
+        scenario_set,
+        targets: Vec::new(),
+        results: Vec::new(),
+        duration_ms: 0,
+        interrupted: false,
+        shard: opts.shard,
+        merged_shards: Vec::new(),
+    };
     for (ts, results, interrupted) in futures::future::join_all(runs).await {
         summary.targets.push(ts);
         summary.results.extend(results);
@@ -418,14 +461,18 @@ async fn check_pinned(
     creds: &Credentials,
     opts: &RunOptions,
 ) -> Result<(), String> {
+    let source = t.host_key_source.as_deref().unwrap_or("--host-key");
     if t.pinned_host_keys.is_empty() {
-        return Ok(());
+        return match &t.host_key_source {
+            Some(src) => Err(format!("host key unknown: {src} has no key for {}; nothing was run", t.name)),
+            None => Ok(()),
+        };
     }
     let run = peer::run(&host_key_probe(), addr, creds, &peer::Options { echo: false, ..opts.peer.clone() }).await;
     match (run.judgement, run.identity.host_key) {
         (_, Some(fp)) if t.pinned_host_keys.contains(&fp) => Ok(()),
         (_, Some(fp)) => Err(format!(
-            "host key mismatch: {} presented {fp}, pinned {}; nothing was run",
+            "host key mismatch: {} presented {fp}, {source} holds {}; nothing was run",
             t.name,
             t.pinned_host_keys.join(", ")
         )),
@@ -500,6 +547,7 @@ async fn run_target(
         return unavailable(Outcome::Error, "the run's deadline passed before this target started".into());
     }
     let start_clock = Instant::now();
+    let creds = t.credentials.as_ref().unwrap_or(creds);
     let running = match targets::start(t, Some(creds.clone())).await {
         Ok(r) => r,
         Err(e) => {

@@ -16,7 +16,7 @@ const LATE_NOTES: usize = 64;
 /// Byte strings longer than this are shortened in summaries.
 const MAX_FIELD: usize = 96;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Dir {
     /// From us to the target.
@@ -38,7 +38,7 @@ impl Dir {
     }
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct Entry {
     pub at_ms: u64,
     pub dir: Dir,

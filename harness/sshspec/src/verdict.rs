@@ -3,7 +3,7 @@
 use crate::peer::{Evidence, Identity};
 use crate::script::Level;
 use crate::transcript::Entry;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// PASS and FAIL judge the target; ERROR means the harness could not judge; XFAIL/XPASS are
 /// failures and passes of scenarios the target's description expects to fail; INCONCLUSIVE means a
@@ -57,7 +57,7 @@ impl std::fmt::Display for Outcome {
 }
 
 /// One scenario against one target.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ScenarioResult {
     pub scenario: String,
     pub target: String,
@@ -81,12 +81,12 @@ pub struct ScenarioResult {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first_attempt: Option<Evidence>,
     /// The server's log lines written while the scenario ran (process targets).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub server_log: Vec<String>,
 }
 
 /// Counts of each outcome.
-#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Tally {
     pub pass: usize,
     pub fail: usize,

@@ -83,7 +83,7 @@ pub enum Judgement {
 }
 
 /// What was expected and what happened, at which step.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Evidence {
     /// 1-based step number, 0 for the connection itself.
     pub step: usize,
@@ -93,7 +93,7 @@ pub struct Evidence {
     pub actual: String,
     /// The step failed because nothing came before its deadline: such a FAIL is run again alone
     /// before it is reported, since a saturated machine can miss a deadline the server kept.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub timed_out: bool,
     /// How the target failed the step; an expected failure names the kind it expects.
     pub kind: FailureKind,
@@ -140,7 +140,7 @@ pub struct Run {
     pub identity: Identity,
 }
 
-#[derive(Clone, Debug, Default, serde::Serialize)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Identity {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub banner: Option<String>,

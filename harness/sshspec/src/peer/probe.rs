@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use tokio::time::Instant;
 
 /// What a target was seen to offer.
-#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct Profile {
     /// The identification line, without CR LF.
     pub banner: String,

@@ -57,8 +57,8 @@ impl Console {
 impl Reporter for Console {
     fn on_event(&mut self, e: &Event<'_>) {
         self.clear_progress();
-        if let Event::RunStarted { targets, scenarios } = e {
-            self.total = targets.len() * scenarios;
+        if let Event::RunStarted { pairs, .. } = e {
+            self.total = *pairs;
         }
         if let Event::Result(_) = e {
             self.done += 1;
@@ -68,12 +68,15 @@ impl Reporter for Console {
         }
         let o = &mut self.out;
         let _ = match e {
-            Event::RunStarted { targets, scenarios } => writeln!(
+            Event::RunStarted { targets, scenarios, pairs, shard } => writeln!(
                 o,
-                "sshspec {}: {scenarios} scenario(s) against {} target(s): {}",
+                "sshspec {}: {scenarios} scenario(s) against {} target(s): {}{}",
                 env!("CARGO_PKG_VERSION"),
                 targets.len(),
-                targets.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", ")
+                targets.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", "),
+                shard
+                    .map(|s| format!("\nshard {s}: {pairs} (target, scenario) pair(s) of this run"))
+                    .unwrap_or_default()
             ),
             Event::TargetStarted { target, version, addr } => writeln!(o, "target {target}: {version} at {addr}"),
             Event::TargetUnavailable { target, reason, outcome } => {

@@ -131,7 +131,7 @@ fn cell(r: Option<&ScenarioResult>) -> String {
 }
 
 /// Counts of each verdict, non-zero ones only, coloured as the cells are.
-fn counts<'a>(results: impl Iterator<Item = &'a ScenarioResult>) -> String {
+pub(crate) fn counts<'a>(results: impl Iterator<Item = &'a ScenarioResult>) -> String {
     let mut n: BTreeMap<&str, usize> = BTreeMap::new();
     for r in results {
         *n.entry(r.outcome.label()).or_default() += 1;

@@ -1,14 +1,17 @@
 //! Reports: consumers of the runner's typed events and its final [`Summary`] (after nextest). Each
 //! consumer has one job: the console, `report.json`, `junit.xml`, the interop matrix
-//! (`matrix.html`), a certification report per target (`cert-<target>.md` and `.html`), and the
-//! comparison with a baseline (`baseline.md`).
+//! (`matrix.html`), a certification report per target (`cert-<target>.md` and `.html`), the fleet page
+//! (`fleet.html`) and the
+//! comparison with a baseline (`baseline.md`). `merge` reads shards' reports back into one.
 
 pub mod baseline;
 pub mod cert;
 pub mod console;
+pub mod fleet;
 pub mod html;
 pub mod json;
 pub mod junit;
+pub mod merge;
 
 use crate::run::{Summary, TargetSummary};
 use crate::targets::TargetInfo;
@@ -17,13 +20,33 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 pub enum Event<'a> {
-    RunStarted { targets: &'a [TargetInfo], scenarios: usize },
-    TargetStarted { target: &'a str, version: &'a str, addr: SocketAddr },
-    TargetUnavailable { target: &'a str, reason: &'a str, outcome: Outcome },
+    /// `pairs`: the (target, scenario) pairs this run judges (all of them, or a shard's part).
+    RunStarted {
+        targets: &'a [TargetInfo],
+        scenarios: usize,
+        pairs: usize,
+        shard: Option<crate::shard::Shard>,
+    },
+    TargetStarted {
+        target: &'a str,
+        version: &'a str,
+        addr: SocketAddr,
+    },
+    TargetUnavailable {
+        target: &'a str,
+        reason: &'a str,
+        outcome: Outcome,
+    },
     Result(&'a ScenarioResult),
-    TargetFinished { summary: &'a TargetSummary },
-    Warning { message: &'a str },
-    RunFinished { summary: &'a Summary },
+    TargetFinished {
+        summary: &'a TargetSummary,
+    },
+    Warning {
+        message: &'a str,
+    },
+    RunFinished {
+        summary: &'a Summary,
+    },
 }
 
 pub trait Reporter: Send {
@@ -57,6 +80,9 @@ pub fn write_all(
         let stem = cert::file_stem(&t.name);
         put(format!("{stem}.md"), &c.markdown())?;
         put(format!("{stem}.html"), &c.html())?;
+    }
+    if fleet::wanted(summary) {
+        put("fleet.html".into(), &fleet::render(summary))?;
     }
     if let Some(c) = comparison {
         put("baseline.md".into(), &c.markdown())?;

@@ -100,6 +100,13 @@ pub struct TargetInfo {
     /// SHA256 fingerprints the target's host key must have; empty means not pinned.
     #[serde(skip)]
     pub pinned_host_keys: Vec<String>,
+    /// Where the pinned keys came from (`--host-key`, a known_hosts file, an inventory, a
+    /// directory). Set with no keys, the source had none for this host: nothing runs against it.
+    #[serde(skip)]
+    pub host_key_source: Option<String>,
+    /// A remote target's own login (a fleet inventory's per-host user and key), instead of the run's.
+    #[serde(skip)]
+    pub credentials: Option<crate::peer::Credentials>,
     /// Least time between two connections we open to it (remote devices may rate-limit).
     #[serde(skip)]
     pub connect_interval: Duration,
@@ -360,6 +367,8 @@ pub fn find(name: &str) -> Result<TargetInfo, String> {
             unjudged: BTreeMap::new(),
             address: Some(address),
             pinned_host_keys: Vec::new(),
+            host_key_source: None,
+            credentials: None,
             connect_interval: Duration::from_millis(200),
             allow_destructive: false,
             profile: None,

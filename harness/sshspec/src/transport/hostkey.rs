@@ -42,8 +42,12 @@ pub enum HostKeyError {
 
 /// The SHA256 fingerprint as `ssh-keygen -l` prints it.
 pub fn fingerprint(blob: &[u8]) -> String {
-    let d = sha2::Sha256::digest(blob);
-    format!("SHA256:{}", base64::engine::general_purpose::STANDARD_NO_PAD.encode(d))
+    fingerprint_from_digest(&sha2::Sha256::digest(blob))
+}
+
+/// The `SHA256:...` form of a SHA-256 digest already taken (an SSHFP record's, say).
+pub fn fingerprint_from_digest(digest: &[u8]) -> String {
+    format!("SHA256:{}", base64::engine::general_purpose::STANDARD_NO_PAD.encode(digest))
 }
 
 /// The key as an OpenSSH public key line (`type base64`), for transcripts.

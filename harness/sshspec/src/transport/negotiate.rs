@@ -8,7 +8,7 @@ use sshspec_wire::NameList;
 use sshspec_wire::msg::KexInit;
 
 /// What both KEXINITs agreed on.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Negotiated {
     pub kex: String,
     pub host_key: String,
