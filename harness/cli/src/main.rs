@@ -54,6 +54,16 @@ enum Command {
         #[arg(long, value_enum, default_value_t = ListFormat::Text)]
         format: ListFormat,
     },
+    /// Coverage of the clause registry (scenarios/clauses/) by the scenarios, per document:
+    /// server-testable clauses, those cited, MUST-level ones cited, those validated (cited by a
+    /// scenario seen to FAIL on a server that breaks the clause), and the ids not cited yet.
+    Coverage {
+        #[command(flatten)]
+        sel: Selection,
+        /// Print JSON instead of Markdown.
+        #[arg(long)]
+        json: bool,
+    },
     /// Check scenario files and target descriptions; nothing runs.
     Check {
         #[command(flatten)]
@@ -128,7 +138,8 @@ struct RunArgs {
     /// A fleet audit: every host of this inventory as a remote target, side by side within
     /// --max-connections, each paced as remote targets are. One HOST[:PORT] per line, or a .toml
     /// file with [defaults] and [[host]] tables (name, address, port, user, password-env,
-    /// identity, host-keys: SHA256:... or SSHFP `<alg> 2 <hex>`). A host whose key does not match
+    /// identity, host-keys: SHA256:... or SSHFP `<alg> 2 <hex>`, host-keys-from: which of
+    /// inventory, flags, known-hosts, directory pin it). A host whose key does not match
     /// its pinned one stops alone. Writes fleet.html.
     #[arg(long, value_name = "FILE")]
     targets_file: Option<PathBuf>,
@@ -269,6 +280,7 @@ fn main() -> ExitCode {
         Command::Diagnose(a) => diagnose(a),
         Command::List { sel, format } => list(&sel, format),
         Command::Check { sel } => check(&sel),
+        Command::Coverage { sel, json } => coverage(&sel, json),
         Command::Targets { probe: None, .. } => show_targets(),
         Command::Targets { probe: Some(name), user, json } => probe_target(&name, &user, json),
         Command::Images { action: ImagesAction::Build { targets } } => build_images(&targets),
@@ -714,8 +726,20 @@ fn fleet_targets(
             }
         }
     };
+    use sshspec::fleet::KeySource;
     let mut out = Vec::new();
     for h in fleet {
+        if h.host_keys_from.contains(&KeySource::Directory) && directory.is_none() {
+            eprintln!(
+                "error: --targets-file: host {} takes its keys from the directory: give --host-keys-ldap",
+                h.name
+            );
+            return Err(exit::USAGE);
+        }
+        if h.host_keys_from.contains(&KeySource::KnownHosts) && a.known_hosts.is_none() {
+            eprintln!("error: --targets-file: host {} takes its keys from known_hosts: give --known-hosts", h.name);
+            return Err(exit::USAGE);
+        }
         let mut t = targets::find(&format!("remote:{}", h.addr)).map_err(|e| {
             eprintln!("error: --targets-file: {e}");
             exit::USAGE
@@ -728,18 +752,18 @@ fn fleet_targets(
             t.pinned_host_keys.extend(fps);
             sources.push(source);
         };
-        if !h.host_keys.is_empty() {
+        if !h.host_keys.is_empty() && h.uses(KeySource::Inventory) {
             pin(h.host_keys.clone(), "the inventory".into());
         }
-        if !a.host_keys.is_empty() {
+        if !a.host_keys.is_empty() && h.uses(KeySource::Flags) {
             pin(a.host_keys.clone(), "--host-key".into());
         }
-        if let Some(file) = &a.known_hosts {
+        if let Some(file) = a.known_hosts.as_ref().filter(|_| h.uses(KeySource::KnownHosts)) {
             // A host missing from the file stops alone, as a host missing from the directory does.
             let fps = sshspec::keys::known_host_fingerprints(file, h.addr).unwrap_or_default();
             pin(fps, format!("known_hosts {}", file.display()));
         }
-        if let Some((dir, keys)) = &directory {
+        if let Some((dir, keys)) = directory.as_ref().filter(|_| h.uses(KeySource::Directory)) {
             pin(keys.get(&h.name).cloned().unwrap_or_default(), format!("the directory {} ({})", dir.url, dir.base));
         }
         if !sources.is_empty() {
@@ -865,7 +889,44 @@ fn list(sel: &Selection, format: ListFormat) -> u8 {
             }
             outln!("{} scenario(s)", scenarios.len());
         }
-        ListFormat::Markdown => outs!("{}", script::catalogue_markdown(&scenarios)),
+        ListFormat::Markdown => {
+            outs!("{}", script::catalogue_markdown(&scenarios));
+            match coverage_rows(&scenarios) {
+                Ok(rows) => outs!("\n## Clause coverage\n\n{}", script::clauses::coverage_markdown(&rows)),
+                Err(code) => return code,
+            }
+        }
+    }
+    exit::OK
+}
+
+/// Coverage of the registry by `scenarios`; validated by the shipped descriptions' expected failures.
+fn coverage_rows(scenarios: &[Scenario]) -> Result<Vec<script::clauses::Coverage>, u8> {
+    let catalog = targets::catalog().map_err(|e| {
+        eprintln!("error: {e}");
+        exit::USAGE
+    })?;
+    let validated = catalog.iter().flat_map(|t| t.expected_failures.keys().cloned()).collect();
+    let registry = script::clauses::Registry::builtin().map_err(|e| {
+        eprintln!("error: {e}");
+        exit::HARNESS
+    })?;
+    Ok(registry.coverage(scenarios, &validated))
+}
+
+fn coverage(sel: &Selection, json: bool) -> u8 {
+    let scenarios = match load(sel) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let rows = match coverage_rows(&scenarios) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    if json {
+        outln!("{}", serde_json::to_string_pretty(&rows).unwrap_or_default());
+    } else {
+        outs!("{}", script::clauses::coverage_markdown(&rows));
     }
     exit::OK
 }
@@ -883,7 +944,23 @@ fn check(sel: &Selection) -> u8 {
         }
     };
     let mut stale = 0;
-    if sel.scenarios.is_empty() {
+    let registry = match script::clauses::Registry::builtin() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::HARNESS;
+        }
+    };
+    for (s, id) in registry.unknown_citations(&scenarios) {
+        eprintln!(
+            "error: {}: cites clause {id:?}, which is not in the clause registry (scenarios/clauses/)",
+            s.path.display()
+        );
+        stale += 1;
+    }
+    // Stale entries are a question for the catalogue the descriptions were written against, whole:
+    // a folder of one's own, or a selection, holds only some of those scenarios.
+    if sel.scenarios.is_empty() && sel.scenarios_dir.is_none() {
         for t in &catalog {
             let listed = t.expected_failures.keys().map(|id| ("expected failure", id));
             for (what, id) in listed.chain(t.unjudged.keys().map(|id| ("unjudged scenario", id))) {

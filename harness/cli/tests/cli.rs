@@ -101,29 +101,36 @@ fn unreadable_key_files_and_bad_flags_are_usage_errors() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("no scenario matches"));
 }
 
-/// Every clause a scenario cites exists in the inventory (shared/CLAUSES.md, beside the project
-/// root), so that coverage can be counted. Skipped, visibly, where the inventory is not present.
+/// Every clause a scenario cites is in the project's registry (scenarios/clauses/), and `check`
+/// refuses a scenario that cites an id the registry does not have.
 #[test]
-fn cited_clauses_exist_in_the_inventory() {
-    let inventory = repo().join("../shared/CLAUSES.md");
-    let Ok(text) = std::fs::read_to_string(&inventory) else {
-        eprintln!("note: {} not found; clause ids not checked", inventory.display());
-        return;
-    };
-    let known: std::collections::HashSet<&str> =
-        text.lines().filter_map(|l| l.strip_prefix("| ")?.split(" |").next()).map(str::trim).collect();
-    let o = sshspec(&["list", "--format", "markdown"], repo());
-    let list = String::from_utf8_lossy(&o.stdout);
-    let mut unknown = Vec::new();
-    for row in list.lines().filter(|l| l.starts_with("| `")) {
-        let cols: Vec<&str> = row.split(" | ").collect();
-        for c in cols[2].split(", ") {
-            if !known.contains(c.trim()) {
-                unknown.push(format!("{} cites {c}", cols[0]));
-            }
-        }
-    }
-    assert!(unknown.is_empty(), "{unknown:?}");
+fn cited_clauses_exist_in_the_registry() {
+    let o = sshspec(&["check"], repo());
+    assert!(o.status.success(), "the catalogue cites only registered clauses: {}", String::from_utf8_lossy(&o.stderr));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("typo.toml");
+    let good = std::fs::read_to_string(repo().join("scenarios/sanity/password-session.toml")).unwrap();
+    let cited = good.lines().find(|l| l.starts_with("clauses")).expect("a clauses line").to_owned();
+    std::fs::write(&file, good.replace(&cited, "clauses = [\"4253-99-z\"]")).unwrap();
+    let o = sshspec(&["check", "--scenarios-dir", dir.path().to_str().unwrap()], repo());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("typo.toml") && err.contains("4253-99-z") && err.contains("registry"), "{err}");
+}
+
+#[test]
+fn coverage_counts_the_registry_per_document() {
+    let o = sshspec(&["coverage", "--json"], repo());
+    assert!(o.status.success());
+    let rows: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 9, "nine documents");
+    let sum = |k: &str| rows.iter().map(|r| r[k].as_u64().unwrap()).sum::<u64>();
+    assert_eq!(sum("testable"), 266);
+    assert!(sum("cited") >= 137, "at least the clauses cited before the registry moved in");
+    assert!(sum("validated") > 0 && sum("validated") <= sum("cited"));
+    let md = String::from_utf8_lossy(&sshspec(&["coverage"], repo()).stdout).into_owned();
+    assert!(md.contains("| RFC 4253 |") && md.contains("not cited yet"), "{md}");
 }
 
 #[test]

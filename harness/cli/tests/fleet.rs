@@ -7,7 +7,7 @@
 mod cdp;
 mod common;
 
-use common::{bin, ci};
+use common::{assert_schema_valid, bin, ci};
 use serde_json::Value;
 use std::fmt::Write as _;
 use std::net::TcpListener;
@@ -170,6 +170,7 @@ fn a_fleet_pinned_from_a_directory_stops_the_mismatched_hosts_and_judges_the_res
     assert_eq!(o.status.code(), Some(3), "the stopped hosts' scenarios are ERRORs (exit 3): {console}");
 
     let report: Value = serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    assert_schema_valid(&report);
     for i in 1..=HOSTS {
         let t =
             report["targets"].as_array().unwrap().iter().find(|t| t["name"] == name(i)).expect("every host reported");
@@ -220,6 +221,12 @@ fn a_fleet_pinned_from_a_directory_stops_the_mismatched_hosts_and_judges_the_res
     assert_eq!(seen[1], stopped.len(), "{seen}");
     assert_eq!(seen[2], stopped_sorted.join(","), "{seen}");
     assert!(seen[3].as_str().unwrap().contains("4 host key mismatch"), "{seen}");
+    let links = b
+        .eval(&page, "[...document.querySelectorAll('#fleet tbody th a')].map(a => a.getAttribute('href'))")
+        .expect("eval");
+    for link in links.as_array().unwrap() {
+        assert!(out.join(link.as_str().unwrap()).is_file(), "each host links to its certification page: {link}");
+    }
     b.screenshot(&page, &out.join("fleet.png")).expect("screenshot");
     drop(directory);
     rt.block_on(async {

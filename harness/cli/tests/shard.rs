@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{bin, ci};
+use common::{assert_schema_valid, bin, ci};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -71,6 +71,7 @@ fn three_shards_merged_give_one_runs_verdicts() {
         assert!(text(&o).contains(&format!("shard {k}/3:")), "the console names the shard: {}", text(&o));
         let r = report(&d);
         assert_eq!(r["shard"]["index"], k - 1, "report.json records the shard");
+        assert_schema_valid(&r);
         let n = verdicts(&r).len();
         assert!(n > 0, "shard {k} ran something");
         pairs += n;
@@ -84,6 +85,7 @@ fn three_shards_merged_give_one_runs_verdicts() {
     let merged = sshspec(&args);
     assert_eq!(merged.status.code(), single.status.code(), "the merge exits as the run did: {}", text(&merged));
     let m = report(&merged_dir);
+    assert_schema_valid(&m);
     assert_eq!(verdicts(&m), verdicts(&whole), "merged verdicts equal one run's");
     assert_eq!(m["scenario_set"], whole["scenario_set"]);
     assert_eq!(m["merged_shards"].as_array().map(Vec::len), Some(3));

@@ -22,6 +22,29 @@ pub struct Host {
     pub identity: Option<PathBuf>,
     /// SHA256 fingerprints (`SHA256:...`) the inventory pins for it.
     pub host_keys: Vec<String>,
+    /// Which of the run's key sources apply to it; empty: every source the run has.
+    pub host_keys_from: Vec<KeySource>,
+}
+
+/// Where a host's pinned keys may come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeySource {
+    /// The inventory's own `host-keys`.
+    Inventory,
+    /// `--host-key` on the command line.
+    Flags,
+    /// `--known-hosts FILE`.
+    KnownHosts,
+    /// `--host-keys-ldap`.
+    Directory,
+}
+
+impl Host {
+    /// Whether `source` pins this host's keys (a host that names none takes every source).
+    pub fn uses(&self, source: KeySource) -> bool {
+        self.host_keys_from.is_empty() || self.host_keys_from.contains(&source)
+    }
 }
 
 /// The TOML form: `[defaults]` for every host, then `[[host]]` tables.
@@ -47,6 +70,9 @@ struct Entry {
     /// `SHA256:<base64>` fingerprints, or SSHFP records' text: `<algorithm> 2 <hex SHA-256>`.
     #[serde(default)]
     host_keys: Vec<String>,
+    /// Which key sources pin this host: `inventory`, `flags`, `known-hosts`, `directory`.
+    #[serde(default)]
+    host_keys_from: Vec<KeySource>,
 }
 
 /// Reads an inventory: a TOML file (`.toml`) with `[defaults]` and `[[host]]` tables, or any
@@ -77,6 +103,11 @@ pub fn load_inventory(path: &Path) -> Result<Vec<Host>, String> {
                 password_env: h.password_env.clone().or_else(|| d.password_env.clone()),
                 identity: h.identity.clone().or_else(|| d.identity.clone()).map(|p| relative_to(path, p)),
                 host_keys,
+                host_keys_from: if h.host_keys_from.is_empty() {
+                    d.host_keys_from.clone()
+                } else {
+                    h.host_keys_from.clone()
+                },
             });
         }
     } else {
@@ -93,6 +124,7 @@ pub fn load_inventory(path: &Path) -> Result<Vec<Host>, String> {
                 password_env: None,
                 identity: None,
                 host_keys: Vec::new(),
+                host_keys_from: Vec::new(),
             });
         }
     }
@@ -248,13 +280,14 @@ mod tests {
         let toml = dir.path().join("fleet.toml");
         std::fs::write(
             &toml,
-            "[defaults]\nuser = \"audit\"\nidentity = \"id_ed25519\"\n\n[[host]]\nname = \"web-1\"\naddress = \"127.0.0.1\"\nport = 2202\nhost-keys = [\"4 2 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\"]\n",
+            "[defaults]\nuser = \"audit\"\nidentity = \"id_ed25519\"\n\n[[host]]\nname = \"web-1\"\naddress = \"127.0.0.1\"\nport = 2202\nhost-keys = [\"4 2 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\"]\nhost-keys-from = [\"inventory\", \"directory\"]\n",
         )
         .unwrap();
         let h = &load_inventory(&toml).unwrap()[0];
         assert_eq!((h.name.as_str(), h.addr.port(), h.user.as_deref()), ("web-1", 2202, Some("audit")));
         assert_eq!(h.identity.as_deref(), Some(dir.path().join("id_ed25519").as_path()));
         assert_eq!(h.host_keys.len(), 1);
+        assert!(h.uses(KeySource::Directory) && !h.uses(KeySource::KnownHosts));
 
         std::fs::write(&toml, "[[host]]\nname = \"a\"\naddres = \"x\"\n").unwrap();
         let e = load_inventory(&toml).unwrap_err();

@@ -29,3 +29,12 @@ do = "open-session"
 expect = "nothing"
 timeout = "30s"
 "#;
+
+/// Checks a report.json against the checked-in schema, listing every violation.
+pub fn assert_schema_valid(report: &serde_json::Value) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../reports/schema/report.v2.schema.json");
+    let schema: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let v = jsonschema::validator_for(&schema).expect("a valid schema");
+    let errors: Vec<String> = v.iter_errors(report).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+    assert!(errors.is_empty(), "report.json violates its schema: {errors:#?}");
+}

@@ -1,6 +1,7 @@
 //! `fleet.html`: a fleet audit at a glance. One row per host: what answered (identification), its
 //! host key against the pinned one (and where the pin came from), and the counts of each verdict
-//! per area of the catalogue, linking into `matrix.html` for the evidence. Written for runs with
+//! per area of the catalogue; each host links to its certification report (clauses, deviations
+//! with evidence), and `matrix.html` has every result. Written for runs with
 //! remote targets (`--targets-file`, `-t remote:...`); no scripts, no fetches.
 
 use super::html::{STYLE, counts, esc};
@@ -61,10 +62,11 @@ pub fn render(summary: &Summary) -> String {
         let (key, class) = host_key(t);
         let _ = write!(
             o,
-            "<tr data-host=\"{n}\" data-key=\"{class}\"><th><a href=\"matrix.html\">{n}</a></th><td class=\"mono\">{}</td>\
+            "<tr data-host=\"{n}\" data-key=\"{class}\"><th><a href=\"{page}.html\">{n}</a></th><td class=\"mono\">{}</td>\
              <td class=\"key mono {class}\">{key}</td>",
             esc(&t.banner),
             n = esc(&t.name),
+            page = esc(&super::cert::file_stem(&t.name)),
         );
         let mine = || summary.results.iter().filter(|r| r.target == t.name);
         for a in &areas {

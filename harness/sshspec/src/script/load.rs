@@ -654,6 +654,9 @@ pub fn scenario_id(root: &Path, path: &Path) -> String {
 pub fn load_dir(root: &Path) -> Result<Vec<Scenario>, Vec<LoadError>> {
     let mut files = Vec::new();
     collect(root, &mut files);
+    // The clause registry lives beside the scenarios it is cited by, and is not a scenario.
+    let registry = root.join("clauses");
+    files.retain(|f| !f.starts_with(&registry));
     files.sort();
     let mut ok = Vec::new();
     let mut errs = Vec::new();

@@ -3,6 +3,7 @@
 //! A file is loaded in full and checked before anything runs: unknown keys, bad message names,
 //! fields a message does not have and malformed values are all reported with file, line and column.
 
+pub mod clauses;
 mod load;
 pub mod message;
 pub mod program;
