@@ -14,7 +14,7 @@ for shell in bash zsh fish elvish powershell; do
   "$out/sshspec" completions "$shell" > "$out/completions/sshspec.$shell"
 done
 "$out/sshspec" man > "$out/man/sshspec.1"
-for sub in run merge diagnose list check targets images completions man; do
+for sub in run merge diagnose list coverage check targets images completions man; do
   "$out/sshspec" man "$sub" > "$out/man/sshspec-$sub.1"
 done
 size() { du -h "$1" | cut -f1; }
