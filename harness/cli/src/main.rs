@@ -217,11 +217,12 @@ struct RunArgs {
     /// Run only part K of N of the (target, scenario) pairs, counting K from 1 (a CI matrix's
     /// job, GitLab's CI_NODE_INDEX/CI_NODE_TOTAL); the N parts, split by expected cost, hold every
     /// pair once. Join their reports with `sshspec merge`.
-    #[arg(long, value_name = "K/N", conflicts_with = "shard_index")]
+    #[arg(long, value_name = "K/N", conflicts_with_all = ["shard_index", "matrix"])]
     shard: Option<String>,
     /// As --shard, counting I from 0: Kubernetes Indexed Jobs' JOB_COMPLETION_INDEX
-    /// (`--shard-index $(JOB_COMPLETION_INDEX)/3`).
-    #[arg(long, value_name = "I/N")]
+    /// (`--shard-index $(JOB_COMPLETION_INDEX)/3`). Not with --matrix: the algorithm matrix is
+    /// built from every target's probe and results in one process.
+    #[arg(long, value_name = "I/N", conflicts_with = "matrix")]
     shard_index: Option<String>,
     /// Run the algorithm interop matrix instead of the scenario files: every algorithm each target
     /// advertises, one at a time, with a login and 1 MiB each way. Writes matrix.md and matrix.json.

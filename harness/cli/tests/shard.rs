@@ -147,8 +147,15 @@ fn merge_refuses_reports_that_do_not_fit() {
     let o = merge(&[&older, &b]);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).contains("sshspec 0.0.1"), "{}", text(&o));
-    for bad in [["--shard", "0/3"], ["--shard", "4/3"], ["--shard-index", "3/3"], ["--shard", "x"]] {
-        let o = sshspec(&["run", "-t", "builtin", "--no-report", bad[0], bad[1]]);
+    for bad in [
+        &["--shard", "0/3"][..],
+        &["--shard", "4/3"],
+        &["--shard-index", "3/3"],
+        &["--shard", "x"],
+        &["--shard", "1/2", "--matrix"],
+        &["--shard", "1/2", "--shard-index", "0/2"],
+    ] {
+        let o = sshspec(&[&["run", "-t", "builtin", "--no-report"][..], bad].concat());
         assert_eq!(o.status.code(), Some(2), "{bad:?}: {}", text(&o));
     }
 }
