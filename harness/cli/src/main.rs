@@ -347,23 +347,78 @@ fn scenarios_dir(sel: &Selection) -> PathBuf {
 }
 
 /// Loads and selects scenarios, printing every problem (file:line:column) if there are any.
+/// Arguments that are files or folders outside the catalogue are a user's own scenarios: they are
+/// loaded as they are (ids relative to their folder) and run alone, or beside the catalogue
+/// scenarios the other arguments select.
 fn load(sel: &Selection) -> Result<Vec<Scenario>, u8> {
     let dir = scenarios_dir(sel);
     if !dir.is_dir() {
         eprintln!("error: scenario folder {} not found (use --scenarios-dir)", dir.display());
         return Err(exit::USAGE);
     }
-    let all = script::load_dir(&dir).map_err(|errs| {
+    let catalogue = dir.canonicalize().unwrap_or_else(|_| dir.clone());
+    let (own, patterns): (Vec<&String>, Vec<&String>) = sel.scenarios.iter().partition(|p| {
+        let path = Path::new(p.as_str());
+        path.exists() && !path.canonicalize().is_ok_and(|c| c.starts_with(&catalogue))
+    });
+    let report = |errs: Vec<script::LoadError>| {
         for e in &errs {
             eprintln!("error: {e}");
         }
         eprintln!("{} malformed scenario file(s); nothing was run", errs.len());
         exit::USAGE
-    })?;
-    script::select(all, &sel.scenarios, sel.smoke).map_err(|e| {
-        eprintln!("error: {e}");
-        exit::USAGE
-    })
+    };
+    let mut errs = Vec::new();
+    let mut mine = Vec::new();
+    for p in &own {
+        let path = Path::new(p.as_str());
+        if path.is_dir() {
+            match script::load_dir(path) {
+                Ok(s) => mine.extend(s),
+                Err(e) => errs.extend(e),
+            }
+        } else {
+            match script::load_file(path.parent().unwrap_or(Path::new(".")), path) {
+                Ok(s) => mine.push(s),
+                Err(e) => errs.push(e),
+            }
+        }
+    }
+    let mut selected = if own.is_empty() || !patterns.is_empty() {
+        let all = match script::load_dir(&dir) {
+            Ok(all) => all,
+            Err(e) => {
+                errs.extend(e);
+                Vec::new()
+            }
+        };
+        if !errs.is_empty() {
+            return Err(report(errs));
+        }
+        let patterns: Vec<String> = patterns.into_iter().cloned().collect();
+        script::select(all, &patterns, sel.smoke).map_err(|e| {
+            eprintln!("error: {e}");
+            exit::USAGE
+        })?
+    } else {
+        Vec::new()
+    };
+    if !errs.is_empty() {
+        return Err(report(errs));
+    }
+    for s in mine.into_iter().filter(|s| !sel.smoke || s.tier == script::Tier::Smoke) {
+        if let Some(twin) = selected.iter().find(|c| c.id == s.id) {
+            eprintln!(
+                "error: {} and {} both have the id {:?}: rename one (ids are paths relative to their folder)",
+                s.path.display(),
+                twin.path.display(),
+                s.id
+            );
+            return Err(exit::USAGE);
+        }
+        selected.push(s);
+    }
+    Ok(selected)
 }
 
 fn run(a: RunArgs) -> u8 {

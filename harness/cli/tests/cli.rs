@@ -194,3 +194,38 @@ fn completions_and_man_pages_come_from_the_flags() {
     let o = sshspec(&["man", "nosuch"], repo());
     assert_eq!(o.status.code(), Some(2));
 }
+
+/// A vendor's own scenarios, in a folder of their own, work as the catalogue's do: checked and
+/// run alone, or beside catalogue scenarios, with no complaint about the shipped descriptions'
+/// entries for scenarios that folder does not hold.
+#[test]
+fn scenarios_of_ones_own_are_checked_and_run_like_the_catalogues() {
+    let dir = tempfile::tempdir().unwrap();
+    let own = dir.path().join("vendor");
+    std::fs::create_dir_all(own.join("login")).unwrap();
+    let text = std::fs::read_to_string(repo().join("scenarios/sanity/password-session.toml")).unwrap();
+    let file = own.join("login/our-password-login.toml");
+    std::fs::write(&file, text.replace("tier = \"smoke\"\n", "")).unwrap();
+    let (f, d) = (file.to_str().unwrap(), own.to_str().unwrap());
+
+    let o = sshspec(&["check", f], repo());
+    assert!(o.status.success(), "check FILE: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with("1 scenario file(s)"));
+    let o = sshspec(&["check", "--scenarios-dir", d], repo());
+    assert!(o.status.success(), "check --scenarios-dir: {}", String::from_utf8_lossy(&o.stderr));
+
+    let o = sshspec(&["run", "-t", "builtin", "--no-report", d, "sanity/password-session"], repo());
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{out}{}", String::from_utf8_lossy(&o.stderr));
+    assert!(out.contains("2 scenario(s)") && out.contains("2 passed"), "{out}");
+    // An own file with a catalogue scenario's id is refused, not silently merged.
+    let twin = dir.path().join("sanity");
+    std::fs::create_dir_all(&twin).unwrap();
+    std::fs::write(twin.join("password-session.toml"), &text).unwrap();
+    let o = sshspec(
+        &["run", "-t", "builtin", "--no-report", dir.path().to_str().unwrap(), "sanity/password-session"],
+        repo(),
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("both have the id"));
+}
