@@ -783,6 +783,13 @@ fn fleet_targets(
         }
     };
     use sshspec::fleet::KeySource;
+    // A host missing from known_hosts stops alone; a file that cannot be read is the user's mistake.
+    if let Some(file) = &a.known_hosts
+        && let Err(e) = std::fs::File::open(file)
+    {
+        eprintln!("error: --known-hosts: {}: {e}", file.display());
+        return Err(exit::USAGE);
+    }
     let mut out = Vec::new();
     for h in fleet {
         if h.host_keys_from.contains(&KeySource::Directory) && directory.is_none() {

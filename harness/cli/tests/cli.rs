@@ -229,3 +229,28 @@ fn scenarios_of_ones_own_are_checked_and_run_like_the_catalogues() {
     assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stderr).contains("both have the id"));
 }
+
+/// Bad fleet input is a usage error that names the file, before anything connects.
+#[test]
+fn a_bad_inventory_is_a_usage_error_naming_the_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let inv = dir.path().join("fleet.toml");
+    std::fs::write(&inv, "[[host]]\nname = \"a\"\naddress = \"127.0.0.1:1\"\nhost-keys = [\"4 1 abcd\"]\n").unwrap();
+    let f = inv.to_str().unwrap();
+    let o = sshspec(&["run", "--no-report", "--targets-file", f], repo());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("fleet.toml") && err.contains("SHA-1"), "{err}");
+    std::fs::write(&inv, "[[host]]\nname = \"a\"\naddress = \"127.0.0.1:1\"\n").unwrap();
+    let o = sshspec(&["run", "--no-report", "--targets-file", f, "--known-hosts", "/nonexistent/known_hosts"], repo());
+    assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = sshspec(&["run", "--no-report", "--targets-file", f, "--host-keys-ldap", "ldap://127.0.0.1:1"], repo());
+    assert_eq!(o.status.code(), Some(2), "--base is required: {}", String::from_utf8_lossy(&o.stderr));
+    let o = sshspec(
+        &["run", "--no-report", "--targets-file", f, "--host-keys-ldap", "ldap://127.0.0.1:1", "--base", "dc=x"],
+        repo(),
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "an unreachable directory: {err}");
+    assert!(err.contains("ldap://127.0.0.1:1"), "{err}");
+}
