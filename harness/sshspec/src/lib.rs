@@ -14,6 +14,7 @@ pub mod peer;
 pub mod report;
 pub mod run;
 pub mod script;
+pub mod server;
 pub mod shard;
 pub mod targets;
 pub mod transcript;

@@ -13,7 +13,7 @@ mod kexinit;
 pub mod probe;
 mod rekey;
 mod session;
-mod userkey;
+pub(crate) mod userkey;
 
 pub use probe::{Extra, Profile};
 pub use userkey::{KeyKind, UserKeys};

@@ -1,6 +1,7 @@
 //! Targets: the servers scenarios run against. A target is described by a data file
 //! (`containers/<name>/target.toml`: what it supports and its expected deviations) and started by a
-//! backend: `builtin` (russh in-process), `process` (sshd or dropbear as a local process),
+//! backend: `builtin` (russh in-process), `fixture` (our own server, `crate::server`, in-process),
+//! `process` (sshd or dropbear as a local process),
 //! `container` (a target image under Docker, through testcontainers) or `remote` (a host and port
 //! given by the user).
 
@@ -24,6 +25,7 @@ pub const TEST_USER: &str = "sshspec";
 #[serde(rename_all = "lowercase")]
 pub enum BackendKind {
     Builtin,
+    Fixture,
     Process,
     Container,
     Remote,
@@ -245,6 +247,7 @@ macro_rules! descriptions {
 
 const DESCRIPTIONS: &[(&str, &str)] = descriptions![
     "russh/target.toml",
+    "fixture/target.toml",
     "openssh/target.toml",
     "openssh/legacy.toml",
     "dropbear/target.toml",
@@ -703,6 +706,8 @@ pub struct Running {
 
 enum Guard {
     Builtin(#[allow(dead_code)] sshspec_russh_target::RunningTarget),
+    /// Dropping it stops the fixture server.
+    Fixture(#[allow(dead_code)] crate::server::Fixture),
     Process(process::Child),
     Container(Box<container::Container>),
     None,
@@ -735,7 +740,7 @@ impl Running {
         match self.guard {
             Guard::Process(c) => c.stop().await,
             Guard::Container(c) => c.stop().await,
-            Guard::Builtin(_) | Guard::None => {}
+            Guard::Builtin(_) | Guard::Fixture(_) | Guard::None => {}
         }
     }
 }
@@ -792,6 +797,23 @@ async fn start_backend(t: &TargetInfo, creds: Option<Credentials>) -> Result<Run
                 guard: Guard::Builtin(running),
             })
         }
+        BackendKind::Fixture => {
+            let creds = creds.unwrap_or_else(generated);
+            let settings = crate::server::Settings::parse(&t.config)
+                .map_err(|e| StartError::Failed(format!("{}: {e}", t.name)))?;
+            let bind: SocketAddr = ([127, 0, 0, 1], 0).into();
+            let fixture = crate::server::start(bind, creds.clone(), settings)
+                .await
+                .map_err(|e| StartError::Failed(format!("the fixture server did not start: {e}")))?;
+            Ok(Running {
+                addr: fixture.addr,
+                inner: None,
+                banner: crate::server::BANNER.into(),
+                creds,
+                logs: Logs::default(),
+                guard: Guard::Fixture(fixture),
+            })
+        }
         BackendKind::Process => {
             let creds = creds.unwrap_or_else(generated);
             let (child, addr, banner) = process::start(&t.server, &t.config, &creds).await?;
@@ -824,7 +846,7 @@ async fn start_backend(t: &TargetInfo, creds: Option<Credentials>) -> Result<Run
 /// Whether the target can start on this machine, in words (for `sshspec targets`).
 pub fn availability(t: &TargetInfo) -> String {
     match t.backend {
-        BackendKind::Builtin => "ready (in-process)".into(),
+        BackendKind::Builtin | BackendKind::Fixture => "ready (in-process)".into(),
         BackendKind::Remote => "remote".into(),
         BackendKind::Process => process::availability(&t.server),
         BackendKind::Container => container::availability(t),

@@ -18,7 +18,7 @@ use cipher::{DirectionKeys, OpenError, PacketCipher};
 use negotiate::{Negotiated, NoCommon};
 use rand::RngCore;
 use sshspec_wire::msg::{AuthMethod, ExtInfo, KexFamily, KexInit};
-use sshspec_wire::{DecodeContext, Message};
+use sshspec_wire::{Bytes, DecodeContext, Message};
 use std::collections::VecDeque;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -199,7 +199,27 @@ impl KexState {
     }
 }
 
-/// The server's identification and what preceded it.
+/// Which end of the connection this transport is. Every scenario's peer is a client; the server
+/// role is the fixture server's (`crate::server`), built on the same framing and key exchange so
+/// that whatever the client side can break, the server side can break too.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Role {
+    #[default]
+    Client,
+    Server,
+}
+
+/// Rules the transport can be told to break: the fixture server's deviations that live below the
+/// message layer. All off by default.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Quirks {
+    /// Under strict kex, keep counting sequence numbers across NEWKEYS.
+    pub keep_sequence_numbers: bool,
+    /// Make each exchange's hash the session id, not only the first one's.
+    pub session_id_follows_rekey: bool,
+}
+
+/// The other end's identification and what preceded it (the server's, in the client role).
 #[derive(Clone, Debug, Default)]
 pub struct ServerVersion {
     /// The identification line as received, CR LF included if sent.
@@ -208,6 +228,8 @@ pub struct ServerVersion {
 }
 
 pub struct Transport {
+    pub role: Role,
+    pub quirks: Quirks,
     stream: TcpStream,
     inbuf: Vec<u8>,
     inpos: usize,
@@ -217,10 +239,11 @@ pub struct Transport {
     pub kex: KexState,
     pub ctx: DecodeContext,
     pub log: Transcript,
-    /// Our identification string, without CR LF (the V_C of the exchange hash).
+    /// Our identification string, without CR LF (the exchange hash's V_C in the client role).
     pub v_c: Vec<u8>,
     /// Raw bytes sent before our identification was known (see `note_raw_identification`).
     raw_sent: Vec<u8>,
+    /// The other end's identification (the server's, in the client role).
     pub server: Option<ServerVersion>,
     /// If not empty, the host key's fingerprint must be one of these.
     pub pinned_host_keys: Vec<String>,
@@ -263,6 +286,8 @@ impl Transport {
 
     pub fn from_stream(stream: TcpStream, log: Transcript) -> Self {
         Transport {
+            role: Role::Client,
+            quirks: Quirks::default(),
             stream,
             inbuf: Vec::with_capacity(16 * 1024),
             inpos: 0,
@@ -281,6 +306,12 @@ impl Transport {
             out: Vec::new(),
             head: Vec::new(),
         }
+    }
+
+    /// A transport in the server role, over a connection we accepted.
+    pub fn accepted(stream: TcpStream, log: Transcript) -> Self {
+        let _ = stream.set_nodelay(true);
+        Transport { role: Role::Server, ..Self::from_stream(stream, log) }
     }
 
     /// Starts writing `<stem>.pcap` and `<stem>.keylog` for this connection.
@@ -479,11 +510,30 @@ impl Transport {
         }
     }
 
-    /// V_S for the exchange hash: the identification line without CR LF.
-    fn v_s(&self) -> Vec<u8> {
+    /// The other end's identification line without CR LF.
+    fn peer_version(&self) -> Vec<u8> {
         let l = self.server.as_ref().map(|s| s.line.as_slice()).unwrap_or_default();
         let l = l.strip_suffix(b"\n").unwrap_or(l);
         l.strip_suffix(b"\r").unwrap_or(l).to_vec()
+    }
+
+    /// V_C and V_S of the exchange hash.
+    fn versions(&self) -> (Vec<u8>, Vec<u8>) {
+        match self.role {
+            Role::Client => (self.v_c.clone(), self.peer_version()),
+            Role::Server => (self.peer_version(), self.v_c.clone()),
+        }
+    }
+
+    /// I_C and I_S of the exchange hash: the KEXINIT payloads of the exchange in progress.
+    fn kexinit_payloads(&self) -> Option<(&[u8], &[u8])> {
+        let (Some((_, ours)), Some((_, theirs))) = (&self.kex.ours, &self.kex.theirs) else {
+            return None;
+        };
+        Some(match self.role {
+            Role::Client => (ours, theirs),
+            Role::Server => (theirs, ours),
+        })
     }
 
     /// Sends a message with default framing.
@@ -640,22 +690,32 @@ impl Transport {
             Message::KexDhGexRequestOld(m) => {
                 self.kex.gex_request = Some(kex::GexRequest { min: None, n: m.n, max: None })
             }
-            Message::UserauthRequest(r) => {
-                self.ctx.auth = match r.method {
-                    AuthMethod::Publickey { .. } => sshspec_wire::msg::AuthFamily::Publickey,
-                    AuthMethod::Password { .. } => sshspec_wire::msg::AuthFamily::Password,
-                    AuthMethod::KeyboardInteractive { .. } => sshspec_wire::msg::AuthFamily::KeyboardInteractive,
-                    _ => sshspec_wire::msg::AuthFamily::Unset,
-                }
-            }
+            Message::UserauthRequest(r) => self.ctx.auth = auth_family(r),
             _ => {}
         }
     }
 
     fn after_send(&mut self, msg: &Message) {
-        if let Message::NewKeys(_) = msg {
-            self.kex.newkeys_sent = true;
-            self.on_newkeys(true);
+        match msg {
+            Message::NewKeys(_) => {
+                self.kex.newkeys_sent = true;
+                self.on_newkeys(true);
+            }
+            Message::UserauthSuccess(_) if self.role == Role::Server => self.on_authenticated(),
+            _ => {}
+        }
+    }
+
+    /// USERAUTH_SUCCESS went by: delayed compression (zlib@openssh.com) starts in both directions.
+    fn on_authenticated(&mut self) {
+        self.kex.authenticated = true;
+        if std::mem::take(&mut self.tx.delayed_compression) {
+            self.tx.deflate = Some(compress::Deflater::new());
+            self.log.note("outgoing compression (zlib@openssh.com) starts after USERAUTH_SUCCESS");
+        }
+        if std::mem::take(&mut self.rx.delayed_compression) {
+            self.rx.inflate = Some(compress::Inflater::new());
+            self.log.note("incoming compression (zlib@openssh.com) starts after USERAUTH_SUCCESS");
         }
     }
 
@@ -665,23 +725,25 @@ impl Transport {
                 self.kex.theirs = Some((k.clone(), payload.to_vec()));
                 self.try_negotiate();
             }
-            Message::KexEcdhReply(r) => self.on_kex_reply(&r.k_s.0, &r.q_s.0, &r.signature.0)?,
-            Message::KexdhReply(r) => self.on_kex_reply(&r.k_s.0, &r.f.0, &r.signature.0)?,
-            Message::KexDhGexReply(r) => self.on_kex_reply(&r.k_s.0, &r.f.0, &r.signature.0)?,
+            Message::KexEcdhReply(r) if self.role == Role::Client => {
+                self.on_kex_reply(&r.k_s.0, &r.q_s.0, &r.signature.0)?
+            }
+            Message::KexdhReply(r) if self.role == Role::Client => {
+                self.on_kex_reply(&r.k_s.0, &r.f.0, &r.signature.0)?
+            }
+            Message::KexDhGexReply(r) if self.role == Role::Client => {
+                self.on_kex_reply(&r.k_s.0, &r.f.0, &r.signature.0)?
+            }
             Message::KexDhGexGroup(g) => self.on_gex_group(&g.p.0, &g.g.0)?,
             Message::NewKeys(_) => self.on_newkeys(false),
             Message::ExtInfo(e) => self.kex.server_ext_info = Some(e.clone()),
-            Message::UserauthSuccess(_) => {
-                self.kex.authenticated = true;
-                if std::mem::take(&mut self.tx.delayed_compression) {
-                    self.tx.deflate = Some(compress::Deflater::new());
-                    self.log.note("outgoing compression (zlib@openssh.com) starts after USERAUTH_SUCCESS");
-                }
-                if std::mem::take(&mut self.rx.delayed_compression) {
-                    self.rx.inflate = Some(compress::Inflater::new());
-                    self.log.note("incoming compression (zlib@openssh.com) starts after USERAUTH_SUCCESS");
-                }
-            }
+            Message::UserauthSuccess(_) if self.role == Role::Client => self.on_authenticated(),
+            // Messages 60 and 61 mean what the method of the last request makes them mean.
+            Message::UserauthRequest(r) if self.role == Role::Server => self.ctx.auth = auth_family(r),
+            // The server role: the client's half of the exchange, which our reply answers.
+            Message::KexEcdhInit(m) if self.role == Role::Server => self.kex.client_value = Some(m.q_c.0.clone()),
+            Message::KexdhInit(m) if self.role == Role::Server => self.kex.client_value = Some(m.e.0.clone()),
+            Message::KexDhGexInit(m) if self.role == Role::Server => self.kex.client_value = Some(m.e.0.clone()),
             _ => {}
         }
         Ok(())
@@ -705,7 +767,7 @@ impl Transport {
         dir.bytes = 0;
         dir.blocks = 0;
         dir.payload = 0;
-        if strict {
+        if strict && !self.quirks.keep_sequence_numbers {
             dir.seq = 0;
         }
         // Each epoch starts a fresh zlib stream, as OpenSSH and Dropbear do.
@@ -740,7 +802,10 @@ impl Transport {
         let (Some((ours, _)), Some((theirs, _))) = (&self.kex.ours, &self.kex.theirs) else {
             return;
         };
-        let n = negotiate::negotiate(ours, theirs);
+        let n = match self.role {
+            Role::Client => negotiate::negotiate(ours, theirs),
+            Role::Server => negotiate::negotiate(theirs, ours),
+        };
         match &n {
             Ok(n) => {
                 if self.kex.completed == 0 {
@@ -810,30 +875,16 @@ impl Transport {
             self.log.note("key exchange reply outside an exchange we started: not processed");
             return Ok(());
         };
-        let (Some((_, i_c)), Some((_, i_s))) = (&self.kex.ours, &self.kex.theirs) else {
+        let Some(cookie) = self.kexinit_payloads().map(|(i_c, _)| i_c.get(1..17).unwrap_or_default().to_vec()) else {
             return Ok(());
         };
         let k = secret
             .shared(server_value, method.hash)
             .map_err(|e| TransportError::Target(format!("{}: {e}", method.name)))?;
         if let Some(c) = &mut self.capture {
-            c.secrets(i_c.get(1..17).unwrap_or_default(), secret.x25519_private().as_ref().map(|x| &x[..]), &k);
+            c.secrets(&cookie, secret.x25519_private().as_ref().map(|x| &x[..]), &k);
         }
-        let gex = match (method.family, &self.kex.gex_request, &self.kex.gex_group) {
-            (kex::Family::Gex, Some(req), Some((p, g))) => Some((req, p.as_slice(), g.as_slice())),
-            (kex::Family::Gex, ..) => {
-                return Err(TransportError::Ours(
-                    "group exchange reply without our request and the server's group".into(),
-                ));
-            }
-            _ => None,
-        };
-        let v_s = self.v_s();
-        let middle = kex::Middle { gex, client: &client, server: server_value };
-        let h = kex::exchange_hash(
-            method.hash,
-            &kex::HashInputs { v_c: &self.v_c, v_s: &v_s, i_c, i_s, k_s, middle, k: &k },
-        );
+        let h = self.exchange_hash(method, k_s, &client, server_value, &k)?;
         hostkey::verify(&n.host_key, k_s, sig, &h)
             .map_err(|e| TransportError::Target(format!("host key check failed ({}): {e}", n.host_key)))?;
         let fp = hostkey::fingerprint(k_s);
@@ -845,7 +896,73 @@ impl Transport {
             )));
         }
         self.kex.host_key = Some(k_s.to_vec());
-        let session_id = self.kex.session_id.get_or_insert_with(|| h.clone()).clone();
+        self.install_keys(&n, method, &k, &h)
+    }
+
+    /// The server role's half: from the client's public value (received), our own value, K and H,
+    /// H signed by `sign` with the host key `k_s` under the negotiated algorithm, and the next
+    /// epoch's keys; returns the reply to send. Fixed groups and the elliptic curves only.
+    pub fn server_kex_reply(
+        &mut self,
+        k_s: &[u8],
+        sign: impl FnOnce(&str, &[u8]) -> Result<Vec<u8>, String>,
+    ) -> Result<Message, TransportError> {
+        use sshspec_wire::msg::{KexEcdhReply, KexdhReply};
+        let (Some(n), Some(method)) = (self.kex.negotiated().cloned(), self.kex.method()) else {
+            return Err(TransportError::Target("sent a key exchange init message before negotiation".into()));
+        };
+        let client = self
+            .kex
+            .client_value
+            .take()
+            .ok_or_else(|| TransportError::Ours("a kex reply with no client value received".into()))?;
+        if matches!(method.family, kex::Family::Gex | kex::Family::Hybrid(_)) {
+            return Err(TransportError::Ours(format!("the server role does not speak {}", method.name)));
+        }
+        let (secret, ours) = kex::Secret::generate(method, None).map_err(TransportError::Ours)?;
+        let k =
+            secret.shared(&client, method.hash).map_err(|e| TransportError::Target(format!("{}: {e}", method.name)))?;
+        let h = self.exchange_hash(method, k_s, &client, &ours, &k)?;
+        let signature = sign(&n.host_key, &h).map_err(TransportError::Ours)?;
+        self.install_keys(&n, method, &k, &h)?;
+        let (k_s, signature) = (Bytes(k_s.to_vec()), Bytes(signature));
+        Ok(match method.family {
+            kex::Family::Dh(_) => Message::KexdhReply(KexdhReply { k_s, f: Bytes(ours), signature }),
+            _ => Message::KexEcdhReply(KexEcdhReply { k_s, q_s: Bytes(ours), signature }),
+        })
+    }
+
+    fn exchange_hash(
+        &self,
+        method: &kex::Method,
+        k_s: &[u8],
+        client: &[u8],
+        server: &[u8],
+        k: &[u8],
+    ) -> Result<Vec<u8>, TransportError> {
+        let (i_c, i_s) = self
+            .kexinit_payloads()
+            .ok_or_else(|| TransportError::Ours("an exchange hash without both KEXINITs".into()))?;
+        let gex = match (method.family, &self.kex.gex_request, &self.kex.gex_group) {
+            (kex::Family::Gex, Some(req), Some((p, g))) => Some((req, p.as_slice(), g.as_slice())),
+            (kex::Family::Gex, ..) => {
+                return Err(TransportError::Ours(
+                    "group exchange reply without our request and the server's group".into(),
+                ));
+            }
+            _ => None,
+        };
+        let (v_c, v_s) = self.versions();
+        let middle = kex::Middle { gex, client, server };
+        Ok(kex::exchange_hash(method.hash, &kex::HashInputs { v_c: &v_c, v_s: &v_s, i_c, i_s, k_s, middle, k }))
+    }
+
+    /// Derives the next epoch's keys from K and H (RFC 4253 §7.2) and holds them until NEWKEYS.
+    fn install_keys(&mut self, n: &Negotiated, method: &kex::Method, k: &[u8], h: &[u8]) -> Result<(), TransportError> {
+        if self.quirks.session_id_follows_rekey {
+            self.kex.session_id = Some(h.to_vec());
+        }
+        let session_id = self.kex.session_id.get_or_insert_with(|| h.to_vec()).clone();
         let derive =
             |cipher: &str, mac: &Option<String>, iv: u8, key: u8, mk: u8| -> Result<DirectionKeys, TransportError> {
                 let (klen, ivlen) = cipher::cipher_sizes(cipher).ok_or_else(|| {
@@ -861,7 +978,7 @@ impl Transport {
                     }
                     None => 0,
                 };
-                let d = |letter: u8, len: usize| kex::derive_key(method.hash, &k, &h, letter, &session_id, len);
+                let d = |letter: u8, len: usize| kex::derive_key(method.hash, k, h, letter, &session_id, len);
                 Ok(DirectionKeys {
                     cipher: cipher.to_owned(),
                     mac: mac.clone(),
@@ -879,10 +996,16 @@ impl Transport {
                 ))
             })
         };
-        self.tx.pending_compression = Some(comp(&n.compression_c2s, "client-to-server")?);
-        self.rx.pending_compression = Some(comp(&n.compression_s2c, "server-to-client")?);
-        self.tx.pending = PacketCipher::new(&c2s);
-        self.rx.pending = PacketCipher::new(&s2c);
+        let (c2s_comp, s2c_comp) =
+            (comp(&n.compression_c2s, "client-to-server")?, comp(&n.compression_s2c, "server-to-client")?);
+        let (tx, rx, tx_comp, rx_comp) = match self.role {
+            Role::Client => (c2s, s2c, c2s_comp, s2c_comp),
+            Role::Server => (s2c, c2s, s2c_comp, c2s_comp),
+        };
+        self.tx.pending_compression = Some(tx_comp);
+        self.rx.pending_compression = Some(rx_comp);
+        self.tx.pending = PacketCipher::new(&tx);
+        self.rx.pending = PacketCipher::new(&rx);
         Ok(())
     }
 
@@ -909,6 +1032,16 @@ impl Transport {
                 self.log.note(e);
             }
         }
+    }
+}
+
+fn auth_family(r: &sshspec_wire::msg::UserauthRequest) -> sshspec_wire::msg::AuthFamily {
+    use sshspec_wire::msg::AuthFamily;
+    match r.method {
+        AuthMethod::Publickey { .. } => AuthFamily::Publickey,
+        AuthMethod::Password { .. } => AuthFamily::Password,
+        AuthMethod::KeyboardInteractive { .. } => AuthFamily::KeyboardInteractive,
+        _ => AuthFamily::Unset,
     }
 }
 

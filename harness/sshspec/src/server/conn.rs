@@ -1,0 +1,993 @@
+//! One connection to the fixture server: version exchange, key exchanges (ours and the
+//! client's), authentication and session channels running the catalogue's programs, all on one
+//! task. Every departure from the RFCs is a named deviation, checked where the rule applies.
+
+use super::{BANNER, HOST_KEY_ALGORITHMS, Shared};
+use crate::peer::userkey::KeyKind;
+use crate::script::Program;
+use crate::transcript::Transcript;
+use crate::transport::{Transport, TransportError, cipher, compress, hostkey, kex, negotiate};
+use sshspec_wire::codec::put_string;
+use sshspec_wire::enums::{ChannelOpenFailureReason, DisconnectReason, ExtendedDataType};
+use sshspec_wire::msg::*;
+use sshspec_wire::{Bool, Bytes, Cookie, Message, NameList, Rest};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Our receive window per channel, and the largest data packet we accept.
+const WINDOW: u32 = 2 * 1024 * 1024;
+const MAX_PACKET: u32 = 32 * 1024;
+/// How long we wait for the client's identification.
+const VERSION_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why the connection ended early; either way it is closed.
+enum End {
+    /// We disconnected (a DISCONNECT was sent, or could not be), or the client went away.
+    Done,
+}
+
+impl From<TransportError> for End {
+    fn from(_: TransportError) -> End {
+        End::Done
+    }
+}
+
+type Step = Result<(), End>;
+
+pub(super) async fn serve(stream: tokio::net::TcpStream, shared: Arc<Shared>) {
+    let mut t = Transport::accepted(stream, Transcript::default());
+    t.quirks.keep_sequence_numbers = shared.settings.deviates("strict-kex-no-sequence-reset");
+    t.quirks.session_id_follows_rekey = shared.settings.deviates("session-id-follows-rekey");
+    let mut c = Conn::new(t, shared);
+    let _ = c.run().await;
+    c.t.shutdown().await;
+}
+
+/// What a running program still has to do.
+struct Job {
+    program: Program,
+    /// Output waiting for window: stdout, stderr, and zeros still to print.
+    stdout: VecDeque<u8>,
+    stderr: VecDeque<u8>,
+    zeros: u64,
+    /// The program needs its stdin to end before it exits (echo-stdin, discard-stdin).
+    reads_stdin: bool,
+}
+
+struct Channel {
+    /// The client's channel number.
+    peer: u32,
+    /// The client's window and maximum packet (u64: a window of 2^32-1 plus an adjust must not wrap).
+    window: u64,
+    max_packet: u32,
+    /// Bytes received since we last granted window.
+    consumed: u32,
+    job: Option<Job>,
+    stdin_eof: bool,
+    sent_eof: bool,
+    sent_close: bool,
+}
+
+struct Conn {
+    t: Transport,
+    shared: Arc<Shared>,
+    /// The client's KEXINIT arrived and its NEWKEYS has not.
+    in_kex: bool,
+    /// We answered the client's key exchange init message in this exchange.
+    replied: bool,
+    /// The next key exchange packet is a wrong guess, to be ignored.
+    skip_guess: bool,
+    /// The first key exchange has completed.
+    first_kex_done: bool,
+    /// The client's first packet was something other than KEXINIT.
+    first_not_kexinit: bool,
+    packets_received: u64,
+    /// Messages held back while our own KEXINIT is out (RFC 4253 §7.1).
+    held: Vec<Message>,
+    service: bool,
+    authed: bool,
+    /// Methods of the chain passed so far, for whom.
+    passed: Vec<String>,
+    passed_user: Option<Vec<u8>>,
+    failures: u32,
+    /// A keyboard-interactive round is waiting for its answer, for this user.
+    prompting: Option<Vec<u8>>,
+    password_changed: bool,
+    channels: BTreeMap<u32, Channel>,
+    next_channel: u32,
+    connected_at: Instant,
+}
+
+impl Conn {
+    fn new(t: Transport, shared: Arc<Shared>) -> Self {
+        Conn {
+            t,
+            shared,
+            in_kex: false,
+            replied: false,
+            skip_guess: false,
+            first_kex_done: false,
+            first_not_kexinit: false,
+            packets_received: 0,
+            held: Vec::new(),
+            service: false,
+            authed: false,
+            passed: Vec::new(),
+            passed_user: None,
+            failures: 0,
+            prompting: None,
+            password_changed: false,
+            channels: BTreeMap::new(),
+            next_channel: 0,
+            connected_at: Instant::now(),
+        }
+    }
+
+    fn dev(&self, name: &str) -> bool {
+        self.shared.settings.deviates(name)
+    }
+
+    async fn run(&mut self) -> Step {
+        if self.dev("identification-with-minus") {
+            self.t.send_version("SSH-2.0-sshspec-fixture-1", &[]).await?;
+        } else if self.dev("no-identification-crlf") {
+            self.t.send_bytes(format!("{BANNER}\n").as_bytes()).await?;
+            self.t.v_c = BANNER.as_bytes().to_vec();
+        } else {
+            self.t.send_version(BANNER, &[]).await?;
+        }
+        self.send_kexinit().await?;
+        self.read_client_version().await?;
+        loop {
+            self.pump().await?;
+            self.maybe_rekey().await?;
+            let deadline = self.deadline();
+            let msg = match self.t.recv(deadline).await {
+                Ok(m) => m,
+                Err(TransportError::Timeout { .. }) if !self.authed && !self.dev("no-login-grace") => {
+                    return self.disconnect(DisconnectReason::BY_APPLICATION, "login grace time exceeded").await;
+                }
+                Err(TransportError::Timeout { .. }) => continue,
+                Err(TransportError::Target(e)) => {
+                    if self.tolerates(&e) {
+                        continue;
+                    }
+                    if e.contains("announced a packet length") && self.dev("huge-length-awaited") {
+                        tokio::time::sleep(Duration::from_secs(30)).await;
+                        return Err(End::Done);
+                    }
+                    let reason =
+                        if e.contains("MAC") { DisconnectReason::MAC_ERROR } else { DisconnectReason::PROTOCOL_ERROR };
+                    return self.disconnect(reason, &e).await;
+                }
+                Err(_) => return Err(End::Done),
+            };
+            self.packets_received += 1;
+            self.handle(msg).await?;
+        }
+    }
+
+    /// A packet-level error a deviation lets pass.
+    fn tolerates(&self, e: &str) -> bool {
+        (e.contains("MAC or authentication tag") && self.dev("bad-mac-ignored"))
+            || (e.contains("padding_length") && self.dev("padding-below-four-accepted"))
+            || (e.contains("not a multiple of the cipher block size") && self.dev("misaligned-packet-accepted"))
+    }
+
+    /// Until login, the grace time; after it, the next time-based rekey, or a long while.
+    fn deadline(&self) -> Instant {
+        let far = Instant::now() + Duration::from_secs(3600);
+        if !self.authed {
+            return self.connected_at + self.shared.settings.login_grace;
+        }
+        // Only an idle transport waits for the rekey timer: once a key exchange is under way,
+        // a deadline already past would make every receive time out at once.
+        match (self.shared.settings.rekey_interval, self.t.kex.completed_at) {
+            (Some(i), Some(at)) if self.t.kex.idle() && !self.in_kex => (at + i).min(far),
+            _ => far,
+        }
+    }
+
+    async fn read_client_version(&mut self) -> Step {
+        let deadline = Instant::now() + VERSION_TIMEOUT;
+        let line = self.t.read_line(deadline).await?;
+        let text = String::from_utf8_lossy(&line).to_string();
+        // Clients send no lines before their identification (RFC 4253 §4.2 allows them only to
+        // servers), and only protocol 2.0 (or 1.99, which means 2.0 too) is spoken.
+        let supported = text.starts_with("SSH-2.0-") || text.starts_with("SSH-1.99-");
+        if !text.starts_with("SSH-") || (!supported && !self.dev("ssh1-client-accepted")) {
+            self.t.log.note(format!("client identification refused: {}", text.trim_end()));
+            return self.disconnect(DisconnectReason::PROTOCOL_VERSION_NOT_SUPPORTED, "protocol 2.0 only").await;
+        }
+        self.t.server = Some(crate::transport::ServerVersion { line, pre_banner: Vec::new() });
+        Ok(())
+    }
+
+    fn kexinit(&self) -> KexInit {
+        let l = |v: &[&str]| NameList::new(v.iter().copied());
+        let kex: Vec<&str> = vec![
+            "curve25519-sha256",
+            "curve25519-sha256@libssh.org",
+            "ecdh-sha2-nistp256",
+            "ecdh-sha2-nistp384",
+            "ecdh-sha2-nistp521",
+            "diffie-hellman-group16-sha512",
+            "diffie-hellman-group18-sha512",
+            "diffie-hellman-group14-sha256",
+            "ext-info-s",
+            kex::KEX_STRICT_S,
+        ];
+        let host: Vec<&str> = HOST_KEY_ALGORITHMS.iter().map(|(a, _)| *a).collect();
+        let macs = cipher::MACS;
+        KexInit {
+            cookie: Cookie(rand::random()),
+            kex_algorithms: l(&kex),
+            server_host_key_algorithms: l(&host),
+            encryption_algorithms_client_to_server: l(cipher::CIPHERS),
+            encryption_algorithms_server_to_client: l(cipher::CIPHERS),
+            mac_algorithms_client_to_server: if self.dev("empty-mac-list") { l(&[]) } else { l(macs) },
+            mac_algorithms_server_to_client: l(macs),
+            compression_algorithms_client_to_server: l(&[compress::NONE, compress::ZLIB_OPENSSH]),
+            compression_algorithms_server_to_client: l(&[compress::NONE, compress::ZLIB_OPENSSH]),
+            languages_client_to_server: l(&[]),
+            languages_server_to_client: l(&[]),
+            first_kex_packet_follows: Bool(0),
+            reserved: 0,
+        }
+    }
+
+    async fn send_kexinit(&mut self) -> Step {
+        let k = self.kexinit();
+        self.t.send(&Message::KexInit(k)).await?;
+        Ok(())
+    }
+
+    /// Sends now, or holds a connection-layer message while our KEXINIT is out.
+    async fn send(&mut self, msg: Message) -> Step {
+        let transport_layer = msg.msg_type().0 < 50;
+        if !transport_layer && self.t.kex.in_progress() && !self.dev("data-during-own-rekey") {
+            self.held.push(msg);
+            return Ok(());
+        }
+        self.t.send(&msg).await?;
+        Ok(())
+    }
+
+    async fn disconnect(&mut self, reason: DisconnectReason, why: &str) -> Step {
+        let m = Disconnect { reason, description: Bytes(why.as_bytes().to_vec()), language: Bytes::default() };
+        let _ = self.t.send(&Message::Disconnect(m)).await;
+        Err(End::Done)
+    }
+
+    async fn unimplemented(&mut self) -> Step {
+        if self.dev("no-unimplemented") {
+            return Ok(());
+        }
+        let mut seq = self.t.rx.seq.wrapping_sub(1);
+        if self.dev("unimplemented-wrong-sequence") {
+            seq = seq.wrapping_add(1);
+        }
+        self.t.send(&Message::Unimplemented(Unimplemented { sequence_number: seq })).await?;
+        Ok(())
+    }
+
+    async fn handle(&mut self, msg: Message) -> Step {
+        let first = self.packets_received == 1;
+        if first && !matches!(msg, Message::KexInit(_)) {
+            self.first_not_kexinit = true;
+        }
+        // Strict kex: during the initial exchange, only its own messages, each in its turn.
+        let strict_initial = self.t.kex.strict && !self.first_kex_done && !self.dev("strict-kex-lenient");
+        let kex_message =
+            matches!(msg, Message::KexInit(_) | Message::KexEcdhInit(_) | Message::KexdhInit(_) | Message::NewKeys(_));
+        if strict_initial && !kex_message {
+            return self
+                .disconnect(
+                    DisconnectReason::PROTOCOL_ERROR,
+                    "strict kex: unexpected message during the initial key exchange",
+                )
+                .await;
+        }
+        let number = msg.msg_type().0;
+        if self.in_kex && !kex_message && !(1..=4).contains(&number) {
+            return self
+                .disconnect(DisconnectReason::PROTOCOL_ERROR, "only transport messages during a key exchange")
+                .await;
+        }
+        match msg {
+            Message::KexInit(k) => self.on_kexinit(k).await,
+            Message::KexEcdhInit(_) | Message::KexdhInit(_) => self.on_kex_init_message().await,
+            Message::NewKeys(_) => self.on_newkeys().await,
+            Message::Ignore(_) if self.first_kex_done && self.dev("ignore-is-fatal") => {
+                self.disconnect(DisconnectReason::PROTOCOL_ERROR, "IGNORE").await
+            }
+            Message::Debug(_) if self.dev("debug-is-fatal") => {
+                self.disconnect(DisconnectReason::PROTOCOL_ERROR, "DEBUG").await
+            }
+            Message::Ignore(_) | Message::Debug(_) | Message::Unimplemented(_) | Message::ExtInfo(_) => Ok(()),
+            Message::Disconnect(_) if self.dev("disconnect-ignored") => Ok(()),
+            Message::Disconnect(_) => Err(End::Done),
+            Message::ServiceRequest(r) => self.on_service_request(r).await,
+            Message::UserauthRequest(r) => self.on_userauth(r).await,
+            Message::UserauthInfoResponse(r) if self.prompting.is_some() => self.on_info_response(r).await,
+            Message::UserauthSuccess(_) if self.dev("client-success-trusted") => {
+                self.authed = true;
+                Ok(())
+            }
+            m if m.msg_type().0 >= 80 && !self.authed && !self.dev("connection-before-login") => {
+                self.disconnect(DisconnectReason::PROTOCOL_ERROR, "connection protocol message before authentication")
+                    .await
+            }
+            Message::GlobalRequest(g) => self.on_global_request(g).await,
+            Message::ChannelOpen(o) => self.on_channel_open(o).await,
+            Message::ChannelRequest(r) => self.on_channel_request(r).await,
+            Message::ChannelData(d) => self.on_data(d.recipient_channel, d.data.0.len(), Some(d.data.0)).await,
+            Message::ChannelExtendedData(d) => self.on_data(d.recipient_channel, d.data.0.len(), None).await,
+            Message::ChannelWindowAdjust(a) => {
+                if let Some(ch) = self.channels.get_mut(&a.recipient_channel) {
+                    ch.window = if self.shared.settings.deviates("window-signed-32-bit") {
+                        ((ch.window as u32).wrapping_add(a.bytes_to_add) as i32).max(0) as u64
+                    } else {
+                        ch.window + u64::from(a.bytes_to_add)
+                    };
+                }
+                Ok(())
+            }
+            Message::ChannelEof(e) => {
+                if let Some(ch) = self.channels.get_mut(&e.recipient_channel) {
+                    ch.stdin_eof = true;
+                }
+                Ok(())
+            }
+            Message::ChannelClose(c) => self.on_channel_close(c.recipient_channel).await,
+            Message::ChannelSuccess(_)
+            | Message::ChannelFailure(_)
+            | Message::RequestSuccess(_)
+            | Message::RequestFailure(_) => Ok(()),
+            _ => self.unimplemented().await,
+        }
+    }
+
+    // ---- key exchange ----
+
+    async fn on_kexinit(&mut self, k: KexInit) -> Step {
+        if self.in_kex && !self.dev("strict-kex-lenient") {
+            return self.disconnect(DisconnectReason::PROTOCOL_ERROR, "a second KEXINIT during a key exchange").await;
+        }
+        self.in_kex = true;
+        self.replied = false;
+        if self.t.kex.ours.is_none() {
+            self.send_kexinit().await?;
+        }
+        if !self.first_kex_done
+            && self.t.kex.strict
+            && self.first_not_kexinit
+            && !self.dev("strict-kex-late-kexinit-accepted")
+        {
+            return self
+                .disconnect(DisconnectReason::PROTOCOL_ERROR, "strict kex: KEXINIT was not the first message")
+                .await;
+        }
+        self.deviate_negotiation(&k);
+        let negotiated = match &self.t.kex.negotiated {
+            Some(Ok(n)) => n.clone(),
+            Some(Err(e)) => {
+                let e = e.to_string();
+                if self.dev("no-common-algorithm-kept-open") {
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                    return Err(End::Done);
+                }
+                return self.disconnect(DisconnectReason::KEY_EXCHANGE_FAILED, &e).await;
+            }
+            None => return Err(End::Done),
+        };
+        if negotiate::is_marker(&negotiated.kex) || kex::method(&negotiated.kex).is_none() {
+            // Only a deviation gets here: markers are never methods.
+            self.t.log.note(format!("negotiated {} as a key exchange method", negotiated.kex));
+        }
+        if k.first_kex_packet_follows.0 != 0 {
+            // RFC 4253 §7: the guess is right when the client's first kex method and host key
+            // algorithm are also ours.
+            let first = |l: &NameList| l.iter().next().map(str::to_owned);
+            let ours = self.t.kex.ours.as_ref().map(|(o, _)| o.clone()).unwrap_or_default();
+            let right = first(&k.kex_algorithms) == first(&ours.kex_algorithms)
+                && first(&k.server_host_key_algorithms) == first(&ours.server_host_key_algorithms);
+            self.skip_guess = if self.dev("wrong-guess-used") {
+                false
+            } else if self.dev("right-guess-ignored") {
+                true
+            } else {
+                !right
+            };
+        }
+        Ok(())
+    }
+
+    /// Deviations that change what the two KEXINITs agree on.
+    fn deviate_negotiation(&mut self, theirs: &KexInit) {
+        let Some((ours, _)) = self.t.kex.ours.clone() else { return };
+        let server_first = |pick: &mut String, client: &NameList, server: &NameList| {
+            if let Some(s) = server.iter().find(|s| client.contains(s)) {
+                *pick = s.to_owned();
+            }
+        };
+        if self.dev("names-case-insensitive") && matches!(self.t.kex.negotiated, Some(Err(_))) {
+            let lower = |l: &NameList| NameList::new(l.iter().map(|n| n.to_ascii_lowercase()));
+            let mut c = theirs.clone();
+            c.kex_algorithms = lower(&c.kex_algorithms);
+            c.server_host_key_algorithms = lower(&c.server_host_key_algorithms);
+            c.encryption_algorithms_client_to_server = lower(&c.encryption_algorithms_client_to_server);
+            c.encryption_algorithms_server_to_client = lower(&c.encryption_algorithms_server_to_client);
+            c.mac_algorithms_client_to_server = lower(&c.mac_algorithms_client_to_server);
+            c.mac_algorithms_server_to_client = lower(&c.mac_algorithms_server_to_client);
+            self.t.kex.negotiated = Some(negotiate::negotiate(&c, &ours));
+        }
+        if self.dev("ext-info-marker-negotiated")
+            && theirs.kex_algorithms.contains("ext-info-s")
+            && let Some(Err(_)) = &self.t.kex.negotiated
+        {
+            let mut c = theirs.clone();
+            c.kex_algorithms = NameList::new(["curve25519-sha256"]);
+            if let Ok(mut n) = negotiate::negotiate(&c, &ours) {
+                n.kex = "ext-info-s".into();
+                self.t.kex.negotiated = Some(Ok(n));
+            }
+        }
+        let Some(Ok(n)) = &mut self.t.kex.negotiated else { return };
+        let dev = |name: &str| self.shared.settings.deviates(name);
+        if dev("server-kex-preference") {
+            let methods = |l: &NameList| NameList::new(l.iter().filter(|x| !negotiate::is_marker(x)));
+            server_first(&mut n.kex, &methods(&theirs.kex_algorithms), &methods(&ours.kex_algorithms));
+        }
+        if dev("server-host-key-preference") {
+            server_first(&mut n.host_key, &theirs.server_host_key_algorithms, &ours.server_host_key_algorithms);
+        }
+        if dev("server-cipher-preference") {
+            server_first(
+                &mut n.cipher_c2s,
+                &theirs.encryption_algorithms_client_to_server,
+                &ours.encryption_algorithms_client_to_server,
+            );
+            server_first(
+                &mut n.cipher_s2c,
+                &theirs.encryption_algorithms_server_to_client,
+                &ours.encryption_algorithms_server_to_client,
+            );
+        }
+        if dev("server-mac-preference") {
+            if let Some(m) = &mut n.mac_c2s {
+                server_first(m, &theirs.mac_algorithms_client_to_server, &ours.mac_algorithms_client_to_server);
+            }
+            if let Some(m) = &mut n.mac_s2c {
+                server_first(m, &theirs.mac_algorithms_server_to_client, &ours.mac_algorithms_server_to_client);
+            }
+        }
+    }
+
+    async fn on_kex_init_message(&mut self) -> Step {
+        if std::mem::take(&mut self.skip_guess) {
+            self.t.log.note("the client's guess was wrong: its first key exchange packet is ignored");
+            self.t.kex.client_value = None;
+            return Ok(());
+        }
+        if !self.in_kex || (self.replied && !self.dev("strict-kex-second-init-answered")) {
+            return self.disconnect(DisconnectReason::PROTOCOL_ERROR, "an unexpected key exchange init message").await;
+        }
+        let Some(n) = self.t.kex.negotiated().cloned() else { return Err(End::Done) };
+        let kind =
+            HOST_KEY_ALGORITHMS.iter().find(|(a, _)| *a == n.host_key).map(|(_, k)| *k).unwrap_or(KeyKind::Ed25519);
+        let host = self.shared.host;
+        let blob = host.blob(kind);
+        let reply = match self.t.server_kex_reply(&blob, |alg, h| host.sign(kind, alg, h)) {
+            Ok(r) => r,
+            Err(e) if self.dev("dh-e-unchecked") => {
+                self.t.log.note(format!("answering anyway: {e}"));
+                let junk = Bytes(vec![0x42; 32]);
+                Message::KexdhReply(KexdhReply { k_s: Bytes(blob), f: Bytes(vec![2]), signature: junk })
+            }
+            Err(e) => return self.disconnect(DisconnectReason::KEY_EXCHANGE_FAILED, &e.to_string()).await,
+        };
+        self.replied = true;
+        self.t.send(&reply).await?;
+        self.t.send(&Message::NewKeys(NewKeys {})).await?;
+        let wants_ext_info = n.ext_info_c || self.dev("ext-info-unasked");
+        if !self.first_kex_done && wants_ext_info && !self.dev("no-ext-info") {
+            let algs = "ssh-ed25519,ecdsa-sha2-nistp256,rsa-sha2-512,rsa-sha2-256";
+            let ext = Extension { name: Bytes(b"server-sig-algs".to_vec()), value: Bytes(algs.as_bytes().to_vec()) };
+            self.t.send(&Message::ExtInfo(ExtInfo { extensions: vec![ext] })).await?;
+        }
+        for m in std::mem::take(&mut self.held) {
+            self.t.send(&m).await?;
+        }
+        Ok(())
+    }
+
+    async fn on_newkeys(&mut self) -> Step {
+        if !self.in_kex || !self.replied {
+            return self.disconnect(DisconnectReason::PROTOCOL_ERROR, "NEWKEYS before the key exchange reply").await;
+        }
+        self.in_kex = false;
+        self.first_kex_done = true;
+        Ok(())
+    }
+
+    /// Starts a key exchange of ours when a limit is reached (RFC 4253 §9).
+    async fn maybe_rekey(&mut self) -> Step {
+        if !self.first_kex_done || !self.t.kex.idle() || self.in_kex || self.dev("never-rekeys") {
+            return Ok(());
+        }
+        let s = &self.shared.settings;
+        let data = self.t.tx.payload.max(self.t.rx.payload) >= s.rekey_bytes;
+        let time = match (s.rekey_interval, self.t.kex.completed_at) {
+            (Some(i), Some(at)) => at.elapsed() >= i,
+            _ => false,
+        };
+        if data || time {
+            self.send_kexinit().await?;
+        }
+        Ok(())
+    }
+
+    // ---- authentication ----
+
+    async fn on_service_request(&mut self, r: ServiceRequest) -> Step {
+        if r.service.0 == b"ssh-userauth" || self.dev("unknown-service-accepted") {
+            self.service = true;
+            let name = if self.dev("service-accept-wrong-name") { b"ssh-connection".to_vec() } else { r.service.0 };
+            return self.send(Message::ServiceAccept(ServiceAccept { service: Bytes(name) })).await;
+        }
+        self.disconnect(DisconnectReason::SERVICE_NOT_AVAILABLE, "no such service").await
+    }
+
+    fn methods_left(&self) -> NameList {
+        let s = &self.shared.settings;
+        let left: Vec<&String> = if s.chain.is_empty() {
+            s.methods.iter().collect()
+        } else {
+            s.chain.iter().filter(|m| !self.passed.contains(m)).collect()
+        };
+        let mut names: Vec<&str> = left.iter().map(|m| m.as_str()).collect();
+        if self.dev("none-lists-none") {
+            names.push("none");
+        }
+        NameList::new(names)
+    }
+
+    async fn failure(&mut self, counted: bool) -> Step {
+        if counted {
+            self.failures += 1;
+        }
+        let partial = Bool(u8::from(self.dev("partial-success-on-failure")));
+        self.send(Message::UserauthFailure(UserauthFailure { methods: self.methods_left(), partial_success: partial }))
+            .await
+    }
+
+    /// A method succeeded for `user`: login, or partial success while the chain has more.
+    async fn passed(&mut self, user: &[u8], method: &str) -> Step {
+        let chain = &self.shared.settings.chain;
+        if !chain.is_empty() {
+            if self.passed_user.as_deref().is_some_and(|u| u != user) {
+                self.passed.clear();
+            }
+            self.passed_user = Some(user.to_vec());
+            let next = chain.iter().find(|m| !self.passed.contains(m));
+            if next.map(String::as_str) != Some(method) {
+                return self.failure(true).await;
+            }
+            self.passed.push(method.to_owned());
+            if self.passed.len() < chain.len() {
+                let m = UserauthFailure { methods: self.methods_left(), partial_success: Bool(1) };
+                return self.send(Message::UserauthFailure(m)).await;
+            }
+        }
+        self.authed = true;
+        self.send(Message::UserauthSuccess(UserauthSuccess {})).await
+    }
+
+    async fn on_userauth(&mut self, r: UserauthRequest) -> Step {
+        if !self.service {
+            return self.disconnect(DisconnectReason::PROTOCOL_ERROR, "USERAUTH_REQUEST before ssh-userauth").await;
+        }
+        if self.authed {
+            // RFC 4252 §5.1: requests after success are ignored.
+            if self.dev("success-repeated") {
+                return self.send(Message::UserauthSuccess(UserauthSuccess {})).await;
+            }
+            return Ok(());
+        }
+        self.prompting = None;
+        let counted = !matches!(r.method, AuthMethod::None {});
+        if counted && self.failures >= self.shared.settings.max_auth_tries && !self.dev("unlimited-auth-tries") {
+            return self
+                .disconnect(DisconnectReason::NO_MORE_AUTH_METHODS_AVAILABLE, "too many authentication failures")
+                .await;
+        }
+        let creds = &self.shared.creds;
+        let right_user = r.user.0 == creds.user.as_bytes() && r.service.0 == b"ssh-connection";
+        let offered = |m: &str| self.shared.settings.methods.iter().any(|x| x == m);
+        match r.method {
+            AuthMethod::Password { change, password, new_password } if offered("password") => {
+                let right = right_user && password.0 == creds.password.as_bytes();
+                let expired = self.shared.settings.password_expired && !self.password_changed;
+                match (right, change.0 != 0, expired) {
+                    (true, false, true) => {
+                        let m = UserauthPasswdChangereq {
+                            prompt: Bytes(b"Password expired".to_vec()),
+                            language: Bytes::default(),
+                        };
+                        self.send(Message::UserauthPasswdChangereq(m)).await
+                    }
+                    (true, true, true) if new_password.is_some() => {
+                        self.password_changed = true;
+                        self.passed(&r.user.0, "password").await
+                    }
+                    (true, false, false) => self.passed(&r.user.0, "password").await,
+                    _ => self.failure(true).await,
+                }
+            }
+            AuthMethod::Publickey { signed, algorithm, key, signature } if offered("publickey") => {
+                self.on_publickey(&r.user.0, &r.service.0, right_user, signed, algorithm, key, signature).await
+            }
+            AuthMethod::KeyboardInteractive { .. } if offered("keyboard-interactive") => {
+                let prompt = if self.shared.settings.password_expired && !self.password_changed {
+                    "Current password: "
+                } else {
+                    "Password: "
+                };
+                self.prompting = Some(r.user.0);
+                let p = Prompt { prompt: Bytes(prompt.as_bytes().to_vec()), echo: Bool(0) };
+                let m = UserauthInfoRequest {
+                    name: Bytes::default(),
+                    instruction: Bytes::default(),
+                    language: Bytes::default(),
+                    prompts: vec![p],
+                };
+                self.send(Message::UserauthInfoRequest(m)).await
+            }
+            _ => self.failure(counted).await,
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn on_publickey(
+        &mut self,
+        user: &[u8],
+        service: &[u8],
+        right_user: bool,
+        signed: Bool,
+        algorithm: Bytes,
+        key: Bytes,
+        signature: Option<Bytes>,
+    ) -> Step {
+        let alg = String::from_utf8_lossy(&algorithm.0).to_string();
+        // The key type each algorithm signs with; ssh-rsa (SHA-1) is not in our server-sig-algs.
+        let fits = match alg.as_str() {
+            hostkey::SSH_ED25519 | hostkey::ECDSA_NISTP256 => {
+                hostkey::key_type(&key.0).as_deref() == Some(alg.as_str())
+            }
+            hostkey::RSA_SHA2_256 | hostkey::RSA_SHA2_512 => {
+                hostkey::key_type(&key.0).as_deref() == Some(hostkey::SSH_RSA)
+            }
+            _ => false,
+        };
+        let keys = &self.shared.creds.keys;
+        let authorized = right_user && KeyKind::ALL.iter().any(|k| keys.blob(*k) == key.0);
+        if signed.0 == 0 {
+            if (fits && authorized) || self.dev("pk-ok-for-any-key") {
+                let echoed = if self.dev("pk-ok-names-key-type") {
+                    Bytes(hostkey::key_type(&key.0).unwrap_or_default().into_bytes())
+                } else {
+                    algorithm
+                };
+                return self.send(Message::UserauthPkOk(UserauthPkOk { algorithm: echoed, key })).await;
+            }
+            return self.failure(true).await;
+        }
+        if !(fits && authorized) {
+            return self.failure(true).await;
+        }
+        let session_id = self.t.kex.session_id.clone().unwrap_or_default();
+        let mut data = Vec::new();
+        put_string(&mut data, &session_id);
+        data.push(50);
+        for s in [user, service, b"publickey".as_slice()] {
+            put_string(&mut data, s);
+        }
+        data.push(1);
+        put_string(&mut data, &algorithm.0);
+        put_string(&mut data, &key.0);
+        let valid = signature.is_some_and(|s| hostkey::verify(&alg, &key.0, &s.0, &data).is_ok());
+        if valid || self.dev("signature-unchecked") {
+            self.passed(user, "publickey").await
+        } else {
+            self.failure(true).await
+        }
+    }
+
+    async fn on_info_response(&mut self, r: UserauthInfoResponse) -> Step {
+        let Some(user) = self.prompting.take() else { return Ok(()) };
+        let creds = &self.shared.creds;
+        let expired = self.shared.settings.password_expired && !self.password_changed;
+        let right =
+            user == creds.user.as_bytes() && matches!(r.responses.as_slice(), [p] if p.0 == creds.password.as_bytes());
+        if right && expired {
+            // The current password was right: now the new one.
+            self.password_changed = true;
+            self.prompting = Some(user);
+            let p = Prompt { prompt: Bytes(b"New password: ".to_vec()), echo: Bool(0) };
+            let m = UserauthInfoRequest {
+                name: Bytes::default(),
+                instruction: Bytes::default(),
+                language: Bytes::default(),
+                prompts: vec![p],
+            };
+            return self.send(Message::UserauthInfoRequest(m)).await;
+        }
+        let changed = self.password_changed
+            && self.shared.settings.password_expired
+            && r.responses.len() == 1
+            && user == creds.user.as_bytes();
+        if right || changed { self.passed(&user, "keyboard-interactive").await } else { self.failure(true).await }
+    }
+
+    // ---- connection ----
+
+    async fn on_global_request(&mut self, g: GlobalRequest) -> Step {
+        if g.want_reply.0 != 0 || self.dev("global-reply-always") {
+            if self.dev("unknown-global-request-succeeds") {
+                return self.send(Message::RequestSuccess(RequestSuccess { data: Rest::default() })).await;
+            }
+            return self.send(Message::RequestFailure(RequestFailure {})).await;
+        }
+        Ok(())
+    }
+
+    async fn on_channel_open(&mut self, o: ChannelOpen) -> Step {
+        let refuse = |reason, why: &str| {
+            Message::ChannelOpenFailure(ChannelOpenFailure {
+                recipient_channel: o.sender_channel,
+                reason,
+                description: Bytes(why.as_bytes().to_vec()),
+                language: Bytes::default(),
+            })
+        };
+        match o.channel_type {
+            ChannelType::Session {} => {}
+            ChannelType::Other { .. } => {
+                let reason = if self.dev("unknown-channel-type-wrong-reason") {
+                    ChannelOpenFailureReason::ADMINISTRATIVELY_PROHIBITED
+                } else {
+                    ChannelOpenFailureReason::UNKNOWN_CHANNEL_TYPE
+                };
+                return self.send(refuse(reason, "unknown channel type")).await;
+            }
+            _ => return self.send(refuse(ChannelOpenFailureReason::ADMINISTRATIVELY_PROHIBITED, "not offered")).await,
+        }
+        let id = self.next_channel;
+        self.next_channel += 1;
+        self.channels.insert(
+            id,
+            Channel {
+                peer: o.sender_channel,
+                window: if self.dev("window-signed-32-bit") {
+                    (o.initial_window_size as i32).max(0) as u64
+                } else {
+                    u64::from(o.initial_window_size)
+                },
+                max_packet: o.maximum_packet_size,
+                consumed: 0,
+                job: None,
+                stdin_eof: false,
+                sent_eof: false,
+                sent_close: false,
+            },
+        );
+        let m = ChannelOpenConfirmation {
+            recipient_channel: o.sender_channel,
+            sender_channel: id,
+            initial_window_size: WINDOW,
+            maximum_packet_size: MAX_PACKET,
+            data: Rest::default(),
+        };
+        self.send(Message::ChannelOpenConfirmation(m)).await
+    }
+
+    async fn on_channel_request(&mut self, r: ChannelRequest) -> Step {
+        let Some(ch) = self.channels.get(&r.recipient_channel) else {
+            return self.disconnect(DisconnectReason::PROTOCOL_ERROR, "request on a channel that is not open").await;
+        };
+        let peer = ch.peer;
+        let ok = match r.request {
+            ChannelRequestKind::Exec { command } if ch.job.is_none() => {
+                match Program::parse(&String::from_utf8_lossy(&command.0)) {
+                    Ok(p) if !matches!(p, Program::Literal(_)) => {
+                        let job = start(p);
+                        if let Some(ch) = self.channels.get_mut(&r.recipient_channel) {
+                            ch.job = Some(job);
+                        }
+                        true
+                    }
+                    _ => false,
+                }
+            }
+            ChannelRequestKind::PtyReq { .. } | ChannelRequestKind::Env { .. } => true,
+            ChannelRequestKind::WindowChange { .. } | ChannelRequestKind::Signal { .. } => true,
+            ChannelRequestKind::Other { .. } => self.dev("unknown-channel-request-succeeds"),
+            _ => false,
+        };
+        if r.want_reply.0 == 0 && !self.dev("channel-reply-always") {
+            return Ok(());
+        }
+        let m = if ok {
+            Message::ChannelSuccess(ChannelSuccess { recipient_channel: peer })
+        } else {
+            Message::ChannelFailure(ChannelFailure { recipient_channel: peer })
+        };
+        self.send(m).await
+    }
+
+    /// Channel data (`Some`) or extended data from the client: stdin for the program.
+    async fn on_data(&mut self, channel: u32, len: usize, data: Option<Vec<u8>>) -> Step {
+        let Some(ch) = self.channels.get_mut(&channel) else {
+            return self.disconnect(DisconnectReason::PROTOCOL_ERROR, "data on a channel that is not open").await;
+        };
+        let mut adjust = len as u32;
+        if let (Some(job), Some(data)) = (&mut ch.job, data)
+            && matches!(job.program, Program::EchoStdin)
+            && !ch.stdin_eof
+        {
+            job.stdout.extend(data);
+            // Echoed bytes are granted back once they are sent (`pump`), so an echo never
+            // holds more than one window.
+            adjust = 0;
+        }
+        ch.consumed += adjust;
+        self.grant(channel).await
+    }
+
+    /// Grants the client more window once half of ours is used.
+    async fn grant(&mut self, channel: u32) -> Step {
+        let Some(ch) = self.channels.get_mut(&channel) else { return Ok(()) };
+        if ch.consumed < WINDOW / 2 || ch.sent_close {
+            return Ok(());
+        }
+        let m = ChannelWindowAdjust { recipient_channel: ch.peer, bytes_to_add: std::mem::take(&mut ch.consumed) };
+        self.send(Message::ChannelWindowAdjust(m)).await
+    }
+
+    async fn on_channel_close(&mut self, channel: u32) -> Step {
+        let Some(ch) = self.channels.remove(&channel) else { return Ok(()) };
+        if !ch.sent_close && !self.dev("close-not-answered") {
+            return self.send(Message::ChannelClose(ChannelClose { recipient_channel: ch.peer })).await;
+        }
+        Ok(())
+    }
+
+    /// Sends what programs have for the client, as far as windows allow; ends finished programs.
+    async fn pump(&mut self) -> Step {
+        if self.t.kex.in_progress() && !self.dev("data-during-own-rekey") {
+            return Ok(());
+        }
+        let ids: Vec<u32> = self.channels.keys().copied().collect();
+        for id in ids {
+            let echo =
+                self.channels.get(&id).and_then(|c| c.job.as_ref()).is_some_and(|j| j.program == Program::EchoStdin);
+            loop {
+                if self.t.packet_ready() {
+                    return Ok(());
+                }
+                let Some(m) = self.next_output(id) else { break };
+                let sent = match &m {
+                    Message::ChannelData(d) if echo => d.data.0.len() as u32,
+                    _ => 0,
+                };
+                self.t.send(&m).await?;
+                // Echoed input leaves our window only once it is sent back.
+                if let Some(ch) = self.channels.get_mut(&id) {
+                    ch.consumed += sent;
+                }
+                self.grant(id).await?;
+                if self.t.tx.payload >= self.shared.settings.rekey_bytes && !self.dev("never-rekeys") {
+                    return Ok(());
+                }
+            }
+            self.finish(id).await?;
+        }
+        Ok(())
+    }
+
+    /// The next data packet channel `id` may send now, if any.
+    fn next_output(&mut self, id: u32) -> Option<Message> {
+        let ignore_window = self.dev("window-ignored");
+        let ignore_max = self.dev("maximum-packet-ignored");
+        let stderr_as_data = self.dev("stderr-as-data");
+        let ch = self.channels.get_mut(&id)?;
+        let job = ch.job.as_mut()?;
+        if ch.sent_eof {
+            return None;
+        }
+        let limit = |avail: usize| {
+            let mut n = avail.min(MAX_PACKET as usize);
+            if !ignore_max {
+                n = n.min(ch.max_packet as usize);
+            }
+            if !ignore_window {
+                n = n.min(ch.window.min(usize::MAX as u64) as usize);
+            }
+            n
+        };
+        let (data, stderr) = if !job.stdout.is_empty() {
+            let n = limit(job.stdout.len());
+            (job.stdout.drain(..n).collect::<Vec<u8>>(), false)
+        } else if !job.stderr.is_empty() {
+            let n = limit(job.stderr.len());
+            (job.stderr.drain(..n).collect(), true)
+        } else if job.zeros > 0 {
+            let n = limit(job.zeros.min(usize::MAX as u64) as usize);
+            job.zeros -= n as u64;
+            (vec![0u8; n], false)
+        } else {
+            return None;
+        };
+        if data.is_empty() {
+            return None;
+        }
+        ch.window = ch.window.saturating_sub(data.len() as u64);
+        Some(if stderr && !stderr_as_data {
+            Message::ChannelExtendedData(ChannelExtendedData {
+                recipient_channel: ch.peer,
+                data_type: ExtendedDataType::STDERR,
+                data: Bytes(data),
+            })
+        } else {
+            Message::ChannelData(ChannelData { recipient_channel: ch.peer, data: Bytes(data) })
+        })
+    }
+
+    /// A program whose output is all sent and whose input (if it reads any) has ended: its exit
+    /// status, EOF and CLOSE, in that order.
+    async fn finish(&mut self, id: u32) -> Step {
+        let Some(ch) = self.channels.get_mut(&id) else { return Ok(()) };
+        let Some(job) = &ch.job else { return Ok(()) };
+        let drained = job.stdout.is_empty() && job.stderr.is_empty() && job.zeros == 0;
+        if ch.sent_close || !drained || (job.reads_stdin && !ch.stdin_eof) {
+            return Ok(());
+        }
+        let peer = ch.peer;
+        let exit = match &job.program {
+            Program::Exit(n) => ChannelRequestKind::ExitStatus { exit_status: *n },
+            Program::Signal(s) => ChannelRequestKind::ExitSignal {
+                signal_name: Bytes(s.as_bytes().to_vec()),
+                core_dumped: Bool(0),
+                error_message: Bytes::default(),
+                language: Bytes::default(),
+            },
+            _ => ChannelRequestKind::ExitStatus { exit_status: 0 },
+        };
+        ch.sent_eof = true;
+        ch.sent_close = true;
+        if !self.dev("no-exit-status") {
+            let m = ChannelRequest { recipient_channel: peer, want_reply: Bool(0), request: exit };
+            self.send(Message::ChannelRequest(m)).await?;
+        }
+        if !self.dev("no-eof") {
+            self.send(Message::ChannelEof(ChannelEof { recipient_channel: peer })).await?;
+        }
+        self.send(Message::ChannelClose(ChannelClose { recipient_channel: peer })).await
+    }
+}
+
+/// A program as the fixture runs it: its whole output known at start (or counted, for zeros).
+fn start(program: Program) -> Job {
+    let mut job = Job { program, stdout: VecDeque::new(), stderr: VecDeque::new(), zeros: 0, reads_stdin: false };
+    match &job.program {
+        Program::Print(w) => job.stdout.extend(format!("{w}\n").into_bytes()),
+        Program::Stderr(w) => job.stderr.extend(format!("{w}\n").into_bytes()),
+        Program::Zeros(n) => job.zeros = *n,
+        Program::EchoStdin | Program::DiscardStdin => job.reads_stdin = true,
+        Program::Succeed | Program::Exit(_) | Program::Signal(_) | Program::Literal(_) => {}
+    }
+    job
+}

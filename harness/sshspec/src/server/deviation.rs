@@ -1,0 +1,147 @@
+//! The rules the fixture server can break, one small named behaviour change each, tied to the
+//! clauses it breaks. `sshspec validate` runs the catalogue against the fixture made deviant one
+//! rule at a time: some scenario citing one of the rule's clauses must FAIL, or the catalogue is
+//! blind to that deviation.
+
+/// One way of breaking the protocol.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Deviation {
+    /// Stable name (`deviate NAME` in the fixture's configuration).
+    pub name: &'static str,
+    /// The clause ids (scenarios/clauses/) the behaviour breaks.
+    pub clauses: &'static [&'static str],
+    /// What the deviant server does instead.
+    pub what: &'static str,
+}
+
+const fn d(name: &'static str, clauses: &'static [&'static str], what: &'static str) -> Deviation {
+    Deviation { name, clauses, what }
+}
+
+/// Every deviation, grouped by document.
+pub const DEVIATIONS: &[Deviation] = &[
+    // RFC 4253: identification, packets, negotiation, key exchange, transport messages.
+    d("ssh1-client-accepted", &["4253-4.2-c"], "answers a client that announces protocol 1.5 as if it were 2.0"),
+    d("no-identification-crlf", &["4253-4.2-e"], "ends its identification line with LF only"),
+    d("identification-with-minus", &["4253-4.2-l"], "puts a minus sign in its softwareversion"),
+    d("empty-mac-list", &["4253-7.1-d"], "sends an empty MAC list for client-to-server"),
+    d("padding-below-four-accepted", &["4253-6-b"], "accepts packets with fewer than 4 bytes of padding"),
+    d(
+        "misaligned-packet-accepted",
+        &["4253-6-e", "4253-6-f"],
+        "accepts packets whose length is not a multiple of the block size",
+    ),
+    d("huge-length-awaited", &["4253-6.1-c"], "waits for the body of a packet announcing a length of 2 GiB"),
+    d("bad-mac-ignored", &["4253-6.4-d", "4253-11.1-a"], "drops a packet whose MAC or tag is wrong and goes on"),
+    d(
+        "server-kex-preference",
+        &["4253-7.1-g"],
+        "chooses the key exchange method by its own preference, not the client's",
+    ),
+    d("server-host-key-preference", &["4253-7.1-j"], "chooses the host key algorithm by its own preference"),
+    d("server-cipher-preference", &["4253-7.1-l"], "chooses ciphers by its own preference"),
+    d("server-mac-preference", &["4253-7.1-n"], "chooses MACs by its own preference"),
+    d(
+        "no-common-algorithm-kept-open",
+        &["4253-7.1-h", "4253-7.1-k", "4253-7.1-m", "4253-7.1-o", "4253-7.1-q"],
+        "keeps the connection open when a list has nothing in common",
+    ),
+    d("names-case-insensitive", &["4251-6-c"], "matches algorithm names without regard to case"),
+    d("right-guess-ignored", &["4253-7-a"], "ignores a correctly guessed key exchange packet"),
+    d("wrong-guess-used", &["4253-7-b", "4253-7.1-v"], "answers a wrongly guessed key exchange packet"),
+    d("dh-e-unchecked", &["4253-8-a"], "answers a Diffie-Hellman e outside [1, p-1]"),
+    d("session-id-follows-rekey", &["4253-9-d"], "makes the last exchange hash the session id"),
+    d("no-unimplemented", &["4253-11.4-a"], "ignores unknown messages without answering UNIMPLEMENTED"),
+    d("unimplemented-wrong-sequence", &["4253-11.4-a"], "answers UNIMPLEMENTED with the next sequence number"),
+    d("ignore-is-fatal", &["4253-11.2-a"], "disconnects on SSH_MSG_IGNORE after the key exchange"),
+    d("debug-is-fatal", &["4253-11.3-a"], "disconnects on SSH_MSG_DEBUG"),
+    d("disconnect-ignored", &["4253-11.1-b"], "keeps the connection open after the client's DISCONNECT"),
+    d("service-accept-wrong-name", &["4253-10-b"], "accepts ssh-userauth naming ssh-connection"),
+    d("unknown-service-accepted", &["4253-10-a"], "accepts any service"),
+    d("data-during-own-rekey", &["4253-7.1-x"], "sends channel data between its KEXINIT and NEWKEYS"),
+    d("never-rekeys", &["4253-9-c"], "never starts a key exchange of its own (seen with the rekey-256k variant)"),
+    // Strict kex (OpenSSH PROTOCOL §1.10, draft-ietf-sshm-strict-kex).
+    d(
+        "strict-kex-lenient",
+        &["SKEX-5.2-a", "OSSH-1.10-b"],
+        "accepts IGNORE, DEBUG and other messages during a strict initial key exchange",
+    ),
+    d(
+        "strict-kex-late-kexinit-accepted",
+        &["SKEX-5.2-b"],
+        "accepts a strict client whose first message was not KEXINIT",
+    ),
+    d(
+        "strict-kex-second-init-answered",
+        &["SKEX-5.2-d"],
+        "answers a second key exchange init message during a strict initial exchange",
+    ),
+    d(
+        "strict-kex-no-sequence-reset",
+        &["OSSH-1.10-c", "SKEX-5.3-a"],
+        "offers strict kex but keeps its sequence numbers across NEWKEYS",
+    ),
+    // RFC 8308: extension negotiation.
+    d("no-ext-info", &["8308-2.4-c", "8308-3.1-b"], "never sends EXT_INFO"),
+    d("ext-info-unasked", &["8308-2.4-c"], "sends EXT_INFO to a client that did not list ext-info-c"),
+    d("ext-info-marker-negotiated", &["8308-2.2-c"], "lets ext-info-s be chosen as the key exchange method"),
+    // RFC 4252: authentication.
+    d("none-lists-none", &["4252-5.2-b"], "lists none among the methods that can continue"),
+    d("partial-success-on-failure", &["4252-5.1-e"], "sets partial success on every failure"),
+    d("connection-before-login", &["4252-6-a"], "accepts connection-layer messages before authentication"),
+    d("client-success-trusted", &["4252-6-b"], "takes the client's USERAUTH_SUCCESS as login (CVE-2018-10933)"),
+    d("pk-ok-names-key-type", &["4252-7-e"], "echoes the key type, not the requested algorithm, in PK_OK"),
+    d("pk-ok-for-any-key", &["4252-7-e"], "answers PK_OK for keys it would not accept"),
+    d("signature-unchecked", &["4252-7-b", "4252-7-f"], "accepts publickey requests whatever their signature"),
+    d("success-repeated", &["4252-5.1-j"], "answers authentication requests after success with another SUCCESS"),
+    d("unlimited-auth-tries", &["4252-4-e", "4252-4-f"], "never disconnects after failed attempts"),
+    d("no-login-grace", &["4252-4-c"], "waits for authentication forever"),
+    // RFC 4254: connection protocol.
+    d(
+        "unknown-channel-type-wrong-reason",
+        &["4254-5.1-b"],
+        "refuses unknown channel types with ADMINISTRATIVELY_PROHIBITED",
+    ),
+    d("window-ignored", &["4254-5.2-c"], "sends output without regard to the client's window"),
+    d(
+        "maximum-packet-ignored",
+        &["4254-5.2-c"],
+        "sends output in packets larger than the client's maximum packet size",
+    ),
+    d(
+        "window-signed-32-bit",
+        &["4254-5.2-a"],
+        "keeps the client's window as a signed 32-bit number, so 2^32-1 is no window at all",
+    ),
+    d("close-not-answered", &["4254-5.3-b"], "does not answer the client's CHANNEL_CLOSE"),
+    d("no-eof", &["4254-5.3-a"], "closes channels without sending EOF"),
+    d("no-exit-status", &["4254-6.10-a"], "never reports the exit status"),
+    d("channel-reply-always", &["4254-5.4-a"], "answers channel requests that asked for no reply"),
+    d("unknown-channel-request-succeeds", &["4254-5.4-a"], "answers unknown channel requests with SUCCESS"),
+    d("unknown-global-request-succeeds", &["4254-4-d"], "answers unknown global requests with SUCCESS"),
+    d("global-reply-always", &["4254-4-a"], "answers global requests that asked for no reply"),
+    d("stderr-as-data", &["4254-6.5-c"], "sends standard error as ordinary channel data"),
+];
+
+/// The deviation called `name`.
+pub fn find(name: &str) -> Option<&'static Deviation> {
+    DEVIATIONS.iter().find(|d| d.name == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_every_clause_is_in_the_registry() {
+        let registry = crate::script::clauses::Registry::builtin().expect("the registry loads");
+        let mut names = std::collections::BTreeSet::new();
+        for d in DEVIATIONS {
+            assert!(names.insert(d.name), "{} twice", d.name);
+            assert!(!d.clauses.is_empty(), "{} cites no clause", d.name);
+            for c in d.clauses {
+                assert!(registry.get(c).is_some(), "{}: clause {c} is not in the registry", d.name);
+            }
+        }
+    }
+}
