@@ -64,6 +64,29 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The mutation check of the catalogue: run it against the fixture server (sshspec's own,
+    /// in-process) as it is, where every scenario must PASS or SKIP, and once per deviation (the
+    /// fixture breaking one named rule), where some scenario citing the broken clause must FAIL.
+    /// Prints the mutation score per document, the surviving deviations and the blind scenarios.
+    #[command(
+        after_help = "Exit codes: 0 the catalogue holds (the conforming fixture passes and the score reaches --min-score), 1 it does not, 2 bad input, 3 harness error."
+    )]
+    Validate {
+        #[command(flatten)]
+        sel: Selection,
+        /// Only these deviations (repeatable); default: all.
+        #[arg(long = "deviation", value_name = "NAME")]
+        deviations: Vec<String>,
+        /// List the deviations and the clauses each breaks; nothing runs.
+        #[arg(long)]
+        list: bool,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        /// The least mutation score (percent of deviations caught) that passes.
+        #[arg(long, default_value_t = 90.0, value_name = "PERCENT")]
+        min_score: f64,
+    },
     /// Check scenario files and target descriptions; nothing runs.
     Check {
         #[command(flatten)]
@@ -282,6 +305,9 @@ fn main() -> ExitCode {
         Command::List { sel, format } => list(&sel, format),
         Command::Check { sel } => check(&sel),
         Command::Coverage { sel, json } => coverage(&sel, json),
+        Command::Validate { sel, deviations, list, json, min_score } => {
+            validate(&sel, &deviations, list, json, min_score)
+        }
         Command::Targets { probe: None, .. } => show_targets(),
         Command::Targets { probe: Some(name), user, json } => probe_target(&name, &user, json),
         Command::Images { action: ImagesAction::Build { targets } } => build_images(&targets),
@@ -570,6 +596,8 @@ fn run(a: RunArgs) -> u8 {
         run_timeout,
         budget: a.max_connections,
         shard,
+        select: None,
+        retry_alone: true,
     };
     let mut reporters: Vec<Box<dyn Reporter>> = vec![Box::new(Console::new(a.verbose))];
     let matrix_creds = opts.creds.clone();
@@ -975,6 +1003,59 @@ fn coverage_rows(scenarios: &[Scenario]) -> Result<Vec<script::clauses::Coverage
         exit::HARNESS
     })?;
     Ok(registry.coverage(scenarios, &validated))
+}
+
+fn validate(sel: &Selection, names: &[String], list: bool, json: bool, min_score: f64) -> u8 {
+    use sshspec::server::{DEVIATIONS, deviation};
+    let picked: Vec<&'static sshspec::server::Deviation> = if names.is_empty() {
+        DEVIATIONS.iter().collect()
+    } else {
+        let mut v = Vec::new();
+        for n in names {
+            match deviation::find(n) {
+                Some(d) => v.push(d),
+                None => {
+                    eprintln!("error: no deviation {n:?}; `sshspec validate --list` shows them");
+                    return exit::USAGE;
+                }
+            }
+        }
+        v
+    };
+    if list {
+        for d in &picked {
+            outln!("{:<36} {:<40} {}", d.name, d.clauses.join(","), d.what);
+        }
+        return exit::OK;
+    }
+    let scenarios = match load(sel) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    eprintln!(
+        "validating {} scenario(s) against the conforming fixture and {} deviant one(s), in-process",
+        scenarios.len(),
+        picked.len()
+    );
+    let opts = RunOptions { ci: is_ci(), retry_alone: false, ..Default::default() };
+    let v = match rt.block_on(sshspec::validate::validate(&scenarios, &picked, &opts, &mut [])) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::HARNESS;
+        }
+    };
+    if json {
+        outln!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    } else {
+        outs!("{}", v.text());
+        outln!("validated in {:.1} s", v.duration_ms as f64 / 1000.0);
+    }
+    if v.conforming_failures.is_empty() && v.score() >= min_score { exit::OK } else { exit::NONCONFORMING }
 }
 
 fn coverage(sel: &Selection, json: bool) -> u8 {

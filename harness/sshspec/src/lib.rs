@@ -19,4 +19,5 @@ pub mod shard;
 pub mod targets;
 pub mod transcript;
 pub mod transport;
+pub mod validate;
 pub mod verdict;

@@ -8,7 +8,7 @@ use crate::script::Scenario;
 use crate::targets::{self, BackendKind, StartError, TargetInfo};
 use crate::verdict::{Outcome, ScenarioResult, Tally};
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -31,6 +31,13 @@ pub struct RunOptions {
     pub budget: Option<usize>,
     /// Run only this part of the (target, scenario) pairs ([`crate::shard::assign`]).
     pub shard: Option<crate::shard::Shard>,
+    /// Run only these scenario ids per target name (`sshspec validate`: each deviant fixture runs
+    /// the scenarios citing what it breaks). A target with none is not started.
+    pub select: Option<Arc<BTreeMap<String, BTreeSet<String>>>>,
+    /// Run a scenario that FAILed on a missed deadline again alone before its verdict stands (the
+    /// default). `sshspec validate` turns it off: its deviant fixtures are meant to miss deadlines,
+    /// and the conforming fixture, passing in the same run, is the control for load.
+    pub retry_alone: bool,
 }
 
 /// Target limits, generated credentials, no deadline, not CI, and a cancel switch nobody holds
@@ -47,6 +54,8 @@ impl Default for RunOptions {
             run_timeout: None,
             budget: None,
             shard: None,
+            select: None,
+            retry_alone: true,
         }
     }
 }
@@ -272,8 +281,20 @@ pub async fn run(
                 .collect()
         }
     };
+    let parts: Vec<Arc<Vec<Scenario>>> = match &opts.select {
+        None => parts,
+        Some(select) => targets
+            .iter()
+            .zip(parts)
+            .map(|(t, p)| {
+                let wanted = select.get(&t.name);
+                Arc::new(p.iter().filter(|s| wanted.is_some_and(|w| w.contains(&s.id))).cloned().collect())
+            })
+            .collect(),
+    };
+    let partial = opts.shard.is_some() || opts.select.is_some();
     let (targets, parts): (Vec<&TargetInfo>, Vec<Arc<Vec<Scenario>>>) =
-        targets.iter().zip(parts).filter(|(_, p)| opts.shard.is_none() || !p.is_empty()).unzip();
+        targets.iter().zip(parts).filter(|(_, p)| !partial || !p.is_empty()).unzip();
     let started_targets: Vec<TargetInfo> = targets.iter().map(|t| (*t).clone()).collect();
     out.emit(&Event::RunStarted {
         targets: &started_targets,
@@ -630,6 +651,7 @@ async fn run_target(
     let expected_fail: Arc<std::collections::BTreeSet<usize>> = Arc::new(
         scenarios.iter().enumerate().filter(|(_, s)| t.expected_failures.contains_key(&s.id)).map(|(i, _)| i).collect(),
     );
+    let retry = opts.retry_alone;
     for _ in 0..worker_count {
         let expected_fail = expected_fail.clone();
         let (queue, shared, scenarios, pace, done, gate, retries, finished) = (
@@ -662,7 +684,7 @@ async fn run_target(
                 // way: only a miss that could hide a PASS is worth the run to itself.
                 let expected = expected_fail.contains(&job.index);
                 match run {
-                    Ok(r) if deadline_missed(&r.judgement) && !expected => {
+                    Ok(r) if retry && deadline_missed(&r.judgement) && !expected => {
                         if let Ok(mut l) = retries.lock() {
                             l.push((job, r, from));
                         }

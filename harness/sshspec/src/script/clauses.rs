@@ -107,6 +107,11 @@ impl Registry {
         self.documents.iter().flat_map(|d| &d.clause).find(|c| c.id == id)
     }
 
+    /// The document holding clause `id` (`RFC 4253`).
+    pub fn document_of(&self, id: &str) -> Option<String> {
+        self.documents.iter().find(|d| d.clause.iter().any(|c| c.id == id)).map(|d| d.document.clone())
+    }
+
     /// The cited ids that are not in the registry, by scenario.
     pub fn unknown_citations<'a>(&self, scenarios: &'a [Scenario]) -> Vec<(&'a Scenario, &'a str)> {
         let known: BTreeSet<&str> = self.documents.iter().flat_map(|d| &d.clause).map(|c| c.id.as_str()).collect();

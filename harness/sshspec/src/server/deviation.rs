@@ -91,7 +91,6 @@ pub const DEVIATIONS: &[Deviation] = &[
     d("connection-before-login", &["4252-6-a"], "accepts connection-layer messages before authentication"),
     d("client-success-trusted", &["4252-6-b"], "takes the client's USERAUTH_SUCCESS as login (CVE-2018-10933)"),
     d("pk-ok-names-key-type", &["4252-7-e"], "echoes the key type, not the requested algorithm, in PK_OK"),
-    d("pk-ok-for-any-key", &["4252-7-e"], "answers PK_OK for keys it would not accept"),
     d("signature-unchecked", &["4252-7-b", "4252-7-f"], "accepts publickey requests whatever their signature"),
     d("success-repeated", &["4252-5.1-j"], "answers authentication requests after success with another SUCCESS"),
     d("unlimited-auth-tries", &["4252-4-e", "4252-4-f"], "never disconnects after failed attempts"),

@@ -1,0 +1,224 @@
+//! `sshspec validate`: the mutation check of the catalogue. The fixture server runs the catalogue
+//! as it is (every scenario must PASS or SKIP), and once per deviation, made to break one rule,
+//! the scenarios citing that rule's clauses (at least one must FAIL, or the catalogue is blind to
+//! the deviation). All instances run side by side in one run, in-process.
+
+use crate::report::Reporter;
+use crate::run::{self, RunOptions};
+use crate::script::Scenario;
+use crate::script::clauses::Registry;
+use crate::server::Deviation;
+use crate::targets::{self, TargetInfo};
+use crate::verdict::{Outcome, ScenarioResult};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+/// The conforming fixture's target name; a deviant one is `fixture~NAME`.
+pub const FIXTURE: &str = "fixture";
+
+/// What one deviation did to the scenarios citing its clauses.
+#[derive(Debug, Serialize)]
+pub struct Mutant {
+    pub deviation: &'static str,
+    pub clauses: Vec<&'static str>,
+    pub what: &'static str,
+    /// The registry document of its first clause (`RFC 4253`).
+    pub document: String,
+    /// Scenarios that ran against it.
+    pub ran: Vec<String>,
+    /// Those that FAILed: the deviation is caught (killed) when this is not empty.
+    pub killed_by: Vec<String>,
+    /// How many of those FAILs were a missed deadline (the deviant server stayed silent), not a
+    /// wrong answer.
+    pub killed_by_deadline: usize,
+    /// Those that ended otherwise than PASS or FAIL, with the outcome (a setup step the deviation
+    /// broke gives INCONCLUSIVE: not a catch).
+    pub other: Vec<(String, Outcome)>,
+}
+
+impl Mutant {
+    pub fn killed(&self) -> bool {
+        !self.killed_by.is_empty()
+    }
+}
+
+/// Mutation score of one document: deviations caught over deviations.
+#[derive(Debug, Serialize)]
+pub struct DocumentScore {
+    pub document: String,
+    pub deviations: usize,
+    pub killed: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Validation {
+    /// The conforming fixture's results that are not PASS or SKIP (empty when the catalogue holds).
+    pub conforming_failures: Vec<(String, Outcome, String)>,
+    pub conforming_passed: usize,
+    pub conforming_skipped: Vec<(String, String)>,
+    pub mutants: Vec<Mutant>,
+    pub documents: Vec<DocumentScore>,
+    /// Scenarios that ran against some deviation and never FAILed.
+    pub blind: Vec<String>,
+    /// Scenarios no deviation's clauses reach.
+    pub unexercised: Vec<String>,
+    pub duration_ms: u64,
+}
+
+impl Validation {
+    pub fn killed(&self) -> usize {
+        self.mutants.iter().filter(|m| m.killed()).count()
+    }
+
+    /// Deviations caught over deviations, in percent.
+    pub fn score(&self) -> f64 {
+        if self.mutants.is_empty() { 100.0 } else { 100.0 * self.killed() as f64 / self.mutants.len() as f64 }
+    }
+
+    pub fn survivors(&self) -> impl Iterator<Item = &Mutant> {
+        self.mutants.iter().filter(|m| !m.killed())
+    }
+
+    /// The report as text: per document, the survivors, the blind scenarios.
+    pub fn text(&self) -> String {
+        let mut o = String::new();
+        o.push_str(&format!(
+            "conforming fixture: {} passed, {} skipped, {} other\n",
+            self.conforming_passed,
+            self.conforming_skipped.len(),
+            self.conforming_failures.len()
+        ));
+        for (id, outcome, why) in &self.conforming_failures {
+            o.push_str(&format!("  {outcome:?} {id}: {why}\n"));
+        }
+        o.push_str(&format!(
+            "\nmutation score: {}/{} deviations caught ({:.1}%)\n\n| document | deviations | caught |\n|---|---:|---:|\n",
+            self.killed(),
+            self.mutants.len(),
+            self.score()
+        ));
+        for d in &self.documents {
+            o.push_str(&format!("| {} | {} | {} |\n", d.document, d.deviations, d.killed));
+        }
+        let survivors: Vec<&Mutant> = self.survivors().collect();
+        if !survivors.is_empty() {
+            o.push_str("\nsurviving deviations (no scenario citing their clauses FAILed):\n");
+            for m in survivors {
+                let ran = if m.ran.is_empty() {
+                    "no scenario cites these clauses".to_owned()
+                } else {
+                    format!("ran {}", m.ran.join(", "))
+                };
+                o.push_str(&format!("  {} [{}]: {}; {ran}\n", m.deviation, m.clauses.join(", "), m.what));
+                for (id, outcome) in &m.other {
+                    o.push_str(&format!("    {outcome:?} {id}\n"));
+                }
+            }
+        }
+        if !self.blind.is_empty() {
+            o.push_str(&format!(
+                "\nblind scenarios (ran against a deviation of a clause they cite, never FAILed): {}\n",
+                self.blind.len()
+            ));
+            for id in &self.blind {
+                o.push_str(&format!("  {id}\n"));
+            }
+        }
+        o.push_str(&format!("\n{} scenario(s) cite no clause any deviation breaks\n", self.unexercised.len()));
+        o
+    }
+}
+
+/// Scenario ids citing any of `clauses`.
+fn citing(scenarios: &[Scenario], clauses: &[&str]) -> BTreeSet<String> {
+    scenarios.iter().filter(|s| s.clauses.iter().any(|c| clauses.contains(&c.as_str()))).map(|s| s.id.clone()).collect()
+}
+
+/// Runs the check: `scenarios` against the conforming fixture, and against each of `deviations`.
+pub async fn validate(
+    scenarios: &[Scenario],
+    deviations: &[&'static Deviation],
+    opts: &RunOptions,
+    reporters: &mut [Box<dyn Reporter>],
+) -> Result<Validation, String> {
+    let base = targets::find(FIXTURE)?;
+    let registry = Registry::builtin()?;
+    let mut infos: Vec<TargetInfo> = vec![base.clone()];
+    let mut select: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    select.insert(FIXTURE.into(), scenarios.iter().map(|s| s.id.clone()).collect());
+    for d in deviations {
+        let mut t = base.clone();
+        t.name = format!("{FIXTURE}~{}", d.name);
+        t.config.push(format!("deviate {}", d.name));
+        select.insert(t.name.clone(), citing(scenarios, d.clauses));
+        infos.push(t);
+    }
+    let opts = RunOptions { select: Some(Arc::new(select.clone())), ..opts.clone() };
+    let summary = run::run(&infos, scenarios, &opts, reporters).await;
+    let by_target =
+        |name: &str| -> Vec<&ScenarioResult> { summary.results.iter().filter(|r| r.target == name).collect() };
+    let conforming = by_target(FIXTURE);
+    let mut v = Validation {
+        conforming_failures: conforming
+            .iter()
+            .filter(|r| !matches!(r.outcome, Outcome::Pass | Outcome::Skip))
+            .map(|r| {
+                (
+                    r.scenario.clone(),
+                    r.outcome,
+                    r.reason.clone().or_else(|| r.evidence.as_ref().map(|e| e.actual.clone())).unwrap_or_default(),
+                )
+            })
+            .collect(),
+        conforming_passed: conforming.iter().filter(|r| r.outcome == Outcome::Pass).count(),
+        conforming_skipped: conforming
+            .iter()
+            .filter(|r| r.outcome == Outcome::Skip)
+            .map(|r| (r.scenario.clone(), r.reason.clone().unwrap_or_default()))
+            .collect(),
+        mutants: Vec::new(),
+        documents: Vec::new(),
+        blind: Vec::new(),
+        unexercised: Vec::new(),
+        duration_ms: summary.duration_ms,
+    };
+    let mut ran_any: BTreeSet<String> = BTreeSet::new();
+    let mut failed_any: BTreeSet<String> = BTreeSet::new();
+    for d in deviations {
+        let results = by_target(&format!("{FIXTURE}~{}", d.name));
+        let m = Mutant {
+            deviation: d.name,
+            clauses: d.clauses.to_vec(),
+            what: d.what,
+            document: d.clauses.first().and_then(|c| registry.document_of(c)).unwrap_or_default(),
+            ran: results.iter().map(|r| r.scenario.clone()).collect(),
+            killed_by: results.iter().filter(|r| r.outcome == Outcome::Fail).map(|r| r.scenario.clone()).collect(),
+            killed_by_deadline: results
+                .iter()
+                .filter(|r| r.outcome == Outcome::Fail && r.evidence.as_ref().is_some_and(|e| e.timed_out))
+                .count(),
+            other: results
+                .iter()
+                .filter(|r| !matches!(r.outcome, Outcome::Pass | Outcome::Fail))
+                .map(|r| (r.scenario.clone(), r.outcome))
+                .collect(),
+        };
+        ran_any.extend(results.iter().filter(|r| r.outcome != Outcome::Skip).map(|r| r.scenario.clone()));
+        failed_any.extend(m.killed_by.iter().cloned());
+        v.mutants.push(m);
+    }
+    let mut docs: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    for m in &v.mutants {
+        let e = docs.entry(m.document.clone()).or_default();
+        e.0 += 1;
+        e.1 += usize::from(m.killed());
+    }
+    v.documents = docs
+        .into_iter()
+        .map(|(document, (deviations, killed))| DocumentScore { document, deviations, killed })
+        .collect();
+    v.blind = ran_any.difference(&failed_any).cloned().collect();
+    v.unexercised = scenarios.iter().map(|s| s.id.clone()).filter(|id| !ran_any.contains(id)).collect();
+    Ok(v)
+}
