@@ -31,7 +31,7 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
-# The CI recipes in reports/examples/ are checked against the schemas their systems publish, offline:
+# The CI recipes in containers/sshspec/recipes/ are checked against the schemas their systems publish, offline:
 # check-jsonschema carries GitHub's and GitLab's, kubernetes-validate Kubernetes' (pinned versions).
 validators=/opt/sshspec-validators
 if [ ! -x $validators/bin/check-jsonschema ] || [ ! -x $validators/bin/kubernetes-validate ]; then

@@ -1,4 +1,4 @@
-//! The CI recipes in reports/examples/ checked offline against the schemas of the systems that run
+//! The CI recipes in containers/sshspec/recipes/ checked offline against the schemas of the systems that run
 //! them: GitHub's workflow schema and GitLab's CI schema (both as check-jsonschema vendors them)
 //! and Kubernetes' OpenAPI schemas (kubernetes-validate, strict: unknown fields are errors). Each
 //! check is also shown to fail on a recipe with one key misspelt, so a pass means something.
@@ -12,7 +12,7 @@ use std::process::Command;
 const VALIDATORS: &str = "/opt/sshspec-validators/bin";
 
 fn examples() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../reports/examples")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../containers/sshspec/recipes")
 }
 
 /// The command that validates `file`, by kind.
