@@ -22,19 +22,16 @@ const MAX_PACKET: u32 = 32 * 1024;
 /// How long we wait for the client's identification.
 const VERSION_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Why the connection ended early; either way it is closed.
-enum End {
-    /// We disconnected (a DISCONNECT was sent, or could not be), or the client went away.
-    Done,
-}
+/// The connection is over: we disconnected (or could not), or the client went away.
+struct Closed;
 
-impl From<TransportError> for End {
-    fn from(_: TransportError) -> End {
-        End::Done
+impl From<TransportError> for Closed {
+    fn from(_: TransportError) -> Closed {
+        Closed
     }
 }
 
-type Step = Result<(), End>;
+type Step = Result<(), Closed>;
 
 pub(super) async fn serve(stream: tokio::net::TcpStream, shared: Arc<Shared>) {
     let mut t = Transport::accepted(stream, Transcript::default());
@@ -159,13 +156,13 @@ impl Conn {
                     }
                     if e.contains("announced a packet length") && self.dev("huge-length-awaited") {
                         tokio::time::sleep(Duration::from_secs(30)).await;
-                        return Err(End::Done);
+                        return Err(Closed);
                     }
                     let reason =
                         if e.contains("MAC") { DisconnectReason::MAC_ERROR } else { DisconnectReason::PROTOCOL_ERROR };
                     return self.disconnect(reason, &e).await;
                 }
-                Err(_) => return Err(End::Done),
+                Err(_) => return Err(Closed),
             };
             self.packets_received += 1;
             self.handle(msg).await?;
@@ -260,7 +257,7 @@ impl Conn {
     async fn disconnect(&mut self, reason: DisconnectReason, why: &str) -> Step {
         let m = Disconnect { reason, description: Bytes(why.as_bytes().to_vec()), language: Bytes::default() };
         let _ = self.t.send(&Message::Disconnect(m)).await;
-        Err(End::Done)
+        Err(Closed)
     }
 
     async fn unimplemented(&mut self) -> Step {
@@ -310,7 +307,7 @@ impl Conn {
             }
             Message::Ignore(_) | Message::Debug(_) | Message::Unimplemented(_) | Message::ExtInfo(_) => Ok(()),
             Message::Disconnect(_) if self.dev("disconnect-ignored") => Ok(()),
-            Message::Disconnect(_) => Err(End::Done),
+            Message::Disconnect(_) => Err(Closed),
             Message::ServiceRequest(r) => self.on_service_request(r).await,
             Message::UserauthRequest(r) => self.on_userauth(r).await,
             Message::UserauthInfoResponse(r) if self.prompting.is_some() => self.on_info_response(r).await,
@@ -373,21 +370,17 @@ impl Conn {
                 .await;
         }
         self.deviate_negotiation(&k);
-        let negotiated = match &self.t.kex.negotiated {
-            Some(Ok(n)) => n.clone(),
+        match &self.t.kex.negotiated {
+            Some(Ok(_)) => {}
             Some(Err(e)) => {
                 let e = e.to_string();
                 if self.dev("no-common-algorithm-kept-open") {
                     tokio::time::sleep(Duration::from_secs(30)).await;
-                    return Err(End::Done);
+                    return Err(Closed);
                 }
                 return self.disconnect(DisconnectReason::KEY_EXCHANGE_FAILED, &e).await;
             }
-            None => return Err(End::Done),
-        };
-        if negotiate::is_marker(&negotiated.kex) || kex::method(&negotiated.kex).is_none() {
-            // Only a deviation gets here: markers are never methods.
-            self.t.log.note(format!("negotiated {} as a key exchange method", negotiated.kex));
+            None => return Err(Closed),
         }
         if k.first_kex_packet_follows.0 != 0 {
             // RFC 4253 §7: the guess is right when the client's first kex method and host key
@@ -477,7 +470,7 @@ impl Conn {
         if !self.in_kex || (self.replied && !self.dev("strict-kex-second-init-answered")) {
             return self.disconnect(DisconnectReason::PROTOCOL_ERROR, "an unexpected key exchange init message").await;
         }
-        let Some(n) = self.t.kex.negotiated().cloned() else { return Err(End::Done) };
+        let Some(n) = self.t.kex.negotiated().cloned() else { return Err(Closed) };
         let kind =
             HOST_KEY_ALGORITHMS.iter().find(|(a, _)| *a == n.host_key).map(|(_, k)| *k).unwrap_or(KeyKind::Ed25519);
         let host = self.shared.host;
