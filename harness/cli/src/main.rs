@@ -86,6 +86,10 @@ enum Command {
         /// The least mutation score (percent of deviations caught) that passes.
         #[arg(long, default_value_t = 90.0, value_name = "PERCENT")]
         min_score: f64,
+        /// Write which deviations each scenario caught to validated.toml in the scenarios folder
+        /// (read by `sshspec coverage`); needs the whole catalogue and every deviation.
+        #[arg(long, conflicts_with = "deviations")]
+        record: bool,
     },
     /// Check scenario files and target descriptions; nothing runs.
     Check {
@@ -305,8 +309,8 @@ fn main() -> ExitCode {
         Command::List { sel, format } => list(&sel, format),
         Command::Check { sel } => check(&sel),
         Command::Coverage { sel, json } => coverage(&sel, json),
-        Command::Validate { sel, deviations, list, json, min_score } => {
-            validate(&sel, &deviations, list, json, min_score)
+        Command::Validate { sel, deviations, list, json, min_score, record } => {
+            validate(&sel, &deviations, list, json, min_score, record)
         }
         Command::Targets { probe: None, .. } => show_targets(),
         Command::Targets { probe: Some(name), user, json } => probe_target(&name, &user, json),
@@ -982,7 +986,7 @@ fn list(sel: &Selection, format: ListFormat) -> u8 {
         }
         ListFormat::Markdown => {
             outs!("{}", script::catalogue_markdown(&scenarios));
-            match coverage_rows(&scenarios) {
+            match coverage_rows(sel, &scenarios) {
                 Ok(rows) => outs!("\n## Clause coverage\n\n{}", script::clauses::coverage_markdown(&rows)),
                 Err(code) => return code,
             }
@@ -991,13 +995,21 @@ fn list(sel: &Selection, format: ListFormat) -> u8 {
     exit::OK
 }
 
-/// Coverage of the registry by `scenarios`; validated by the shipped descriptions' expected failures.
-fn coverage_rows(scenarios: &[Scenario]) -> Result<Vec<script::clauses::Coverage>, u8> {
+/// Coverage of the registry by `scenarios`. A scenario counts as validated once it has been seen
+/// to FAIL: on a real server (the shipped descriptions' expected failures) or on a deviant
+/// fixture (validated.toml, `sshspec validate --record`).
+fn coverage_rows(sel: &Selection, scenarios: &[Scenario]) -> Result<Vec<script::clauses::Coverage>, u8> {
     let catalog = targets::catalog().map_err(|e| {
         eprintln!("error: {e}");
         exit::USAGE
     })?;
-    let validated = catalog.iter().flat_map(|t| t.expected_failures.keys().cloned()).collect();
+    let mut validated: std::collections::BTreeSet<String> =
+        catalog.iter().flat_map(|t| t.expected_failures.keys().cloned()).collect();
+    let record = sshspec::validate::read_record(&scenarios_dir(sel)).map_err(|e| {
+        eprintln!("error: {e}");
+        exit::USAGE
+    })?;
+    validated.extend(record.into_keys());
     let registry = script::clauses::Registry::builtin().map_err(|e| {
         eprintln!("error: {e}");
         exit::HARNESS
@@ -1005,7 +1017,11 @@ fn coverage_rows(scenarios: &[Scenario]) -> Result<Vec<script::clauses::Coverage
     Ok(registry.coverage(scenarios, &validated))
 }
 
-fn validate(sel: &Selection, names: &[String], list: bool, json: bool, min_score: f64) -> u8 {
+fn validate(sel: &Selection, names: &[String], list: bool, json: bool, min_score: f64, record: bool) -> u8 {
+    if record && !sel.scenarios.is_empty() {
+        eprintln!("error: --record validates the whole catalogue; name no scenarios");
+        return exit::USAGE;
+    }
     use sshspec::server::{DEVIATIONS, deviation};
     let picked: Vec<&'static sshspec::server::Deviation> = if names.is_empty() {
         DEVIATIONS.iter().collect()
@@ -1055,6 +1071,14 @@ fn validate(sel: &Selection, names: &[String], list: bool, json: bool, min_score
         outs!("{}", v.text());
         outln!("validated in {:.1} s", v.duration_ms as f64 / 1000.0);
     }
+    if record {
+        let path = scenarios_dir(sel).join(sshspec::validate::RECORD_FILE);
+        if let Err(e) = std::fs::write(&path, sshspec::validate::record_text(&v.kills())) {
+            eprintln!("error: {}: {e}", path.display());
+            return exit::HARNESS;
+        }
+        eprintln!("recorded {} scenario(s) that caught a deviation in {}", v.kills().len(), path.display());
+    }
     if v.conforming_failures.is_empty() && v.score() >= min_score { exit::OK } else { exit::NONCONFORMING }
 }
 
@@ -1063,7 +1087,7 @@ fn coverage(sel: &Selection, json: bool) -> u8 {
         Ok(s) => s,
         Err(code) => return code,
     };
-    let rows = match coverage_rows(&scenarios) {
+    let rows = match coverage_rows(sel, &scenarios) {
         Ok(r) => r,
         Err(code) => return code,
     };

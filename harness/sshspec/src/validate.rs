@@ -17,6 +17,41 @@ use std::sync::Arc;
 /// The conforming fixture's target name; a deviant one is `fixture~NAME`.
 pub const FIXTURE: &str = "fixture";
 
+/// The record of the catalogue's validation, beside the scenarios: for each scenario, the
+/// fixture deviations it has been seen to FAIL on. `sshspec validate --record` writes it,
+/// `sshspec coverage` counts the clauses those scenarios cite as validated, and
+/// tests/validate.rs keeps it true.
+pub const RECORD_FILE: &str = "validated.toml";
+
+/// Scenario id to the deviations it catches.
+pub type Record = BTreeMap<String, BTreeSet<String>>;
+
+/// The record as its file holds it.
+pub fn record_text(r: &Record) -> String {
+    let mut out = String::from(
+        "# Written by `sshspec validate --record`; do not edit. For each scenario, the fixture deviations\n\
+         # (harness/sshspec/src/server/deviation.rs) it has been seen to FAIL on, each breaking a clause\n\
+         # the scenario cites: the proof that the scenario can fail. `sshspec coverage` counts the\n\
+         # clauses of these scenarios as validated.\n",
+    );
+    for (id, devs) in r {
+        let devs: Vec<String> = devs.iter().map(|d| format!("{d:?}")).collect();
+        out.push_str(&format!("{id:?} = [{}]\n", devs.join(", ")));
+    }
+    out
+}
+
+/// Reads the record in `scenarios_dir`; none yet is an empty record.
+pub fn read_record(scenarios_dir: &std::path::Path) -> Result<Record, String> {
+    let path = scenarios_dir.join(RECORD_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Record::new()),
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    };
+    toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
 /// What one deviation did to the scenarios citing its clauses.
 #[derive(Debug, Serialize)]
 pub struct Mutant {
@@ -78,6 +113,17 @@ impl Validation {
 
     pub fn survivors(&self) -> impl Iterator<Item = &Mutant> {
         self.mutants.iter().filter(|m| !m.killed())
+    }
+
+    /// For each scenario, the deviations it caught (each citing a clause the scenario cites).
+    pub fn kills(&self) -> Record {
+        let mut r = Record::new();
+        for m in &self.mutants {
+            for id in &m.killed_by {
+                r.entry(id.clone()).or_default().insert(m.deviation.to_owned());
+            }
+        }
+        r
     }
 
     /// The report as text: per document, the survivors, the blind scenarios.

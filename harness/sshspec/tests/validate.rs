@@ -10,16 +10,16 @@ use std::collections::BTreeSet;
 /// Deviations no scenario catches yet, and why.
 const SURVIVORS: &[(&str, &str)] = &[
     (
-        "padding-below-four-accepted",
-        "padding-below-four-is-refused is blind: under chacha20-poly1305 the length field is outside the aligned part, so its 1+8+3 = 12 bytes are misaligned too, and a server that takes short padding still closes for the alignment; the scenario needs a 7-byte IGNORE (1+12+3 = 16), to be checked against every target first",
-    ),
-    (
-        "server-kex-preference",
-        "client-kex-preference-wins offers curve25519-sha256@libssh.org before curve25519-sha256: the two names compute the same exchange, so a server choosing its own first name is indistinguishable",
-    ),
-    (
         "data-during-own-rekey",
-        "download-256k-repeatedly stops granting window once the server's rekey is due, so the deviant server has no window to send data in during its own exchange",
+        "download-256k-repeatedly stops granting window once the server's rekey is due, so the deviant server has no window to send data in during its own exchange; a scenario that keeps the window open through the server's rekey would see it",
+    ),
+    (
+        "client-data-during-own-kexinit-fatal",
+        "no scenario has our data in flight when the server starts a rekey: upload-256k-repeatedly stops sending at the limit and waits for the server's KEXINIT; sending on past the limit would put data in flight across it",
+    ),
+    (
+        "small-maximum-packet",
+        "data-at-the-maximum-packet-size-is-accepted sends chunks of the size the server advertises, whatever it is; judging the advertised size against 32768 needs a range matcher (language v2)",
     ),
 ];
 
@@ -39,13 +39,36 @@ fn the_catalogue_catches_the_fixtures_deviations() {
     let survived: BTreeSet<&str> = v.survivors().map(|m| m.deviation).collect();
     let known: BTreeSet<&str> = SURVIVORS.iter().map(|(n, _)| *n).collect();
     assert_eq!(survived, known, "surviving deviations changed");
-    assert!(v.score() >= 90.0, "mutation score {:.1}%", v.score());
+    assert!(v.score() >= 95.0, "mutation score {:.1}%", v.score());
     // Each caught deviation was caught by a scenario citing one of its clauses.
     for m in v.mutants.iter().filter(|m| m.killed()) {
         for id in &m.killed_by {
             let s = scenarios.iter().find(|s| &s.id == id).expect("a catalogue scenario");
             // By construction a deviant runs only scenarios citing its clauses; this keeps it so.
             assert!(s.clauses.iter().any(|c| m.clauses.contains(&c.as_str())), "{} caught by {id}", m.deviation);
+        }
+    }
+    // The record coverage reads (validated.toml) names the deviations caught now, each by at least
+    // one of the scenarios it lists. A scenario of the record that did not catch its deviation
+    // this time is noted, not failed: one deviation is often caught several ways.
+    let record = sshspec::validate::read_record(&dir).expect("validated.toml reads");
+    let now = v.kills();
+    let by_deviation = |r: &sshspec::validate::Record| {
+        let mut m: std::collections::BTreeMap<String, BTreeSet<String>> = Default::default();
+        for (id, devs) in r {
+            for d in devs {
+                m.entry(d.clone()).or_default().insert(id.clone());
+            }
+        }
+        m
+    };
+    let (recorded, seen) = (by_deviation(&record), by_deviation(&now));
+    let stale = "scenarios/validated.toml is stale: run `sshspec validate --record`";
+    assert_eq!(recorded.keys().collect::<Vec<_>>(), seen.keys().collect::<Vec<_>>(), "{stale}");
+    for (d, ids) in &recorded {
+        assert!(ids.iter().any(|id| seen[d].contains(id)), "{d}: none of {ids:?} caught it now; {stale}");
+        for id in ids.difference(&seen[d]) {
+            println!("note: {id} did not catch {d} this time");
         }
     }
 }

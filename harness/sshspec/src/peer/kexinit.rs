@@ -1,8 +1,10 @@
 //! Judging the server's KEXINIT as a message (RFC 4253 §7.1, RFC 4251 §5 and §6): every algorithm
 //! name-list non-empty, every name 1 to 64 printable US-ASCII characters with no empty element,
-//! `@` names with a single at-sign, booleans 0 or 1, and the reserved field 0. Negotiation reads
+//! `@` names with a single at-sign, no client-only indicator among the kex methods, booleans 0 or
+//! 1, and the reserved field 0. Negotiation reads
 //! the lists leniently; this is where their form is held to the RFCs.
 
+use crate::transport::kex::{EXT_INFO_C, KEX_STRICT_C};
 use sshspec_wire::NameList;
 use sshspec_wire::msg::KexInit;
 
@@ -35,6 +37,13 @@ pub fn problems(k: &KexInit) -> Vec<String> {
             if let Some(why) = bad_name(name) {
                 out.push(format!("{field} [{}]: {why}", list.joined()));
             }
+        }
+    }
+    for client_only in [EXT_INFO_C, KEX_STRICT_C] {
+        if k.kex_algorithms.contains(client_only) {
+            out.push(format!(
+                "kex_algorithms lists {client_only}, the client's indicator (RFC 8308 §2.2: implementations MUST NOT send an incorrect indicator name for their role)"
+            ));
         }
     }
     if k.first_kex_packet_follows.0 > 1 {

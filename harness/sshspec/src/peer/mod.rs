@@ -25,7 +25,7 @@ use channel::Channels;
 use rand::RngCore;
 use sshspec_wire::msg::*;
 use sshspec_wire::{Bool, Bytes, Cookie, DisconnectReason, Message, NameList};
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -426,6 +426,7 @@ impl<'a> Peer<'a> {
             extra: opts.extra.clone(),
             pending: Pending::default(),
             refused: None,
+            granted: BTreeSet::new(),
             server_in_kex: false,
             step_index: 0,
         }
@@ -465,6 +466,9 @@ struct Peer<'a> {
     pending: Pending,
     /// An optional request the server refused during the current step.
     refused: Option<Optional>,
+    /// Optional requests the server granted earlier in this connection: it supports them, so a
+    /// later refusal of one of them is judged, not taken for lack of support.
+    granted: BTreeSet<String>,
     /// The server has sent a KEXINIT and not yet its NEWKEYS.
     server_in_kex: bool,
     /// The step being run (0-based), for evidence when the scenario's deadline cuts it short.
@@ -690,14 +694,24 @@ impl Peer<'_> {
             Message::UserauthFailure(f) => self.auth_methods = Some(f.methods.0.clone()),
             Message::ChannelFailure(_) | Message::RequestFailure(_) | Message::ChannelOpenFailure(_) => {
                 if let Some(o) = self.pending.answered(msg) {
-                    self.refused = Some(o);
+                    if self.granted.contains(&o.what) {
+                        self.t
+                            .log
+                            .note(format!("{} was granted earlier in this connection: its refusal is judged", o.what));
+                    } else {
+                        self.refused = Some(o);
+                    }
                 }
             }
             Message::ChannelSuccess(_) | Message::ChannelOpenConfirmation(_) => {
-                self.pending.answered(msg);
+                if let Some(o) = self.pending.answered(msg) {
+                    self.granted.insert(o.what);
+                }
             }
             Message::RequestSuccess(r) => {
-                self.pending.answered(msg);
+                if let Some(o) = self.pending.answered(msg) {
+                    self.granted.insert(o.what);
+                }
                 if let [a, b, c, d] = r.data.0.as_slice() {
                     self.bound_port = Some(u32::from_be_bytes([*a, *b, *c, *d]));
                 }

@@ -657,6 +657,8 @@ pub fn load_dir(root: &Path) -> Result<Vec<Scenario>, Vec<LoadError>> {
     // The clause registry lives beside the scenarios it is cited by, and is not a scenario.
     let registry = root.join("clauses");
     files.retain(|f| !f.starts_with(&registry));
+    // So does the record of which deviations each scenario catches (`sshspec validate --record`).
+    files.retain(|f| *f != root.join(crate::validate::RECORD_FILE));
     files.sort();
     let mut ok = Vec::new();
     let mut errs = Vec::new();

@@ -37,7 +37,8 @@ pub(super) async fn serve(stream: tokio::net::TcpStream, shared: Arc<Shared>) {
     let mut t = Transport::accepted(stream, Transcript::default());
     t.quirks.keep_sequence_numbers = shared.settings.deviates("strict-kex-no-sequence-reset");
     t.quirks.session_id_follows_rekey = shared.settings.deviates("session-id-follows-rekey");
-    t.quirks.accept_short_padding = shared.settings.deviates("padding-below-four-accepted");
+    t.quirks.reset_sequence_numbers_once = shared.settings.deviates("strict-kex-rekey-no-reset");
+    t.quirks.strict_follows_rekey_markers = shared.settings.deviates("strict-kex-marker-in-rekey");
     let mut c = Conn::new(t, shared);
     let _ = c.run().await;
     c.t.shutdown().await;
@@ -93,8 +94,12 @@ struct Conn {
     /// A keyboard-interactive round is waiting for its answer, for this user.
     prompting: Option<Vec<u8>>,
     password_changed: bool,
+    /// When login succeeded.
+    authed_at: Option<Instant>,
     channels: BTreeMap<u32, Channel>,
     next_channel: u32,
+    /// A channel request's reply kept back to be sent after the next one (a deviation).
+    held_reply: Option<Message>,
     connected_at: Instant,
 }
 
@@ -117,8 +122,10 @@ impl Conn {
             failures: 0,
             prompting: None,
             password_changed: false,
+            authed_at: None,
             channels: BTreeMap::new(),
             next_channel: 0,
+            held_reply: None,
             connected_at: Instant::now(),
         }
     }
@@ -131,8 +138,11 @@ impl Conn {
         if self.dev("identification-with-minus") {
             self.t.send_version("SSH-2.0-sshspec-fixture-1", &[]).await?;
         } else if self.dev("no-identification-crlf") {
-            self.t.send_bytes(format!("{BANNER}\n").as_bytes()).await?;
-            self.t.v_c = BANNER.as_bytes().to_vec();
+            self.send_identification(BANNER, "\n").await?;
+        } else if self.dev("nul-in-identification") {
+            self.send_identification(&format!("{BANNER} nul\0here"), "\r\n").await?;
+        } else if self.dev("identification-over-255") {
+            self.send_identification(&format!("{BANNER} {}", "x".repeat(300)), "\r\n").await?;
         } else {
             self.t.send_version(BANNER, &[]).await?;
         }
@@ -144,6 +154,7 @@ impl Conn {
             // Never a deadline already past: a receive that times out at once, again and again,
             // would hold a runtime thread without ever yielding.
             let deadline = self.deadline().max(Instant::now() + Duration::from_millis(10));
+            let before = self.t.rx.payload;
             let msg = match self.t.recv(deadline).await {
                 Ok(m) => m,
                 Err(TransportError::Timeout { .. }) if !self.authed && !self.dev("no-login-grace") => {
@@ -165,8 +176,18 @@ impl Conn {
                 Err(_) => return Err(Closed),
             };
             self.packets_received += 1;
+            if self.dev("large-packet-refused") && self.t.rx.payload.saturating_sub(before) > 16 * 1024 {
+                return self.disconnect(DisconnectReason::PROTOCOL_ERROR, "packet too large").await;
+            }
             self.handle(msg).await?;
         }
+    }
+
+    /// An identification line written as is, for the deviations that get it wrong.
+    async fn send_identification(&mut self, line: &str, end: &str) -> Step {
+        self.t.send_bytes(format!("{line}{end}").as_bytes()).await?;
+        self.t.v_c = line.as_bytes().to_vec();
+        Ok(())
     }
 
     /// A packet-level error a deviation lets pass.
@@ -196,7 +217,8 @@ impl Conn {
         // Clients send no lines before their identification (RFC 4253 §4.2 allows them only to
         // servers), and only protocol 2.0 (or 1.99, which means 2.0 too) is spoken.
         let supported = text.starts_with("SSH-2.0-") || text.starts_with("SSH-1.99-");
-        if !text.starts_with("SSH-") || (!supported && !self.dev("ssh1-client-accepted")) {
+        let comment_refused = self.dev("client-comment-refused") && text.trim_end().contains(' ');
+        if !text.starts_with("SSH-") || (!supported && !self.dev("ssh1-client-accepted")) || comment_refused {
             self.t.log.note(format!("client identification refused: {}", text.trim_end()));
             return self.disconnect(DisconnectReason::PROTOCOL_VERSION_NOT_SUPPORTED, "protocol 2.0 only").await;
         }
@@ -206,7 +228,10 @@ impl Conn {
 
     fn kexinit(&self) -> KexInit {
         let l = |v: &[&str]| NameList::new(v.iter().copied());
-        let kex: Vec<&str> = vec![
+        let mut kex: Vec<&str> = vec![
+            "mlkem768x25519-sha256",
+            "sntrup761x25519-sha512",
+            "sntrup761x25519-sha512@openssh.com",
             "curve25519-sha256",
             "curve25519-sha256@libssh.org",
             "ecdh-sha2-nistp256",
@@ -215,10 +240,25 @@ impl Conn {
             "diffie-hellman-group16-sha512",
             "diffie-hellman-group18-sha512",
             "diffie-hellman-group14-sha256",
+            "diffie-hellman-group-exchange-sha256",
             "ext-info-s",
             kex::KEX_STRICT_S,
         ];
-        let host: Vec<&str> = HOST_KEY_ALGORITHMS.iter().map(|(a, _)| *a).collect();
+        if self.dev("ext-info-c-as-own") {
+            kex = kex.into_iter().map(|k| if k == "ext-info-s" { "ext-info-c" } else { k }).collect();
+        }
+        let long = format!("{}@sshspec.example", "x".repeat(60));
+        let mut host: Vec<&str> = HOST_KEY_ALGORITHMS.iter().map(|(a, _)| *a).collect();
+        if self.dev("long-algorithm-name") {
+            host.push(&long);
+        }
+        if self.dev("non-ascii-name") {
+            host.push("caf\u{e9}@sshspec.example");
+        }
+        let mut compression = vec![compress::NONE, compress::ZLIB_OPENSSH];
+        if self.dev("empty-name-in-list") {
+            compression.insert(1, "");
+        }
         let macs = cipher::MACS;
         KexInit {
             cookie: Cookie(rand::random()),
@@ -229,7 +269,7 @@ impl Conn {
             mac_algorithms_client_to_server: if self.dev("empty-mac-list") { l(&[]) } else { l(macs) },
             mac_algorithms_server_to_client: l(macs),
             compression_algorithms_client_to_server: l(&[compress::NONE, compress::ZLIB_OPENSSH]),
-            compression_algorithms_server_to_client: l(&[compress::NONE, compress::ZLIB_OPENSSH]),
+            compression_algorithms_server_to_client: l(&compression),
             languages_client_to_server: l(&[]),
             languages_server_to_client: l(&[]),
             first_kex_packet_follows: Bool(0),
@@ -269,6 +309,9 @@ impl Conn {
             seq = seq.wrapping_add(1);
         }
         self.t.send(&Message::Unimplemented(Unimplemented { sequence_number: seq })).await?;
+        if self.dev("unimplemented-then-disconnect") {
+            return self.disconnect(DisconnectReason::PROTOCOL_ERROR, "unknown message").await;
+        }
         Ok(())
     }
 
@@ -279,8 +322,16 @@ impl Conn {
         }
         // Strict kex: during the initial exchange, only its own messages, each in its turn.
         let strict_initial = self.t.kex.strict && !self.first_kex_done && !self.dev("strict-kex-lenient");
-        let kex_message =
-            matches!(msg, Message::KexInit(_) | Message::KexEcdhInit(_) | Message::KexdhInit(_) | Message::NewKeys(_));
+        let kex_message = matches!(
+            msg,
+            Message::KexInit(_)
+                | Message::KexEcdhInit(_)
+                | Message::KexdhInit(_)
+                | Message::KexDhGexRequest(_)
+                | Message::KexDhGexRequestOld(_)
+                | Message::KexDhGexInit(_)
+                | Message::NewKeys(_)
+        );
         if strict_initial && !kex_message {
             return self
                 .disconnect(
@@ -290,6 +341,15 @@ impl Conn {
                 .await;
         }
         let number = msg.msg_type().0;
+        if number >= 80 && self.t.kex.in_progress() && !self.in_kex && self.dev("client-data-during-own-kexinit-fatal")
+        {
+            return self.disconnect(DisconnectReason::PROTOCOL_ERROR, "a message during our key exchange").await;
+        }
+        let just_logged_in = self.authed_at.is_some_and(|at| at.elapsed() < Duration::from_millis(500));
+        if number >= 80 && just_logged_in && self.dev("messages-after-login-dropped") {
+            self.t.log.note("dropped: a connection message that arrived with the login");
+            return Ok(());
+        }
         if self.in_kex && !kex_message && !(1..=4).contains(&number) {
             return self
                 .disconnect(DisconnectReason::PROTOCOL_ERROR, "only transport messages during a key exchange")
@@ -297,7 +357,10 @@ impl Conn {
         }
         match msg {
             Message::KexInit(k) => self.on_kexinit(k).await,
-            Message::KexEcdhInit(_) | Message::KexdhInit(_) => self.on_kex_init_message().await,
+            Message::KexEcdhInit(_) | Message::KexdhInit(_) | Message::KexDhGexInit(_) => {
+                self.on_kex_init_message().await
+            }
+            Message::KexDhGexRequest(_) | Message::KexDhGexRequestOld(_) => self.on_gex_request().await,
             Message::NewKeys(_) => self.on_newkeys().await,
             Message::Ignore(_) if self.first_kex_done && self.dev("ignore-is-fatal") => {
                 self.disconnect(DisconnectReason::PROTOCOL_ERROR, "IGNORE").await
@@ -305,12 +368,22 @@ impl Conn {
             Message::Debug(_) if self.dev("debug-is-fatal") => {
                 self.disconnect(DisconnectReason::PROTOCOL_ERROR, "DEBUG").await
             }
+            Message::ExtInfo(e)
+                if self.dev("unknown-extension-fatal") && e.extensions.iter().any(|x| !known_extension(&x.name.0)) =>
+            {
+                self.disconnect(DisconnectReason::PROTOCOL_ERROR, "unknown extension").await
+            }
             Message::Ignore(_) | Message::Debug(_) | Message::Unimplemented(_) | Message::ExtInfo(_) => Ok(()),
             Message::Disconnect(_) if self.dev("disconnect-ignored") => Ok(()),
             Message::Disconnect(_) => Err(Closed),
             Message::ServiceRequest(r) => self.on_service_request(r).await,
             Message::UserauthRequest(r) => self.on_userauth(r).await,
             Message::UserauthInfoResponse(r) if self.prompting.is_some() => self.on_info_response(r).await,
+            // With no keyboard-interactive request, message 61 decodes as an unknown message.
+            m if m.msg_type().0 == 61 && self.service && self.dev("unsolicited-response-accepted") => {
+                let user = self.shared.creds.user.clone().into_bytes();
+                self.passed(&user, "keyboard-interactive").await
+            }
             Message::UserauthSuccess(_) if self.dev("client-success-trusted") => {
                 self.authed = true;
                 Ok(())
@@ -354,6 +427,9 @@ impl Conn {
     async fn on_kexinit(&mut self, k: KexInit) -> Step {
         if self.in_kex && !self.dev("strict-kex-lenient") {
             return self.disconnect(DisconnectReason::PROTOCOL_ERROR, "a second KEXINIT during a key exchange").await;
+        }
+        if self.first_kex_done && self.dev("rekey-refused") {
+            return self.disconnect(DisconnectReason::PROTOCOL_ERROR, "no key re-exchange").await;
         }
         self.in_kex = true;
         self.replied = false;
@@ -451,6 +527,24 @@ impl Conn {
                 &ours.encryption_algorithms_server_to_client,
             );
         }
+        if dev("server-compression-preference") {
+            server_first(
+                &mut n.compression_c2s,
+                &theirs.compression_algorithms_client_to_server,
+                &ours.compression_algorithms_client_to_server,
+            );
+            server_first(
+                &mut n.compression_s2c,
+                &theirs.compression_algorithms_server_to_client,
+                &ours.compression_algorithms_server_to_client,
+            );
+        }
+        if dev("one-cipher-both-ways") {
+            n.cipher_s2c = n.cipher_c2s.clone();
+        }
+        if dev("one-mac-both-ways") {
+            n.mac_s2c = n.mac_c2s.clone();
+        }
         if dev("server-mac-preference") {
             if let Some(m) = &mut n.mac_c2s {
                 server_first(m, &theirs.mac_algorithms_client_to_server, &ours.mac_algorithms_client_to_server);
@@ -487,6 +581,10 @@ impl Conn {
         self.replied = true;
         self.t.send(&reply).await?;
         self.t.send(&Message::NewKeys(NewKeys {})).await?;
+        if self.dev("short-padding-sent") {
+            let (ignore, framing) = self.t.short_padded_ignore();
+            self.t.send_with(&ignore, &[], &framing).await?;
+        }
         let wants_ext_info = n.ext_info_c || self.dev("ext-info-unasked");
         if !self.first_kex_done && wants_ext_info && !self.dev("no-ext-info") {
             let algs = "ssh-ed25519,ecdsa-sha2-nistp256,rsa-sha2-512,rsa-sha2-256";
@@ -497,6 +595,21 @@ impl Conn {
             self.t.send(&m).await?;
         }
         Ok(())
+    }
+
+    /// RFC 4419 §3: the group for a group exchange, before the client's e.
+    async fn on_gex_request(&mut self) -> Step {
+        let gex = self.t.kex.negotiated().is_some_and(|n| n.kex.starts_with("diffie-hellman-group-exchange"));
+        if !self.in_kex || self.replied || !gex {
+            return self.disconnect(DisconnectReason::PROTOCOL_ERROR, "an unexpected group exchange request").await;
+        }
+        match self.t.server_gex_group() {
+            Ok(group) => {
+                self.t.send(&group).await?;
+                Ok(())
+            }
+            Err(e) => self.disconnect(DisconnectReason::KEY_EXCHANGE_FAILED, &e.to_string()).await,
+        }
     }
 
     async fn on_newkeys(&mut self) -> Step {
@@ -538,7 +651,7 @@ impl Conn {
 
     fn methods_left(&self) -> NameList {
         let s = &self.shared.settings;
-        let left: Vec<&String> = if s.chain.is_empty() {
+        let left: Vec<&String> = if s.chain.is_empty() || self.dev("completed-method-listed") {
             s.methods.iter().collect()
         } else {
             s.chain.iter().filter(|m| !self.passed.contains(m)).collect()
@@ -563,7 +676,8 @@ impl Conn {
     async fn passed(&mut self, user: &[u8], method: &str) -> Step {
         let chain = &self.shared.settings.chain;
         if !chain.is_empty() {
-            if self.passed_user.as_deref().is_some_and(|u| u != user) {
+            if self.passed_user.as_deref().is_some_and(|u| u != user) && !self.dev("partial-success-kept-across-users")
+            {
                 self.passed.clear();
             }
             self.passed_user = Some(user.to_vec());
@@ -573,11 +687,13 @@ impl Conn {
             }
             self.passed.push(method.to_owned());
             if self.passed.len() < chain.len() {
-                let m = UserauthFailure { methods: self.methods_left(), partial_success: Bool(1) };
+                let partial = Bool(u8::from(!self.dev("partial-success-unset")));
+                let m = UserauthFailure { methods: self.methods_left(), partial_success: partial };
                 return self.send(Message::UserauthFailure(m)).await;
             }
         }
         self.authed = true;
+        self.authed_at = Some(Instant::now());
         self.send(Message::UserauthSuccess(UserauthSuccess {})).await
     }
 
@@ -590,7 +706,19 @@ impl Conn {
             if self.dev("success-repeated") {
                 return self.send(Message::UserauthSuccess(UserauthSuccess {})).await;
             }
+            if self.dev("requests-after-success-failed") {
+                return self.failure(false).await;
+            }
             return Ok(());
+        }
+        if self.prompting.is_some() {
+            if self.dev("keyboard-interactive-not-abandoned") {
+                self.t.log.note("ignored: a request in the middle of keyboard-interactive");
+                return Ok(());
+            }
+            if self.dev("aborted-method-failure") {
+                self.failure(false).await?;
+            }
         }
         self.prompting = None;
         let counted = !matches!(r.method, AuthMethod::None {});
@@ -600,13 +728,19 @@ impl Conn {
                 .await;
         }
         let creds = &self.shared.creds;
-        let right_user = r.user.0 == creds.user.as_bytes() && r.service.0 == b"ssh-connection";
+        let user_known = r.user.0 == creds.user.as_bytes()
+            || self.dev("any-user-accepted")
+            || (!self.passed.is_empty() && self.dev("partial-success-kept-across-users"));
+        let right_user = user_known && (r.service.0 == b"ssh-connection" || self.dev("unknown-service-login"));
         let offered = |m: &str| self.shared.settings.methods.iter().any(|x| x == m);
         match r.method {
             AuthMethod::Password { change, password, new_password } if offered("password") => {
                 let right = right_user && password.0 == creds.password.as_bytes();
                 let expired = self.shared.settings.password_expired && !self.password_changed;
-                match (right, change.0 != 0, expired) {
+                if change.0 != 0 && self.dev("password-change-unanswered") {
+                    return Ok(());
+                }
+                match (right, change.0 != 0, expired && !self.dev("expired-password-accepted")) {
                     (true, false, true) => {
                         let m = UserauthPasswdChangereq {
                             prompt: Bytes(b"Password expired".to_vec()),
@@ -626,23 +760,39 @@ impl Conn {
                 self.on_publickey(&r.user.0, &r.service.0, right_user, signed, algorithm, key, signature).await
             }
             AuthMethod::KeyboardInteractive { .. } if offered("keyboard-interactive") => {
+                if r.user.0 != creds.user.as_bytes() && self.dev("keyboard-interactive-unknown-user-refused") {
+                    return self.failure(true).await;
+                }
                 let prompt = if self.shared.settings.password_expired && !self.password_changed {
                     "Current password: "
                 } else {
                     "Password: "
                 };
                 self.prompting = Some(r.user.0);
-                let p = Prompt { prompt: Bytes(prompt.as_bytes().to_vec()), echo: Bool(0) };
-                let m = UserauthInfoRequest {
-                    name: Bytes::default(),
-                    instruction: Bytes::default(),
-                    language: Bytes::default(),
-                    prompts: vec![p],
-                };
-                self.send(Message::UserauthInfoRequest(m)).await
+                self.prompt(prompt).await?;
+                if self.dev("second-info-request-early") {
+                    self.prompt(prompt).await?;
+                }
+                Ok(())
+            }
+            AuthMethod::Other { .. } if self.dev("unknown-method-disconnects") => {
+                self.disconnect(DisconnectReason::PROTOCOL_ERROR, "unknown method").await
             }
             _ => self.failure(counted).await,
         }
+    }
+
+    /// A keyboard-interactive round of one prompt.
+    async fn prompt(&mut self, prompt: &str) -> Step {
+        let prompt = if self.dev("empty-prompt") { "" } else { prompt };
+        let p = Prompt { prompt: Bytes(prompt.as_bytes().to_vec()), echo: Bool(0) };
+        let m = UserauthInfoRequest {
+            name: Bytes::default(),
+            instruction: Bytes::default(),
+            language: Bytes::default(),
+            prompts: vec![p],
+        };
+        self.send(Message::UserauthInfoRequest(m)).await
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -665,10 +815,13 @@ impl Conn {
             hostkey::RSA_SHA2_256 | hostkey::RSA_SHA2_512 => {
                 hostkey::key_type(&key.0).as_deref() == Some(hostkey::SSH_RSA)
             }
-            _ => false,
+            _ => self.dev("unknown-key-algorithm-accepted") && hostkey::key_type(&key.0).is_some(),
         };
         let keys = &self.shared.creds.keys;
-        let authorized = right_user && KeyKind::ALL.iter().any(|k| keys.blob(*k) == key.0);
+        let known_key = KeyKind::ALL.iter().any(|k| keys.blob(*k) == key.0)
+            || self.shared.settings.authorized_keys.contains(&key.0)
+            || self.dev("unauthorized-key-accepted");
+        let authorized = right_user && known_key;
         if signed.0 == 0 {
             if fits && authorized {
                 let echoed = if self.dev("pk-ok-names-key-type") {
@@ -705,26 +858,30 @@ impl Conn {
         let Some(user) = self.prompting.take() else { return Ok(()) };
         let creds = &self.shared.creds;
         let expired = self.shared.settings.password_expired && !self.password_changed;
-        let right =
-            user == creds.user.as_bytes() && matches!(r.responses.as_slice(), [p] if p.0 == creds.password.as_bytes());
+        let answer = match r.responses.as_slice() {
+            [p] => Some(p),
+            [p, ..] if self.dev("num-responses-unchecked") => Some(p),
+            _ => None,
+        };
+        let right = user == creds.user.as_bytes() && answer.is_some_and(|p| p.0 == creds.password.as_bytes());
         if right && expired {
             // The current password was right: now the new one.
             self.password_changed = true;
             self.prompting = Some(user);
-            let p = Prompt { prompt: Bytes(b"New password: ".to_vec()), echo: Bool(0) };
-            let m = UserauthInfoRequest {
-                name: Bytes::default(),
-                instruction: Bytes::default(),
-                language: Bytes::default(),
-                prompts: vec![p],
-            };
-            return self.send(Message::UserauthInfoRequest(m)).await;
+            return self.prompt("New password: ").await;
         }
         let changed = self.password_changed
             && self.shared.settings.password_expired
             && r.responses.len() == 1
             && user == creds.user.as_bytes();
-        if right || changed { self.passed(&user, "keyboard-interactive").await } else { self.failure(true).await }
+        if right || changed {
+            self.passed(&user, "keyboard-interactive").await
+        } else if self.dev("keyboard-interactive-reprompt") {
+            self.prompting = Some(user);
+            self.prompt("Password: ").await
+        } else {
+            self.failure(true).await
+        }
     }
 
     // ---- connection ----
@@ -748,8 +905,15 @@ impl Conn {
                 language: Bytes::default(),
             })
         };
+        let accepted = match o.channel_type {
+            ChannelType::Session {} => true,
+            ChannelType::X11 { .. } => self.dev("x11-open-accepted"),
+            ChannelType::ForwardedTcpip { .. } => self.dev("forwarded-tcpip-open-accepted"),
+            _ => false,
+        };
         match o.channel_type {
-            ChannelType::Session {} => {}
+            _ if accepted => {}
+            ChannelType::Other { .. } if self.dev("unknown-channel-type-unanswered") => return Ok(()),
             ChannelType::Other { .. } => {
                 let reason = if self.dev("unknown-channel-type-wrong-reason") {
                     ChannelOpenFailureReason::ADMINISTRATIVELY_PROHIBITED
@@ -783,7 +947,7 @@ impl Conn {
             recipient_channel: o.sender_channel,
             sender_channel: id,
             initial_window_size: WINDOW,
-            maximum_packet_size: MAX_PACKET,
+            maximum_packet_size: if self.dev("small-maximum-packet") { 16 * 1024 } else { MAX_PACKET },
             data: Rest::default(),
         };
         self.send(Message::ChannelOpenConfirmation(m)).await
@@ -807,8 +971,29 @@ impl Conn {
                     _ => false,
                 }
             }
-            ChannelRequestKind::PtyReq { .. } | ChannelRequestKind::Env { .. } => true,
-            ChannelRequestKind::WindowChange { .. } | ChannelRequestKind::Signal { .. } => true,
+            ChannelRequestKind::PtyReq { width_chars, height_rows, modes, .. } => {
+                let zero = width_chars == 0 || height_rows == 0;
+                let refused = (zero && self.dev("zero-pty-size-refused"))
+                    || (self.dev("unknown-pty-mode-refused") && has_unknown_mode(&modes.0));
+                !refused
+            }
+            ChannelRequestKind::Env { .. } => true,
+            ChannelRequestKind::WindowChange { .. } => {
+                if r.want_reply.0 == 0 && self.dev("window-change-answered") {
+                    return self.send(Message::ChannelSuccess(ChannelSuccess { recipient_channel: peer })).await;
+                }
+                true
+            }
+            ChannelRequestKind::Signal { signal_name } => {
+                if self.dev("unknown-signal-closes") && !KNOWN_SIGNALS.contains(&signal_name.0.as_slice()) {
+                    if let Some(ch) = self.channels.get_mut(&r.recipient_channel) {
+                        ch.sent_eof = true;
+                        ch.sent_close = true;
+                    }
+                    return self.send(Message::ChannelClose(ChannelClose { recipient_channel: peer })).await;
+                }
+                true
+            }
             ChannelRequestKind::Other { .. } => self.dev("unknown-channel-request-succeeds"),
             _ => false,
         };
@@ -820,6 +1005,19 @@ impl Conn {
         } else {
             Message::ChannelFailure(ChannelFailure { recipient_channel: peer })
         };
+        if self.dev("channel-replies-reordered") {
+            // The first reply waits for the second, which goes out first.
+            match self.held_reply.take() {
+                None => {
+                    self.held_reply = Some(m);
+                    return Ok(());
+                }
+                Some(first) => {
+                    self.send(m).await?;
+                    return self.send(first).await;
+                }
+            }
+        }
         self.send(m).await
     }
 
@@ -884,7 +1082,9 @@ impl Conn {
                     ch.consumed += sent;
                 }
                 self.grant(id).await?;
-                if self.t.tx.payload >= self.shared.settings.rekey_bytes && !self.dev("never-rekeys") {
+                // At the limit, output waits for our rekey to end; the deviant goes on sending.
+                let deviant = self.dev("data-during-own-rekey") && self.t.kex.in_progress();
+                if self.t.tx.payload >= self.shared.settings.rekey_bytes && !self.dev("never-rekeys") && !deviant {
                     return Ok(());
                 }
             }
@@ -972,6 +1172,40 @@ impl Conn {
         }
         self.send(Message::ChannelClose(ChannelClose { recipient_channel: peer })).await
     }
+}
+
+/// Signals of RFC 4254 §6.10.
+const KNOWN_SIGNALS: &[&[u8]] =
+    &[b"ABRT", b"ALRM", b"FPE", b"HUP", b"ILL", b"INT", b"KILL", b"PIPE", b"QUIT", b"SEGV", b"TERM", b"USR1", b"USR2"];
+
+/// Extensions the fixture knows (RFC 8308 §3 and OpenSSH's).
+fn known_extension(name: &[u8]) -> bool {
+    matches!(
+        name,
+        b"server-sig-algs"
+            | b"delay-compression"
+            | b"no-flow-control"
+            | b"elevation"
+            | b"global-requests-ok"
+            | b"ping@openssh.com"
+            | b"publickey-hostbound@openssh.com"
+    )
+}
+
+/// Whether encoded terminal modes (RFC 4254 §8) hold an opcode the RFC does not define.
+fn has_unknown_mode(modes: &[u8]) -> bool {
+    let defined = |op: u8| matches!(op, 1..=42 | 50..=62 | 70..=75 | 90..=93 | 128..=129);
+    let mut i = 0;
+    while let Some(&op) = modes.get(i) {
+        if op == 0 {
+            return false;
+        }
+        if !defined(op) {
+            return true;
+        }
+        i += 5;
+    }
+    false
 }
 
 /// A program as the fixture runs it: its whole output known at start (or counted, for zeros).

@@ -25,7 +25,7 @@ pub const DEVIATIONS: &[Deviation] = &[
     d("no-identification-crlf", &["4253-4.2-e"], "ends its identification line with LF only"),
     d("identification-with-minus", &["4253-4.2-l"], "puts a minus sign in its softwareversion"),
     d("empty-mac-list", &["4253-7.1-d"], "sends an empty MAC list for client-to-server"),
-    d("padding-below-four-accepted", &["4253-6-b"], "accepts packets with fewer than 4 bytes of padding"),
+    d("short-padding-sent", &["4253-6-b"], "sends an IGNORE with 3 bytes of padding after each NEWKEYS"),
     d(
         "misaligned-packet-accepted",
         &["4253-6-e", "4253-6-f"],
@@ -60,6 +60,23 @@ pub const DEVIATIONS: &[Deviation] = &[
     d("unknown-service-accepted", &["4253-10-a"], "accepts any service"),
     d("data-during-own-rekey", &["4253-7.1-x"], "sends channel data between its KEXINIT and NEWKEYS"),
     d("never-rekeys", &["4253-9-c"], "never starts a key exchange of its own (seen with the rekey-256k variant)"),
+    d("rekey-refused", &["4253-9-a"], "disconnects when the client starts a key re-exchange"),
+    d(
+        "client-data-during-own-kexinit-fatal",
+        &["4253-7.1-y"],
+        "disconnects on connection messages the client sent before it saw the fixture's rekey KEXINIT",
+    ),
+    d("nul-in-identification", &["4253-4.2-f"], "puts a null character in its identification line"),
+    d("identification-over-255", &["4253-4.2-g"], "sends an identification line over 255 characters"),
+    d("client-comment-refused", &["4253-4.2-d"], "disconnects a client whose identification carries comments"),
+    d("empty-name-in-list", &["4251-5-g", "4253-7.1-a"], "lists an empty algorithm name (\"none,,zlib@openssh.com\")"),
+    d("long-algorithm-name", &["4251-6-b"], "lists a host key algorithm name of 77 characters"),
+    d("non-ascii-name", &["4251-5-h"], "lists a host key algorithm name that is not US-ASCII"),
+    d("large-packet-refused", &["4253-6.1-a"], "disconnects on payloads over 16 KiB"),
+    d("server-compression-preference", &["4253-7.1-p"], "chooses compression by its own preference"),
+    d("one-cipher-both-ways", &["4253-6.3-d", "4253-6.3-e"], "uses the client-to-server cipher in both directions"),
+    d("one-mac-both-ways", &["4253-6.4-b"], "uses the client-to-server MAC in both directions"),
+    d("unimplemented-then-disconnect", &["4253-11.4-b"], "answers UNIMPLEMENTED, then disconnects"),
     // Strict kex (OpenSSH PROTOCOL §1.10, draft-ietf-sshm-strict-kex).
     d(
         "strict-kex-lenient",
@@ -81,10 +98,26 @@ pub const DEVIATIONS: &[Deviation] = &[
         &["OSSH-1.10-c", "SKEX-5.3-a"],
         "offers strict kex but keeps its sequence numbers across NEWKEYS",
     ),
+    d(
+        "strict-kex-rekey-no-reset",
+        &["SKEX-5.3-a", "SKEX-5.3-b", "SKEX-5.3-c"],
+        "resets sequence numbers at the first NEWKEYS only, not after a rekey",
+    ),
+    d(
+        "strict-kex-marker-in-rekey",
+        &["SKEX-5.1-d", "OSSH-1.10-a"],
+        "re-reads the strict kex marker in a rekey KEXINIT, and drops strict kex when it is absent",
+    ),
     // RFC 8308: extension negotiation.
     d("no-ext-info", &["8308-2.4-c", "8308-3.1-b"], "never sends EXT_INFO"),
     d("ext-info-unasked", &["8308-2.4-c"], "sends EXT_INFO to a client that did not list ext-info-c"),
     d("ext-info-marker-negotiated", &["8308-2.2-c"], "lets ext-info-s be chosen as the key exchange method"),
+    d("ext-info-c-as-own", &["8308-2.2-b"], "lists ext-info-c, the client's indicator, in its own KEXINIT"),
+    d(
+        "unknown-extension-fatal",
+        &["8308-2.5-a", "8308-2.5-c", "8308-2.5-d"],
+        "disconnects on an extension it does not know",
+    ),
     // RFC 4252: authentication.
     d("none-lists-none", &["4252-5.2-b"], "lists none among the methods that can continue"),
     d("partial-success-on-failure", &["4252-5.1-e"], "sets partial success on every failure"),
@@ -95,6 +128,43 @@ pub const DEVIATIONS: &[Deviation] = &[
     d("success-repeated", &["4252-5.1-j"], "answers authentication requests after success with another SUCCESS"),
     d("unlimited-auth-tries", &["4252-4-e", "4252-4-f"], "never disconnects after failed attempts"),
     d("no-login-grace", &["4252-4-c"], "waits for authentication forever"),
+    d(
+        "partial-success-kept-across-users",
+        &["4252-5-b", "4252-5-c"],
+        "keeps a partial success when the user name changes",
+    ),
+    d("unknown-service-login", &["4252-5-e"], "logs in for a service that does not exist"),
+    d("any-user-accepted", &["4252-5-f"], "accepts the right password for any user name"),
+    d("unknown-method-disconnects", &["4252-5-g"], "disconnects on an unknown method instead of failing it"),
+    d("keyboard-interactive-not-abandoned", &["4252-5-h"], "ignores other requests while keyboard-interactive waits"),
+    d("aborted-method-failure", &["4252-5.1-i"], "sends a FAILURE for a keyboard-interactive round cut short"),
+    d("completed-method-listed", &["4252-5.1-c"], "lists methods already passed among those that can continue"),
+    d("partial-success-unset", &["4252-5.1-d"], "leaves partial success FALSE when a step of the chain passes"),
+    d(
+        "messages-after-login-dropped",
+        &["4252-5.1-l"],
+        "drops connection messages that arrive with the login (within 500 ms of SUCCESS)",
+    ),
+    d(
+        "requests-after-success-failed",
+        &["4252-5.1-k", "4252-5.3-a"],
+        "answers authentication requests after success with FAILURE",
+    ),
+    d("unauthorized-key-accepted", &["4252-7-c"], "accepts any public key with a valid signature"),
+    d("unknown-key-algorithm-accepted", &["4252-7-d"], "takes a public key under an algorithm it does not support"),
+    d("expired-password-accepted", &["4252-8-g"], "logs in with an expired password"),
+    d("password-change-unanswered", &["4252-8-h"], "does not answer a password change request"),
+    // RFC 4256: keyboard-interactive.
+    d("second-info-request-early", &["4256-3-a", "4256-3.2-b"], "sends a second INFO_REQUEST before the answer"),
+    d("empty-prompt", &["4256-3.2-f"], "prompts with an empty string"),
+    d("num-responses-unchecked", &["4256-3.4-c"], "takes the first response whatever their number"),
+    d(
+        "keyboard-interactive-unknown-user-refused",
+        &["4256-3.1-e"],
+        "fails keyboard-interactive at once for an unknown user",
+    ),
+    d("keyboard-interactive-reprompt", &["4256-3.4-f"], "prompts again after a wrong answer instead of failing"),
+    d("unsolicited-response-accepted", &["4256-3.4-g"], "takes an INFO_RESPONSE nobody asked for as login"),
     // RFC 4254: connection protocol.
     d(
         "unknown-channel-type-wrong-reason",
@@ -120,6 +190,15 @@ pub const DEVIATIONS: &[Deviation] = &[
     d("unknown-global-request-succeeds", &["4254-4-d"], "answers unknown global requests with SUCCESS"),
     d("global-reply-always", &["4254-4-a"], "answers global requests that asked for no reply"),
     d("stderr-as-data", &["4254-6.5-c"], "sends standard error as ordinary channel data"),
+    d("channel-replies-reordered", &["4254-4-c"], "answers a channel's first request after its second"),
+    d("unknown-channel-type-unanswered", &["4254-5.1-a"], "does not answer an open of an unknown channel type"),
+    d("small-maximum-packet", &["4254-5.2-d", "4254-5.2-e"], "advertises a maximum packet of 16 KiB for its channels"),
+    d("x11-open-accepted", &["4254-6.3.2-a"], "confirms x11 channel opens though it asked for no X11 forwarding"),
+    d("forwarded-tcpip-open-accepted", &["4254-7.2-a"], "confirms forwarded-tcpip opens though it forwards no port"),
+    d("zero-pty-size-refused", &["4254-6.2-a"], "refuses a pty request of zero columns or rows"),
+    d("unknown-pty-mode-refused", &["4254-8-b"], "refuses a pty request carrying a terminal mode it does not know"),
+    d("unknown-signal-closes", &["4254-6.9-a"], "closes the channel on a signal it does not know"),
+    d("window-change-answered", &["4254-6.7-a"], "answers window-change requests that asked for no reply"),
 ];
 
 /// The deviation called `name`.

@@ -37,6 +37,9 @@ pub struct Settings {
     pub rekey_interval: Option<Duration>,
     /// The test user's password has expired: it must be changed during authentication.
     pub password_expired: bool,
+    /// Public key blobs accepted for the test user besides the credentials' own (for real clients
+    /// with keys of their own, such as `ssh`).
+    pub authorized_keys: Vec<Vec<u8>>,
     /// The rules this instance breaks.
     pub deviations: Vec<&'static Deviation>,
 }
@@ -51,6 +54,7 @@ impl Default for Settings {
             rekey_bytes: 1 << 30,
             rekey_interval: None,
             password_expired: false,
+            authorized_keys: Vec::new(),
             deviations: Vec::new(),
         }
     }
@@ -58,7 +62,8 @@ impl Default for Settings {
 
 impl Settings {
     /// Parses `config` lines: `auth-methods a,b`, `auth-chain a,b`, `max-auth-tries N`,
-    /// `login-grace SECONDS`, `rekey-limit BYTES [SECONDS]`, `password-expired`, `deviate NAME`.
+    /// `login-grace SECONDS`, `rekey-limit BYTES [SECONDS]`, `password-expired`, `deviate NAME`,
+    /// `authorized-key TYPE BASE64 [COMMENT]` (a line of an authorized_keys file).
     pub fn parse(lines: &[String]) -> Result<Settings, String> {
         let mut s = Settings::default();
         for line in lines {
@@ -86,6 +91,14 @@ impl Settings {
                     _ => return Err(format!("fixture setting {line:?}: rekey-limit BYTES [SECONDS]")),
                 },
                 "password-expired" if rest.is_empty() => s.password_expired = true,
+                "authorized-key" => {
+                    use base64::Engine;
+                    let blob = rest
+                        .get(1)
+                        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+                        .ok_or_else(|| format!("fixture setting {line:?}: authorized-key TYPE BASE64 [COMMENT]"))?;
+                    s.authorized_keys.push(blob);
+                }
                 "deviate" => {
                     let name = one()?;
                     let d = deviation::find(name).ok_or_else(|| {

@@ -217,8 +217,10 @@ pub struct Quirks {
     pub keep_sequence_numbers: bool,
     /// Make each exchange's hash the session id, not only the first one's.
     pub session_id_follows_rekey: bool,
-    /// Take packets with fewer than four bytes of padding.
-    pub accept_short_padding: bool,
+    /// Under strict kex, reset sequence numbers at the first NEWKEYS only.
+    pub reset_sequence_numbers_once: bool,
+    /// Let a rekey KEXINIT's markers switch strict kex on or off.
+    pub strict_follows_rekey_markers: bool,
 }
 
 /// The other end's identification and what preceded it (the server's, in the client role).
@@ -572,6 +574,17 @@ impl Transport {
     }
 
     /// Frames, protects and writes a packet whose payload follows `PACKET_HEADER` bytes of room.
+    /// An IGNORE that is block-aligned under the current keys with 3 bytes of padding: a packet
+    /// whose only fault is short padding (the fixture's `short-padding-sent`).
+    pub fn short_padded_ignore(&self) -> (Message, Framing) {
+        let block = self.tx.cipher.block_size();
+        let clear = if self.tx.cipher.length_in_clear() { 4 } else { 0 };
+        // Length, padding length byte, message number, string length, data, 3 bytes of padding.
+        let data = (0..block).find(|d| (4 + 1 + 1 + 4 + d + 3 - clear) % block == 0).unwrap_or(0);
+        let msg = Message::Ignore(sshspec_wire::msg::Ignore { data: Bytes(vec![b' '; data]) });
+        (msg, Framing { padding: Some(3), ..Framing::default() })
+    }
+
     async fn write_packet(&mut self, packet: &mut Vec<u8>, f: &Framing) -> Result<(), TransportError> {
         if let Some(z) = &mut self.tx.deflate {
             let c = z.compress(&packet[PACKET_HEADER..]);
@@ -629,7 +642,7 @@ impl Transport {
                         }
                     })?;
                     let padding = pkt[4] as usize;
-                    if (padding < 4 && !self.quirks.accept_short_padding) || padding + 1 > len {
+                    if padding < 4 || padding + 1 > len {
                         return Err(TransportError::Target(format!(
                             "sent padding_length {padding} in a packet of length {len} (RFC 4253 §6: at least 4, inside the packet)"
                         )));
@@ -692,6 +705,9 @@ impl Transport {
             Message::KexDhGexRequestOld(m) => {
                 self.kex.gex_request = Some(kex::GexRequest { min: None, n: m.n, max: None })
             }
+            Message::KexDhGexGroup(g) if self.role == Role::Server => {
+                self.kex.gex_group = Some((g.p.0.clone(), g.g.0.clone()));
+            }
             Message::UserauthRequest(r) => self.ctx.auth = auth_family(r),
             _ => {}
         }
@@ -736,7 +752,13 @@ impl Transport {
             Message::KexDhGexReply(r) if self.role == Role::Client => {
                 self.on_kex_reply(&r.k_s.0, &r.f.0, &r.signature.0)?
             }
-            Message::KexDhGexGroup(g) => self.on_gex_group(&g.p.0, &g.g.0)?,
+            Message::KexDhGexGroup(g) if self.role == Role::Client => self.on_gex_group(&g.p.0, &g.g.0)?,
+            Message::KexDhGexRequest(m) if self.role == Role::Server => {
+                self.kex.gex_request = Some(kex::GexRequest { min: Some(m.min), n: m.n, max: Some(m.max) });
+            }
+            Message::KexDhGexRequestOld(m) if self.role == Role::Server => {
+                self.kex.gex_request = Some(kex::GexRequest { min: None, n: m.n, max: None })
+            }
             Message::NewKeys(_) => self.on_newkeys(false),
             Message::ExtInfo(e) => self.kex.server_ext_info = Some(e.clone()),
             Message::UserauthSuccess(_) if self.role == Role::Client => self.on_authenticated(),
@@ -769,7 +791,8 @@ impl Transport {
         dir.bytes = 0;
         dir.blocks = 0;
         dir.payload = 0;
-        if strict && !self.quirks.keep_sequence_numbers {
+        let once = self.quirks.reset_sequence_numbers_once && self.kex.completed > 0;
+        if strict && !self.quirks.keep_sequence_numbers && !once {
             dir.seq = 0;
         }
         // Each epoch starts a fresh zlib stream, as OpenSSH and Dropbear do.
@@ -810,7 +833,7 @@ impl Transport {
         };
         match &n {
             Ok(n) => {
-                if self.kex.completed == 0 {
+                if self.kex.completed == 0 || self.quirks.strict_follows_rekey_markers {
                     self.kex.strict = n.strict;
                 }
                 self.ctx.kex = match kex::method(&n.kex).map(|m| m.family) {
@@ -909,7 +932,7 @@ impl Transport {
         k_s: &[u8],
         sign: impl FnOnce(&str, &[u8]) -> Result<Vec<u8>, String>,
     ) -> Result<Message, TransportError> {
-        use sshspec_wire::msg::{KexEcdhReply, KexdhReply};
+        use sshspec_wire::msg::{KexDhGexReply, KexEcdhReply, KexdhReply};
         let (Some(n), Some(method)) = (self.kex.negotiated().cloned(), self.kex.method()) else {
             return Err(TransportError::Target("sent a key exchange init message before negotiation".into()));
         };
@@ -918,20 +941,53 @@ impl Transport {
             .client_value
             .take()
             .ok_or_else(|| TransportError::Ours("a kex reply with no client value received".into()))?;
-        if matches!(method.family, kex::Family::Gex | kex::Family::Hybrid(_)) {
-            return Err(TransportError::Ours(format!("the server role does not speak {}", method.name)));
-        }
-        let (secret, ours) = kex::Secret::generate(method, None).map_err(TransportError::Ours)?;
-        let k =
-            secret.shared(&client, method.hash).map_err(|e| TransportError::Target(format!("{}: {e}", method.name)))?;
+        let theirs = |e: String| TransportError::Target(format!("{}: {e}", method.name));
+        let (ours, k) = match method.family {
+            kex::Family::Hybrid(kem) => kex::HybridSecret::respond(kem, &client, method.hash).map_err(theirs)?,
+            _ => {
+                let group = self.kex.gex_group.as_ref().map(|(p, g)| (p.as_slice(), g.as_slice()));
+                let (secret, ours) = kex::Secret::generate(method, group).map_err(TransportError::Ours)?;
+                let k = secret.shared(&client, method.hash).map_err(theirs)?;
+                (ours, k)
+            }
+        };
         let h = self.exchange_hash(method, k_s, &client, &ours, &k)?;
         let signature = sign(&n.host_key, &h).map_err(TransportError::Ours)?;
         self.install_keys(&n, method, &k, &h)?;
         let (k_s, signature) = (Bytes(k_s.to_vec()), Bytes(signature));
         Ok(match method.family {
             kex::Family::Dh(_) => Message::KexdhReply(KexdhReply { k_s, f: Bytes(ours), signature }),
+            kex::Family::Gex => Message::KexDhGexReply(KexDhGexReply { k_s, f: Bytes(ours), signature }),
             _ => Message::KexEcdhReply(KexEcdhReply { k_s, q_s: Bytes(ours), signature }),
         })
+    }
+
+    /// The server role's answer to a group exchange request (RFC 4419 §3): the smallest of the
+    /// RFC 3526 groups that is at least the preferred size and within the bounds, else the
+    /// largest within them.
+    pub fn server_gex_group(&self) -> Result<Message, TransportError> {
+        let req = self
+            .kex
+            .gex_request
+            .ok_or_else(|| TransportError::Ours("a group exchange group with no request received".into()))?;
+        let groups = [
+            (2048, kex::modp::GROUP14),
+            (3072, kex::modp::GROUP15),
+            (4096, kex::modp::GROUP16),
+            (6144, kex::modp::GROUP17),
+            (8192, kex::modp::GROUP18),
+        ];
+        let allowed: Vec<_> = groups.iter().filter(|(bits, _)| req.allows(*bits)).collect();
+        let (_, p_hex) =
+            allowed.iter().find(|(bits, _)| *bits as u32 >= req.n).or(allowed.last()).ok_or_else(|| {
+                TransportError::Target(format!(
+                    "asked for a group of {:?} to {:?} bits; ours have 2048 to 8192",
+                    req.min, req.max
+                ))
+            })?;
+        let mut p = vec![0u8];
+        p.extend(hex::decode(p_hex).map_err(|e| TransportError::Ours(format!("a MODP prime: {e}")))?);
+        Ok(Message::KexDhGexGroup(sshspec_wire::msg::KexDhGexGroup { p: Bytes(p), g: Bytes(vec![2]) }))
     }
 
     fn exchange_hash(

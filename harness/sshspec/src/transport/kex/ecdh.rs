@@ -9,6 +9,8 @@ use sshspec_wire::codec::{put_mpint_unsigned, put_string};
 const X25519_LEN: usize = 32;
 const MLKEM768_CIPHERTEXT: usize = 1088;
 const SNTRUP761_CIPHERTEXT: usize = 1039;
+const MLKEM768_PUBLIC: usize = 1184;
+const SNTRUP761_PUBLIC: usize = 1158;
 
 pub enum EcdhSecret {
     X25519(x25519_dalek::StaticSecret),
@@ -152,10 +154,53 @@ impl HybridSecret {
             }
         };
         let k_cl = x25519(x, q)?;
-        let mut k = Vec::with_capacity(4 + 64);
-        put_string(&mut k, &hash.digest(&[&k_pq, &k_cl]));
-        Ok(k)
+        Ok(hybrid_k(hash, &k_pq, &k_cl))
     }
+
+    /// The server's half: from the client's C_INIT, S_REPLY (a ciphertext encapsulated to its KEM
+    /// key, then our X25519 public key) and K.
+    pub fn respond(kem: Kem, c_init: &[u8], hash: Hash) -> Result<(Vec<u8>, Vec<u8>), String> {
+        let (pk_len, name) = match kem {
+            Kem::MlKem768 => (MLKEM768_PUBLIC, "mlkem768"),
+            Kem::Sntrup761 => (SNTRUP761_PUBLIC, "sntrup761"),
+        };
+        if c_init.len() != pk_len + X25519_LEN {
+            return Err(format!(
+                "sent a {name}x25519 init of {} bytes, not {} ({pk_len}-byte KEM key and a 32-byte X25519 key)",
+                c_init.len(),
+                pk_len + X25519_LEN
+            ));
+        }
+        let (pk, q) = c_init.split_at(pk_len);
+        let mut m = [0u8; 32];
+        rand::thread_rng().fill_bytes(&mut m);
+        let (mut reply, k_pq) = match kem {
+            Kem::MlKem768 => {
+                let key = pk.try_into().map_err(|_| "ML-KEM key of the wrong size")?;
+                let ek = ml_kem::EncapsulationKey::<ml_kem::MlKem768>::new(key)
+                    .map_err(|_| format!("sent an invalid ML-KEM-768 key ({})", short_hex(pk)))?;
+                let (ct, k) = ek.encapsulate_deterministic(&m.into());
+                (ct.to_vec(), k.to_vec())
+            }
+            Kem::Sntrup761 => {
+                let ek = sntrup761::EncapsulationKey::try_from(pk)
+                    .map_err(|e| format!("sent an invalid sntrup761 key: {e}"))?;
+                let (ct, k) = ek.encapsulate_deterministic(m);
+                (ct.as_ref().to_vec(), k.as_ref().to_vec())
+            }
+        };
+        let x = x25519_dalek::StaticSecret::random_from_rng(rand_core::OsRng);
+        reply.extend_from_slice(&x25519_dalek::PublicKey::from(&x).to_bytes());
+        let k_cl = x25519(&x, q)?;
+        Ok((reply, hybrid_k(hash, &k_pq, &k_cl)))
+    }
+}
+
+/// K = HASH(K_PQ || K_CL), encoded as a string (draft-ietf-sshm-mlkem-hybrid-kex §2.4).
+fn hybrid_k(hash: Hash, k_pq: &[u8], k_cl: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(4 + 64);
+    put_string(&mut k, &hash.digest(&[k_pq, k_cl]));
+    k
 }
 
 #[cfg(test)]
@@ -191,6 +236,18 @@ mod tests {
             let (a, qa) = EcdhSecret::generate(curve);
             let (b, qb) = EcdhSecret::generate(curve);
             assert_eq!(a.shared(&qb).expect("valid point"), b.shared(&qa).expect("valid point"), "{curve:?}");
+        }
+    }
+
+    /// Our server half (`respond`) and our client half reach the same K, and a short init is
+    /// the client's fault.
+    #[test]
+    fn hybrid_server_half_agrees_with_the_client_half() {
+        for (kem, hash) in [(Kem::MlKem768, Hash::Sha256), (Kem::Sntrup761, Hash::Sha512)] {
+            let (client, c_init) = HybridSecret::generate(kem);
+            let (reply, k) = HybridSecret::respond(kem, &c_init, hash).expect("a valid init");
+            assert_eq!(client.shared(&reply, hash).expect("a valid reply"), k, "{kem:?}");
+            assert!(HybridSecret::respond(kem, &c_init[1..], hash).is_err());
         }
     }
 

@@ -11,6 +11,7 @@ mod ecdh;
 pub mod modp;
 
 pub use dh::{GexRequest, bits as modp_bits};
+pub use ecdh::HybridSecret;
 
 use sha2::Digest;
 use sshspec_wire::codec::put_string;
