@@ -1046,7 +1046,13 @@ impl Conn {
         if ch.consumed < WINDOW / 2 || ch.sent_close {
             return Ok(());
         }
-        let m = ChannelWindowAdjust { recipient_channel: ch.peer, bytes_to_add: std::mem::take(&mut ch.consumed) };
+        let mut bytes_to_add = std::mem::take(&mut ch.consumed);
+        let peer = ch.peer;
+        if self.dev("window-adjust-overflows") {
+            // Two such adjusts pass 2^32-1 whatever window the client had left.
+            bytes_to_add = u32::MAX / 2 + 1;
+        }
+        let m = ChannelWindowAdjust { recipient_channel: peer, bytes_to_add };
         self.send(Message::ChannelWindowAdjust(m)).await
     }
 

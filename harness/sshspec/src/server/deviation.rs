@@ -182,6 +182,7 @@ pub const DEVIATIONS: &[Deviation] = &[
         &["4254-5.2-a"],
         "keeps the client's window as a signed 32-bit number, so 2^32-1 is no window at all",
     ),
+    d("window-adjust-overflows", &["4254-5.2-b"], "grants window in adjusts that take the client's window past 2^32-1"),
     d("close-not-answered", &["4254-5.3-b"], "does not answer the client's CHANNEL_CLOSE"),
     d("no-eof", &["4254-5.3-a"], "closes channels without sending EOF"),
     d("no-exit-status", &["4254-6.10-a"], "never reports the exit status"),
