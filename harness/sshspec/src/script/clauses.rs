@@ -122,7 +122,7 @@ impl Registry {
     }
 
     /// Coverage per document. `validated`: scenarios seen to FAIL on some server and PASS on
-    /// another (those a shipped target description records as an expected failure).
+    /// another (a shipped target description's expected failures, the fixture's recorded kills).
     pub fn coverage(&self, scenarios: &[Scenario], validated: &BTreeSet<String>) -> Vec<Coverage> {
         let mut by_clause: BTreeMap<&str, Vec<&Scenario>> = BTreeMap::new();
         for s in scenarios {
@@ -204,8 +204,9 @@ pub fn coverage_markdown(rows: &[Coverage]) -> String {
         sum(|r| r.validated),
     );
     o.push_str(
-        "\n*Validated*: cited by a scenario that a shipped target description records as failing on a real \
-         server that breaks the clause.\n",
+        "\n*Validated*: cited by a scenario seen to FAIL: on a real server that breaks the clause (a shipped \
+         target description's expected failure), or on the fixture server made to break a clause the scenario \
+         cites (scenarios/validated.toml).\n",
     );
     let top: Vec<&String> = rows.iter().flat_map(|r| &r.top25_uncited).collect();
     o.push_str(&format!(

@@ -667,6 +667,14 @@ impl Conn {
         if counted {
             self.failures += 1;
         }
+        if self.dev("pipelined-failures-dropped") {
+            // A slow backend (PAM, say) that answers only the last of the requests queued behind it.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            if self.t.packet_ready() {
+                self.t.log.note("no FAILURE: another message is already waiting");
+                return Ok(());
+            }
+        }
         let partial = Bool(u8::from(self.dev("partial-success-on-failure")));
         self.send(Message::UserauthFailure(UserauthFailure { methods: self.methods_left(), partial_success: partial }))
             .await

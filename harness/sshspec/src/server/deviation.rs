@@ -138,6 +138,11 @@ pub const DEVIATIONS: &[Deviation] = &[
     d("unknown-method-disconnects", &["4252-5-g"], "disconnects on an unknown method instead of failing it"),
     d("keyboard-interactive-not-abandoned", &["4252-5-h"], "ignores other requests while keyboard-interactive waits"),
     d("aborted-method-failure", &["4252-5.1-i"], "sends a FAILURE for a keyboard-interactive round cut short"),
+    d(
+        "pipelined-failures-dropped",
+        &["4252-5.1-g"],
+        "takes 50 ms per failed request and sends no FAILURE when the next message has arrived meanwhile",
+    ),
     d("completed-method-listed", &["4252-5.1-c"], "lists methods already passed among those that can continue"),
     d("partial-success-unset", &["4252-5.1-d"], "leaves partial success FALSE when a step of the chain passes"),
     d(
