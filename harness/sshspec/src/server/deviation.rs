@@ -70,7 +70,7 @@ pub const DEVIATIONS: &[Deviation] = &[
     d("identification-over-255", &["4253-4.2-g"], "sends an identification line over 255 characters"),
     d("client-comment-refused", &["4253-4.2-d"], "disconnects a client whose identification carries comments"),
     d("empty-name-in-list", &["4251-5-g", "4253-7.1-a"], "lists an empty algorithm name (\"none,,zlib@openssh.com\")"),
-    d("long-algorithm-name", &["4251-6-b"], "lists a host key algorithm name of 77 characters"),
+    d("long-algorithm-name", &["4251-6-b"], "lists a host key algorithm name of 76 characters"),
     d("non-ascii-name", &["4251-5-h"], "lists a host key algorithm name that is not US-ASCII"),
     d("large-packet-refused", &["4253-6.1-a"], "disconnects on payloads over 16 KiB"),
     d("server-compression-preference", &["4253-7.1-p"], "chooses compression by its own preference"),
