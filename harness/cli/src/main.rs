@@ -1073,11 +1073,12 @@ fn validate(sel: &Selection, names: &[String], list: bool, json: bool, min_score
     }
     if record {
         let path = scenarios_dir(sel).join(sshspec::validate::RECORD_FILE);
-        if let Err(e) = std::fs::write(&path, sshspec::validate::record_text(&v.kills())) {
+        let kills = v.kills();
+        if let Err(e) = std::fs::write(&path, sshspec::validate::record_text(&kills)) {
             eprintln!("error: {}: {e}", path.display());
             return exit::HARNESS;
         }
-        eprintln!("recorded {} scenario(s) that caught a deviation in {}", v.kills().len(), path.display());
+        eprintln!("recorded {} scenario(s) that caught a deviation in {}", kills.len(), path.display());
     }
     if v.conforming_failures.is_empty() && v.score() >= min_score { exit::OK } else { exit::NONCONFORMING }
 }

@@ -398,8 +398,9 @@ impl Conn {
             Message::ChannelData(d) => self.on_data(d.recipient_channel, d.data.0.len(), Some(d.data.0)).await,
             Message::ChannelExtendedData(d) => self.on_data(d.recipient_channel, d.data.0.len(), None).await,
             Message::ChannelWindowAdjust(a) => {
+                let signed = self.dev("window-signed-32-bit");
                 if let Some(ch) = self.channels.get_mut(&a.recipient_channel) {
-                    ch.window = if self.shared.settings.deviates("window-signed-32-bit") {
+                    ch.window = if signed {
                         ((ch.window as u32).wrapping_add(a.bytes_to_add) as i32).max(0) as u64
                     } else {
                         ch.window + u64::from(a.bytes_to_add)
