@@ -1,14 +1,16 @@
 //! The fixture server (`server/`) with a client that is not ours: OpenSSH's `ssh` logs in with a
 //! key of its own, runs commands, completes every key exchange method and host key algorithm the
 //! two share (post-quantum hybrid, curves, fixed groups, group exchange), and moves 100 MiB each
-//! way at once under chacha20-poly1305 and under aes128-gcm, rekeying every MiB (`RekeyLimit 1M`).
+//! way at once under chacha20-poly1305 and under aes128-gcm, rekeying every MiB (`RekeyLimit 1M`),
+//! and forwards a port the fixture picks back to a local echo service (`ssh -R`).
 //! A server role that only ever talked to our own client would prove nothing about the server
 //! half of the transport.
 
 use sha2::{Digest, Sha256};
 use sshspec::peer::Credentials;
 use sshspec::server::{self, Settings};
-use std::io::Write;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -152,5 +154,69 @@ fn openssh_client_logs_in_and_moves_100_mib_each_way() {
         assert!(rekeys >= 100, "{cipher}: only {rekeys} rekeys at RekeyLimit 1M:\n{log}");
         eprintln!("{cipher}: 100 MiB each way in {:.1?}, {rekeys} rekeys", start.elapsed());
     }
+
+    remote_forward(&ssh_bin, &dir.0, port, &data[..4 * MIB]);
     drop(fixture);
+}
+
+/// `ssh -R 127.0.0.1:0:127.0.0.1:ECHO` (as `RemoteForward`): the fixture listens on a port it picks (tcpip-forward to
+/// port 0), ssh learns it from the reply, and bytes sent to that port come back through a
+/// forwarded-tcpip channel, ssh and the echo service.
+fn remote_forward(ssh_bin: &Path, dir: &Path, port: u16, data: &[u8]) {
+    let echo = TcpListener::bind("127.0.0.1:0").expect("echo listens");
+    let echo_port = echo.local_addr().expect("echo address").port();
+    std::thread::spawn(move || {
+        for mut s in echo.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut back = s.try_clone().expect("clone");
+                let _ = std::io::copy(&mut s, &mut back);
+                let _ = back.shutdown(Shutdown::Write);
+            });
+        }
+    });
+    let opts = ["ExitOnForwardFailure=yes".into(), format!("RemoteForward=127.0.0.1:0 127.0.0.1:{echo_port}")];
+    let mut child = ssh(ssh_bin, dir, port, &opts, "discard-stdin")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ssh runs");
+    // ssh says which port the server picked: "Allocated port N for remote forward to ...".
+    let (lines_tx, lines) = std::sync::mpsc::channel::<String>();
+    let stderr = child.stderr.take().expect("stderr");
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let mut log = String::new();
+    let bound: u16 = loop {
+        let line = lines.recv_timeout(std::time::Duration::from_secs(60)).unwrap_or_else(|_| {
+            let _ = child.kill();
+            panic!("ssh never reported the forwarded port:\n{log}")
+        });
+        log.push_str(&line);
+        log.push('\n');
+        if let Some(rest) = line.strip_prefix("Allocated port ") {
+            break rest.split(' ').next().and_then(|p| p.parse().ok()).expect("a port number");
+        }
+    };
+    let mut conn = TcpStream::connect(("127.0.0.1", bound)).expect("the forwarded port accepts");
+    let mut writer = conn.try_clone().expect("clone");
+    let sent = data.to_vec();
+    let feed = std::thread::spawn(move || {
+        writer.write_all(&sent)?;
+        writer.shutdown(Shutdown::Write)
+    });
+    let mut back = Vec::new();
+    conn.read_to_end(&mut back).expect("the forwarded connection is read to its end");
+    feed.join().expect("feeder").expect("the forwarded connection takes the bytes");
+    drop(child.stdin.take());
+    let status = child.wait().expect("ssh ends");
+    log.extend(lines.try_iter().map(|l| l + "\n"));
+    assert_eq!(back.len(), data.len(), "bytes back through the forward:\n{log}");
+    assert!(back == data, "the bytes came back changed through the forward");
+    assert!(status.success(), "ssh failed ({status}):\n{log}");
+    assert!(log.contains("forwarded-tcpip"), "no forwarded-tcpip channel in ssh's log:\n{log}");
+    eprintln!("remote forward: {} KiB there and back through port {bound}", data.len() / 1024);
 }

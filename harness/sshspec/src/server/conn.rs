@@ -2,6 +2,7 @@
 //! client's), authentication and session channels running the catalogue's programs, all on one
 //! task. Every departure from the RFCs is a named deviation, checked where the rule applies.
 
+use super::forward::{self, Forwards};
 use super::{BANNER, HOST_KEY_ALGORITHMS, Shared};
 use crate::peer::userkey::KeyKind;
 use crate::script::Program;
@@ -44,15 +45,18 @@ pub(super) async fn serve(stream: tokio::net::TcpStream, shared: Arc<Shared>) {
     c.t.shutdown().await;
 }
 
-/// What a running program still has to do.
+/// What a running program, or a relayed socket, still has to do.
 struct Job {
-    program: Program,
+    /// One of the catalogue's programs; none for a forwarded connection's socket.
+    program: Option<Program>,
     /// Output waiting for window: stdout, stderr, and zeros still to print.
     stdout: VecDeque<u8>,
     stderr: VecDeque<u8>,
     zeros: u64,
     /// The program needs its stdin to end before it exits (echo-stdin, discard-stdin).
     reads_stdin: bool,
+    /// More output may come: a relayed socket not yet at its end.
+    open: bool,
 }
 
 struct Channel {
@@ -100,6 +104,9 @@ struct Conn {
     next_channel: u32,
     /// A channel request's reply kept back to be sent after the next one (a deviation).
     held_reply: Option<Message>,
+    /// A global request's reply kept back likewise.
+    held_global: Option<Message>,
+    forwards: Forwards,
     connected_at: Instant,
 }
 
@@ -126,6 +133,8 @@ impl Conn {
             channels: BTreeMap::new(),
             next_channel: 0,
             held_reply: None,
+            held_global: None,
+            forwards: Forwards::default(),
             connected_at: Instant::now(),
         }
     }
@@ -155,7 +164,14 @@ impl Conn {
             // would hold a runtime thread without ever yielding.
             let deadline = self.deadline().max(Instant::now() + Duration::from_millis(10));
             let before = self.t.rx.payload;
-            let msg = match self.t.recv(deadline).await {
+            let received = tokio::select! {
+                r = self.t.recv(deadline) => r,
+                e = self.forwards.next() => {
+                    self.on_forward(e).await?;
+                    continue;
+                }
+            };
+            let msg = match received {
                 Ok(m) => m,
                 Err(TransportError::Timeout { .. }) if !self.authed && !self.dev("no-login-grace") => {
                     return self.disconnect(DisconnectReason::BY_APPLICATION, "login grace time exceeded").await;
@@ -411,10 +427,19 @@ impl Conn {
             Message::ChannelEof(e) => {
                 if let Some(ch) = self.channels.get_mut(&e.recipient_channel) {
                     ch.stdin_eof = true;
+                    self.forwards.write(e.recipient_channel, Vec::new());
                 }
                 Ok(())
             }
             Message::ChannelClose(c) => self.on_channel_close(c.recipient_channel).await,
+            Message::ChannelOpenConfirmation(c) if self.forwards.is_pending(c.recipient_channel) => {
+                self.on_forward_confirmed(c);
+                Ok(())
+            }
+            Message::ChannelOpenFailure(f) if self.forwards.is_pending(f.recipient_channel) => {
+                self.forwards.refused(f.recipient_channel);
+                Ok(())
+            }
             Message::ChannelSuccess(_)
             | Message::ChannelFailure(_)
             | Message::RequestSuccess(_)
@@ -896,13 +921,96 @@ impl Conn {
     // ---- connection ----
 
     async fn on_global_request(&mut self, g: GlobalRequest) -> Step {
-        if g.want_reply.0 != 0 || self.dev("global-reply-always") {
-            if self.dev("unknown-global-request-succeeds") {
-                return self.send(Message::RequestSuccess(RequestSuccess { data: Rest::default() })).await;
+        let forward = matches!(g.request, GlobalRequestKind::TcpipForward { .. });
+        // The reply's data: the port bound, when the client let us choose it (RFC 4254 §7.1).
+        let granted: Option<Vec<u8>> = match g.request {
+            GlobalRequestKind::TcpipForward { address, port } => match self.forwards.listen(&address.0, port).await {
+                Ok(bound) => Some(if port == 0 { bound.to_be_bytes().to_vec() } else { Vec::new() }),
+                Err(why) => {
+                    self.t.log.note(format!("tcpip-forward refused: {why}"));
+                    None
+                }
+            },
+            GlobalRequestKind::CancelTcpipForward { address, port } => {
+                self.forwards.cancel(&address.0, port).then(Vec::new)
             }
-            return self.send(Message::RequestFailure(RequestFailure {})).await;
+            GlobalRequestKind::Other { .. } if self.dev("unknown-global-request-succeeds") => Some(Vec::new()),
+            GlobalRequestKind::Other { .. } => None,
+        };
+        if g.want_reply.0 == 0 && !self.dev("global-reply-always") {
+            return Ok(());
         }
-        Ok(())
+        let m = match granted {
+            Some(data) => Message::RequestSuccess(RequestSuccess { data: Rest(Bytes(data)) }),
+            None => Message::RequestFailure(RequestFailure {}),
+        };
+        if self.dev("global-replies-reordered") {
+            // A forward's reply waits for the next request's, which goes out first.
+            if forward && self.held_global.is_none() {
+                self.held_global = Some(m);
+                return Ok(());
+            }
+            if let Some(first) = self.held_global.take() {
+                self.send(m).await?;
+                return self.send(first).await;
+            }
+        }
+        self.send(m).await
+    }
+
+    /// A connection to a forwarded port is opened to the client; bytes read from a relayed
+    /// socket wait for the channel's window.
+    async fn on_forward(&mut self, e: forward::Event) -> Step {
+        match e {
+            forward::Event::Accepted { address, port, stream, origin } => {
+                let id = self.next_channel;
+                self.next_channel += 1;
+                self.forwards.hold(id, stream);
+                let open = ChannelOpen {
+                    channel_type: ChannelType::ForwardedTcpip {
+                        address_connected: Bytes(address),
+                        port_connected: port,
+                        originator_address: Bytes(origin.ip().to_string().into_bytes()),
+                        originator_port: u32::from(origin.port()),
+                    },
+                    sender_channel: id,
+                    initial_window_size: WINDOW,
+                    maximum_packet_size: MAX_PACKET,
+                };
+                self.send(Message::ChannelOpen(open)).await
+            }
+            forward::Event::Read { channel, data } => {
+                if let Some(job) = self.channels.get_mut(&channel).and_then(|c| c.job.as_mut()) {
+                    job.open &= !data.is_empty();
+                    job.stdout.extend(data);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn on_forward_confirmed(&mut self, c: ChannelOpenConfirmation) {
+        let id = c.recipient_channel;
+        let job = Job {
+            program: None,
+            stdout: VecDeque::new(),
+            stderr: VecDeque::new(),
+            zeros: 0,
+            reads_stdin: false,
+            open: true,
+        };
+        let ch = Channel {
+            peer: c.sender_channel,
+            window: u64::from(c.initial_window_size),
+            max_packet: c.maximum_packet_size,
+            consumed: 0,
+            job: Some(job),
+            stdin_eof: false,
+            sent_eof: false,
+            sent_close: false,
+        };
+        self.channels.insert(id, ch);
+        self.forwards.start(id);
     }
 
     async fn on_channel_open(&mut self, o: ChannelOpen) -> Step {
@@ -1036,8 +1144,12 @@ impl Conn {
             return self.disconnect(DisconnectReason::PROTOCOL_ERROR, "data on a channel that is not open").await;
         };
         let mut adjust = len as u32;
-        if let (Some(job), Some(data)) = (&mut ch.job, data)
-            && matches!(job.program, Program::EchoStdin)
+        if let Some(data) = &data
+            && self.forwards.relays(channel)
+        {
+            self.forwards.write(channel, data.clone());
+        } else if let (Some(job), Some(data)) = (&mut ch.job, data)
+            && job.program == Some(Program::EchoStdin)
             && !ch.stdin_eof
         {
             job.stdout.extend(data);
@@ -1067,6 +1179,7 @@ impl Conn {
 
     async fn on_channel_close(&mut self, channel: u32) -> Step {
         let Some(ch) = self.channels.remove(&channel) else { return Ok(()) };
+        self.forwards.close(channel);
         if !ch.sent_close && !self.dev("close-not-answered") {
             return self.send(Message::ChannelClose(ChannelClose { recipient_channel: ch.peer })).await;
         }
@@ -1080,8 +1193,11 @@ impl Conn {
         }
         let ids: Vec<u32> = self.channels.keys().copied().collect();
         for id in ids {
-            let echo =
-                self.channels.get(&id).and_then(|c| c.job.as_ref()).is_some_and(|j| j.program == Program::EchoStdin);
+            let echo = self
+                .channels
+                .get(&id)
+                .and_then(|c| c.job.as_ref())
+                .is_some_and(|j| j.program == Some(Program::EchoStdin));
             loop {
                 if self.t.packet_ready() {
                     return Ok(());
@@ -1162,11 +1278,25 @@ impl Conn {
         let Some(ch) = self.channels.get_mut(&id) else { return Ok(()) };
         let Some(job) = &ch.job else { return Ok(()) };
         let drained = job.stdout.is_empty() && job.stderr.is_empty() && job.zeros == 0;
-        if ch.sent_close || !drained || (job.reads_stdin && !ch.stdin_eof) {
+        if ch.sent_close || !drained || job.open || (job.reads_stdin && !ch.stdin_eof) {
             return Ok(());
         }
         let peer = ch.peer;
-        let exit = match &job.program {
+        let Some(program) = &job.program else {
+            // A relayed socket: EOF as soon as it ended, CLOSE once the client's EOF came too.
+            let close = ch.stdin_eof;
+            if !ch.sent_eof {
+                ch.sent_eof = true;
+                self.send(Message::ChannelEof(ChannelEof { recipient_channel: peer })).await?;
+            }
+            if close && let Some(ch) = self.channels.get_mut(&id) {
+                ch.sent_close = true;
+                self.forwards.close(id);
+                return self.send(Message::ChannelClose(ChannelClose { recipient_channel: peer })).await;
+            }
+            return Ok(());
+        };
+        let exit = match program {
             Program::Exit(n) => ChannelRequestKind::ExitStatus { exit_status: *n },
             Program::Signal(s) => ChannelRequestKind::ExitSignal {
                 signal_name: Bytes(s.as_bytes().to_vec()),
@@ -1225,8 +1355,15 @@ fn has_unknown_mode(modes: &[u8]) -> bool {
 
 /// A program as the fixture runs it: its whole output known at start (or counted, for zeros).
 fn start(program: Program) -> Job {
-    let mut job = Job { program, stdout: VecDeque::new(), stderr: VecDeque::new(), zeros: 0, reads_stdin: false };
-    match &job.program {
+    let mut job = Job {
+        program: Some(program.clone()),
+        stdout: VecDeque::new(),
+        stderr: VecDeque::new(),
+        zeros: 0,
+        reads_stdin: false,
+        open: false,
+    };
+    match &program {
         Program::Print(w) => job.stdout.extend(format!("{w}\n").into_bytes()),
         Program::Stderr(w) => job.stderr.extend(format!("{w}\n").into_bytes()),
         Program::Zeros(n) => job.zeros = *n,

@@ -197,6 +197,7 @@ pub const DEVIATIONS: &[Deviation] = &[
     d("global-reply-always", &["4254-4-a"], "answers global requests that asked for no reply"),
     d("stderr-as-data", &["4254-6.5-c"], "sends standard error as ordinary channel data"),
     d("channel-replies-reordered", &["4254-4-c"], "answers a channel's first request after its second"),
+    d("global-replies-reordered", &["4254-4-b"], "answers a tcpip-forward after the global request that followed it"),
     d("unknown-channel-type-unanswered", &["4254-5.1-a"], "does not answer an open of an unknown channel type"),
     d("small-maximum-packet", &["4254-5.2-d", "4254-5.2-e"], "advertises a maximum packet of 16 KiB for its channels"),
     d("x11-open-accepted", &["4254-6.3.2-a"], "confirms x11 channel opens though it asked for no X11 forwarding"),

@@ -8,6 +8,7 @@
 
 mod conn;
 pub mod deviation;
+mod forward;
 
 pub use deviation::{DEVIATIONS, Deviation};
 

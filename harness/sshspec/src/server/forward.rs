@@ -1,0 +1,161 @@
+//! Remote forwarding for the fixture (RFC 4254 §7.1): `tcpip-forward` listens on a loopback
+//! port, and each connection to it becomes a `forwarded-tcpip` channel to the client, its bytes
+//! relayed both ways. Sockets are served by tasks that report to the connection's loop through
+//! one queue, so the loop stays the only writer of the transport.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio::task::{AbortHandle, JoinSet};
+
+/// What the socket tasks report.
+pub(super) enum Event {
+    /// A connection to a forwarded port: (address, port) as the client asked for them.
+    Accepted { address: Vec<u8>, port: u32, stream: TcpStream, origin: SocketAddr },
+    /// Bytes read from a relayed socket, for our channel `channel`; empty at end of stream.
+    Read { channel: u32, data: Vec<u8> },
+}
+
+/// The forwards and relayed sockets of one connection. Dropping it closes them all.
+pub(super) struct Forwards {
+    listeners: BTreeMap<(Vec<u8>, u32), AbortHandle>,
+    /// Accepted sockets whose channel the client has not confirmed yet, by our channel number.
+    pending: BTreeMap<u32, TcpStream>,
+    /// Where bytes for each relayed socket go (an empty write shuts its sending side), and its
+    /// reader, stopped when the channel closes.
+    relays: BTreeMap<u32, (mpsc::UnboundedSender<Vec<u8>>, AbortHandle)>,
+    tasks: JoinSet<()>,
+    tx: mpsc::Sender<Event>,
+    rx: mpsc::Receiver<Event>,
+}
+
+/// How much one read from a relayed socket takes; a few of them queue before the reader waits.
+const READ_CHUNK: usize = 32 * 1024;
+const QUEUE: usize = 16;
+
+impl Default for Forwards {
+    fn default() -> Self {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        Forwards {
+            listeners: BTreeMap::new(),
+            pending: BTreeMap::new(),
+            relays: BTreeMap::new(),
+            tasks: JoinSet::new(),
+            tx,
+            rx,
+        }
+    }
+}
+
+impl Forwards {
+    /// Listens for `tcpip-forward`; the port bound (the one asked for, or the one chosen for 0),
+    /// or why not. Only loopback addresses: the fixture never listens beyond this machine.
+    pub async fn listen(&mut self, address: &[u8], port: u32) -> Result<u32, String> {
+        let host = match address {
+            b"127.0.0.1" | b"localhost" => "127.0.0.1",
+            b"::1" => "::1",
+            other => {
+                return Err(format!("the fixture listens on loopback only, not {:?}", String::from_utf8_lossy(other)));
+            }
+        };
+        let wanted = u16::try_from(port).map_err(|_| format!("port {port} is out of range"))?;
+        let listener = TcpListener::bind((host, wanted)).await.map_err(|e| format!("{host}:{port}: {e}"))?;
+        let bound = u32::from(listener.local_addr().map_err(|e| e.to_string())?.port());
+        let (tx, key) = (self.tx.clone(), address.to_vec());
+        let handle = self.tasks.spawn(async move {
+            while let Ok((stream, origin)) = listener.accept().await {
+                let e = Event::Accepted { address: key.clone(), port: bound, stream, origin };
+                if tx.send(e).await.is_err() {
+                    return;
+                }
+            }
+        });
+        // Known by the port bound, which is what a cancel names after a request for port 0.
+        self.listeners.insert((address.to_vec(), bound), handle);
+        Ok(bound)
+    }
+
+    /// Stops the listener of an earlier `tcpip-forward`, named by the port it bound.
+    pub fn cancel(&mut self, address: &[u8], port: u32) -> bool {
+        match self.listeners.remove(&(address.to_vec(), port)) {
+            Some(h) => {
+                h.abort();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The next event; never resolves while there can be none.
+    pub async fn next(&mut self) -> Event {
+        match self.rx.recv().await {
+            Some(e) => e,
+            // We hold a sender ourselves, so the queue never ends.
+            None => std::future::pending().await,
+        }
+    }
+
+    /// An accepted socket waits for the client to confirm channel `channel`.
+    pub fn hold(&mut self, channel: u32, stream: TcpStream) {
+        self.pending.insert(channel, stream);
+    }
+
+    /// Whether channel `channel` is one of our opens still waiting for an answer.
+    pub fn is_pending(&self, channel: u32) -> bool {
+        self.pending.contains_key(&channel)
+    }
+
+    /// The client confirmed channel `channel`: its socket starts relaying.
+    pub fn start(&mut self, channel: u32) {
+        let Some(stream) = self.pending.remove(&channel) else { return };
+        let (mut read, mut write) = stream.into_split();
+        let tx = self.tx.clone();
+        let reader = self.tasks.spawn(async move {
+            let mut buf = vec![0u8; READ_CHUNK];
+            loop {
+                let n = read.read(&mut buf).await.unwrap_or(0);
+                if tx.send(Event::Read { channel, data: buf[..n].to_vec() }).await.is_err() || n == 0 {
+                    return;
+                }
+            }
+        });
+        let (to_socket, mut from_channel) = mpsc::unbounded_channel::<Vec<u8>>();
+        self.tasks.spawn(async move {
+            while let Some(data) = from_channel.recv().await {
+                let done = data.is_empty();
+                if done || write.write_all(&data).await.is_err() {
+                    let _ = write.shutdown().await;
+                    return;
+                }
+            }
+        });
+        self.relays.insert(channel, (to_socket, reader));
+    }
+
+    /// The client refused channel `channel`: its socket is closed.
+    pub fn refused(&mut self, channel: u32) {
+        self.pending.remove(&channel);
+    }
+
+    /// Whether channel `channel` relays a socket.
+    pub fn relays(&self, channel: u32) -> bool {
+        self.relays.contains_key(&channel)
+    }
+
+    /// Bytes from the client for the socket of channel `channel`; empty at the client's EOF.
+    pub fn write(&mut self, channel: u32, data: Vec<u8>) {
+        if let Some((w, _)) = self.relays.get(&channel) {
+            let _ = w.send(data);
+        }
+    }
+
+    /// Channel `channel` closed: its socket too.
+    pub fn close(&mut self, channel: u32) {
+        if let Some((w, reader)) = self.relays.remove(&channel) {
+            let _ = w.send(Vec::new());
+            reader.abort();
+        }
+    }
+}
