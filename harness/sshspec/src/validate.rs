@@ -99,7 +99,13 @@ pub struct Validation {
     /// Scenarios no deviation's clauses reach.
     pub unexercised: Vec<String>,
     pub duration_ms: u64,
+    /// The longest scenario runs, longest first: (fixture, scenario, outcome, milliseconds). The
+    /// check can end no sooner than the longest.
+    pub slowest: Vec<(String, String, Outcome, u64)>,
 }
+
+/// How many of the longest runs the report names.
+const SLOWEST: usize = 5;
 
 impl Validation {
     pub fn killed(&self) -> usize {
@@ -172,6 +178,12 @@ impl Validation {
             }
         }
         o.push_str(&format!("\n{} scenario(s) cite no clause any deviation breaks\n", self.unexercised.len()));
+        if !self.slowest.is_empty() {
+            o.push_str("\nlongest runs:\n");
+            for (target, id, outcome, ms) in &self.slowest {
+                o.push_str(&format!("  {:>6.1} s  {outcome:?} {id} on {target}\n", *ms as f64 / 1000.0));
+            }
+        }
         o
     }
 }
@@ -228,6 +240,14 @@ pub async fn validate(
         blind: Vec::new(),
         unexercised: Vec::new(),
         duration_ms: summary.duration_ms,
+        slowest: {
+            let mut runs: Vec<&ScenarioResult> = summary.results.iter().collect();
+            runs.sort_by_key(|r| std::cmp::Reverse(r.duration_ms));
+            runs.iter()
+                .take(SLOWEST)
+                .map(|r| (r.target.clone(), r.scenario.clone(), r.outcome, r.duration_ms))
+                .collect()
+        },
     };
     let mut ran_any: BTreeSet<String> = BTreeSet::new();
     let mut failed_any: BTreeSet<String> = BTreeSet::new();

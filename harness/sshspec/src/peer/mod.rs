@@ -244,7 +244,9 @@ impl StepFailure {
 /// entry holds the optional feature it asks for, if it asks for one.
 #[derive(Debug, Default)]
 struct Pending {
-    global: VecDeque<Option<Optional>>,
+    /// Global requests in the order sent (their replies come in that order, RFC 4254 §4):
+    /// `None` for a barrier of ours, whose reply no step sees.
+    global: VecDeque<Option<Option<Optional>>>,
     channel: VecDeque<Option<Optional>>,
     opens: Vec<(u32, Option<Optional>)>,
 }
@@ -254,7 +256,7 @@ impl Pending {
     /// the first match, and open channels are counted only for a CHANNEL_OPEN.
     fn sent(&mut self, msg: &Message, channels: &Channels) {
         match msg {
-            Message::GlobalRequest(g) if g.want_reply.is_true() => self.global.push_back(Optional::of(msg, 0)),
+            Message::GlobalRequest(g) if g.want_reply.is_true() => self.global.push_back(Some(Optional::of(msg, 0))),
             Message::ChannelRequest(r) if r.want_reply.is_true() => self.channel.push_back(Optional::of(msg, 0)),
             Message::ChannelOpen(o) => {
                 self.opens.push((o.sender_channel, Optional::of(msg, channels.open_count())));
@@ -263,10 +265,27 @@ impl Pending {
         }
     }
 
+    /// The global request just sent is a barrier of ours.
+    fn barrier_sent(&mut self) {
+        if let Some(last) = self.global.back_mut() {
+            *last = None;
+        }
+    }
+
+    /// Whether `msg` answers a barrier of ours (and takes it).
+    fn barrier_answered(&mut self, msg: &Message) -> bool {
+        let reply = matches!(msg, Message::RequestSuccess(_) | Message::RequestFailure(_));
+        if reply && matches!(self.global.front(), Some(None)) {
+            self.global.pop_front();
+            return true;
+        }
+        false
+    }
+
     /// Takes the request `msg` answers; returns its optional feature, if it was one.
     fn answered(&mut self, msg: &Message) -> Option<Optional> {
         match msg {
-            Message::RequestSuccess(_) | Message::RequestFailure(_) => self.global.pop_front().flatten(),
+            Message::RequestSuccess(_) | Message::RequestFailure(_) => self.global.pop_front().flatten().flatten(),
             Message::ChannelSuccess(_) | Message::ChannelFailure(_) => self.channel.pop_front().flatten(),
             Message::ChannelOpenConfirmation(ChannelOpenConfirmation { recipient_channel: id, .. })
             | Message::ChannelOpenFailure(ChannelOpenFailure { recipient_channel: id, .. }) => {
@@ -427,6 +446,8 @@ impl<'a> Peer<'a> {
             pending: Pending::default(),
             refused: None,
             granted: BTreeSet::new(),
+            barrier_answered: None,
+            swallow: false,
             server_in_kex: false,
             step_index: 0,
         }
@@ -469,6 +490,10 @@ struct Peer<'a> {
     /// Optional requests the server granted earlier in this connection: it supports them, so a
     /// later refusal of one of them is judged, not taken for lack of support.
     granted: BTreeSet<String>,
+    /// When the server last answered a barrier of ours ([`Self::send_barrier`]).
+    barrier_answered: Option<Instant>,
+    /// The message just received answered a barrier: no step sees it.
+    swallow: bool,
     /// The server has sent a KEXINIT and not yet its NEWKEYS.
     server_in_kex: bool,
     /// The step being run (0-based), for evidence when the scenario's deadline cuts it short.
@@ -659,12 +684,33 @@ impl Peer<'_> {
         if let Some(m) = self.deferred.pop_front() {
             return Ok(m);
         }
-        let msg = self.t.recv(deadline).await.map_err(|e| StepFailure::from_transport(expecting, e))?;
-        self.after_recv(&msg).await?;
-        Ok(msg)
+        loop {
+            let msg = self.t.recv(deadline).await.map_err(|e| StepFailure::from_transport(expecting, e))?;
+            self.after_recv(&msg).await?;
+            if !std::mem::take(&mut self.swallow) {
+                return Ok(msg);
+            }
+        }
+    }
+
+    /// Sends a barrier: a global request the server must answer (RFC 4254 §4: "the receiver MUST
+    /// respond appropriately") and that asks for nothing. Replies come in request order, so its
+    /// answer proves the server has read everything we sent before it; `barrier_answered` records
+    /// when. No step sees the answer. A server that never answers leaves the step to its deadline,
+    /// as without a barrier.
+    async fn send_barrier(&mut self) -> StepResult {
+        let request = GlobalRequestKind::Other {
+            name: Bytes(b"keepalive@openssh.com".to_vec()),
+            data: sshspec_wire::Rest::default(),
+        };
+        let m = Message::GlobalRequest(GlobalRequest { want_reply: Bool(1), request });
+        self.send_framed(&m, &[], &Framing::default()).await?;
+        self.pending.barrier_sent();
+        Ok(())
     }
 
     async fn after_recv(&mut self, msg: &Message) -> StepResult {
+        self.swallow = false;
         // RFC 4253 §7.1: from its KEXINIT to its NEWKEYS a party sends only transport messages;
         // this holds for rekeys the server starts mid-transfer as well as for ours.
         if self.server_in_kex && !msg.msg_type().is_transport() {
@@ -682,6 +728,11 @@ impl Peer<'_> {
     /// Records what later steps read from a received message, whichever step received it: the
     /// server's `server-sig-algs` (EXT_INFO) and `$bound_port` (a REQUEST_SUCCESS with a port).
     fn observe(&mut self, msg: &Message) {
+        if self.pending.barrier_answered(msg) {
+            self.barrier_answered = Some(Instant::now());
+            self.swallow = true;
+            return;
+        }
         match msg {
             Message::KexInit(_) => self.server_in_kex = true,
             Message::NewKeys(_) => self.server_in_kex = false,
@@ -1119,5 +1170,36 @@ impl Peer<'_> {
                 Err(e) => return Err(StepFailure::from_transport(&expected, e)),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn global(name: &str) -> Message {
+        let request = match name {
+            "tcpip-forward" => GlobalRequestKind::TcpipForward { address: Bytes(b"127.0.0.1".to_vec()), port: 0 },
+            _ => GlobalRequestKind::Other { name: Bytes(name.as_bytes().to_vec()), data: Default::default() },
+        };
+        Message::GlobalRequest(GlobalRequest { want_reply: Bool(1), request })
+    }
+
+    /// Replies come in request order: a barrier's answer is the one after the scenario's own
+    /// requests sent before it, and only that one is kept from the steps.
+    #[test]
+    fn a_barrier_takes_the_reply_in_its_turn() {
+        let (mut p, channels) = (Pending::default(), Channels::default());
+        let failure = Message::RequestFailure(RequestFailure {});
+        p.sent(&global("tcpip-forward"), &channels);
+        p.sent(&global("keepalive@openssh.com"), &channels);
+        p.barrier_sent();
+        p.sent(&global("x-unknown@sshspec.invalid"), &channels);
+        assert!(!p.barrier_answered(&failure), "the first reply answers the forward");
+        assert_eq!(p.answered(&failure).map(|o| o.what), Some("the tcpip-forward global request".to_owned()));
+        assert!(p.barrier_answered(&failure), "the second reply answers the barrier");
+        assert!(!p.barrier_answered(&failure), "the third answers the scenario's request");
+        assert!(p.answered(&failure).is_none());
+        assert!(p.global.is_empty());
     }
 }

@@ -6,7 +6,9 @@
 //!
 //! Upload: we send channel data until the payload in the key epoch reaches the limit plus one
 //! packet, then stop; a server that counts what it receives must start a rekey with no more data
-//! from us. Download: the server's KEXINIT follows its own data in order, so the payload we received
+//! from us. A barrier follows the last packet (a global request the server must answer): once its
+//! answer has come, the server has read everything, and its KEXINIT gets [`BARRIER_GRACE`] more,
+//! not the rest of a deadline sized for a slow upload. Download: the server's KEXINIT follows its own data in order, so the payload we received
 //! before it in the epoch is what it sent. Trickle: one IGNORE every 250 ms, so that a server which
 //! checks its clock when a packet comes has a packet to look at; the KEXINIT must come within the
 //! time limit plus a second.
@@ -24,6 +26,9 @@ use tokio::time::Instant;
 pub const ONE_PACKET: u64 = 35_000;
 /// What a time limit allows beyond it: servers check their clocks between events.
 const TIME_SLACK: Duration = Duration::from_secs(1);
+/// How long a KEXINIT may trail the answer to a barrier sent after the data that called for it:
+/// a server may decide to rekey on its next pass through its loop, not before answering.
+pub const BARRIER_GRACE: Duration = Duration::from_secs(5);
 
 impl Peer<'_> {
     pub(super) async fn server_rekeys(
@@ -61,6 +66,8 @@ impl Peer<'_> {
         };
         let cap = bytes + ONE_PACKET;
         let block = vec![0x5a_u8; 32 * 1024];
+        let mut barrier_sent = false;
+        self.barrier_answered = None;
         loop {
             if self.t.kex.theirs.is_some() {
                 return Ok(format!(
@@ -68,16 +75,36 @@ impl Peer<'_> {
                     self.t.tx.payload
                 ));
             }
+            let full = self.t.tx.payload >= cap;
+            if full && !barrier_sent {
+                self.send_barrier().await?;
+                barrier_sent = true;
+            }
             let Some(c) = self.channels.current() else {
                 return Err(fail("an open channel to send on", "the channel is gone"));
             };
             let room = c.remote_window.min(u64::from(c.remote_max_packet)).min(block.len() as u64);
-            if room == 0 || self.t.tx.payload >= cap {
+            if room == 0 || full {
                 let sent = self.t.tx.payload;
                 let expected = format!(
                     "a KEXINIT from the server once it received {bytes} bytes (+{ONE_PACKET} for one packet) in a key epoch; we had sent {sent} payload bytes and stopped"
                 );
-                let msg = self.t.recv(deadline).await.map_err(|e| StepFailure::from_transport(&expected, e))?;
+                let grace = self.barrier_answered.map(|at| at + BARRIER_GRACE + self.opts.latency_allowance);
+                let wait = grace.map_or(deadline, |g| g.min(deadline));
+                let msg = match self.t.recv(wait).await {
+                    Err(crate::transport::TransportError::Timeout { .. }) if wait < deadline => {
+                        return Err(StepFailure::Target {
+                            expected,
+                            actual: format!(
+                                "no KEXINIT: the server answered a global request we sent after our last data, and sent nothing in the {:?} after it",
+                                BARRIER_GRACE + self.opts.latency_allowance
+                            ),
+                            // Judged like a missed deadline: a normal run re-runs it alone.
+                            kind: FailureKind::Timeout,
+                        });
+                    }
+                    other => other.map_err(|e| StepFailure::from_transport(&expected, e))?,
+                };
                 self.after_recv(&msg).await?;
                 if matches!(msg, Message::ChannelClose(_) | Message::ChannelEof(_) | Message::Disconnect(_)) {
                     return Err(fail(expected, summarize(&msg)));
