@@ -159,6 +159,12 @@ pub fn parse(id: &str, path: &Path, text: &str) -> Result<Scenario, LoadError> {
     if let Some(v) = &raw.requires.variant {
         crate::targets::check_variant(v).map_err(|m| at(text.find("variant").map_or(0..0, |i| i..i), m))?;
     }
+    super::names::check_requires(&raw.requires).map_err(|(name, m)| {
+        // The name as written, in the `requires` table (its first quoted occurrence after it).
+        let from = text.find("requires").unwrap_or(0);
+        let at_name = text[from..].find(&format!("\"{name}\"")).map_or(from, |i| from + i + 1);
+        at(at_name..at_name, m)
+    })?;
     if raw.steps.is_empty() {
         return Err(at(0..0, "a scenario needs at least one [[step]]".into()));
     }
@@ -297,6 +303,7 @@ fn step_inner(r: RawStep, line: usize) -> Result<Step, Located> {
                     mac: r.mac.clone(),
                     compression: r.compression.clone(),
                 };
+                super::names::check_pins(&pins).map_err(Located::Step)?;
                 let rekey = match &r.rekey_after {
                     None => None,
                     Some(k) => {
@@ -725,6 +732,21 @@ expect_any = [{ expect = "disconnect", match = { reason = "KEY_EXCHANGE_FAILED" 
         let e = p(&bad).unwrap_err();
         assert_eq!((e.line, e.column), (13, 8), "{e}");
         assert!(e.message.contains("kex_algoritms"), "{e}");
+    }
+
+    #[test]
+    fn a_misspelt_requirement_or_pin_is_refused_where_it_is_written() {
+        let bad = GOOD.replace(
+            "requirement = \"quote\"",
+            "requirement = \"quote\"\nrequires = { auth = [\"password\"], feature = [\"tcpip-fwd\"] }",
+        );
+        let e = p(&bad).unwrap_err();
+        assert_eq!((e.line, e.column), (7, 47), "{e}");
+        assert!(e.message.contains("unknown feature \"tcpip-fwd\""), "{e}");
+        let bad = GOOD.replace("do = \"version-exchange\"", "do = \"key-exchange\"\ncipher = \"aes128-gcm\"");
+        let e = p(&bad).unwrap_err();
+        assert!(e.message.contains("did you mean \"aes128-gcm@openssh.com\""), "{e}");
+        assert_eq!(e.line, 8, "{e}");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 pub mod clauses;
 mod load;
 pub mod message;
+pub mod names;
 pub mod program;
 
 pub use load::{LoadError, load_dir, load_file, parse};

@@ -297,6 +297,7 @@ pub fn catalog() -> Result<Vec<TargetInfo>, String> {
             return Err(format!("{path}: unknown variant {v:?}; known: {}", variant_names()));
         }
         check_programs(&t.programs).map_err(|e| format!("{path}: {e}"))?;
+        check_features(&t.features).map_err(|e| format!("{path}: {e}"))?;
         tables.push((t.name.clone(), table));
         out.push(t);
     }
@@ -474,6 +475,7 @@ pub fn load_description(path: &std::path::Path) -> Result<RemoteDescription, Str
         table.retain(|k, _| !NOT_FOR_REMOTE.contains(&k));
         let d: RemoteDescription = table.try_into().map_err(|e| format!("{}: {e}", path.display()))?;
         check_programs(&d.programs).map_err(|e| format!("{}: {e}", path.display()))?;
+        check_features(d.features.as_deref().unwrap_or_default()).map_err(|e| format!("{}: {e}", path.display()))?;
         return Ok(d);
     }
     let d: RemoteDescription = toml::from_str(&text).map_err(|e| {
@@ -484,7 +486,13 @@ pub fn load_description(path: &std::path::Path) -> Result<RemoteDescription, Str
         format!("{}:{line}:{col}: {}", path.display(), e.message())
     })?;
     check_programs(&d.programs).map_err(|e| format!("{}: {e}", path.display()))?;
+    check_features(d.features.as_deref().unwrap_or_default()).map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(d)
+}
+
+/// A misspelt feature would make every scenario needing it SKIP as "not offered".
+fn check_features(features: &[String]) -> Result<(), String> {
+    features.iter().try_for_each(|f| crate::script::names::check_feature(f).map_err(|m| format!("features: {m}")))
 }
 
 impl TargetInfo {
