@@ -42,6 +42,22 @@ PASSWORD = os.environ.get("SSHSPEC_PASSWORD")
 AUTHORIZED_KEYS = os.environ.get("SSHSPEC_AUTHORIZED_KEYS")
 LISTEN = os.environ.get("SSHSPEC_LISTEN") or "127.0.0.1"
 
+
+def load_authorized_keys():
+    """The authorized keys, or None when there are none: asyncssh refuses a file without a key
+    ("No valid entries found") and would drop every connection at its first auth request. Read
+    at each login, as the file was before."""
+    if not AUTHORIZED_KEYS:
+        return None
+    try:
+        with open(AUTHORIZED_KEYS) as f:
+            text = f.read()
+    except OSError:
+        return None
+    if not any(line.strip() and not line.lstrip().startswith("#") for line in text.splitlines()):
+        return None
+    return asyncssh.import_authorized_keys(text)
+
 children = set()
 
 
@@ -54,12 +70,13 @@ class Server(asyncssh.SSHServer):
         log.info("connection closed: %s", exc or "normally")
 
     def begin_auth(self, username):
-        if AUTHORIZED_KEYS and username == USER:
-            self.conn.set_authorized_keys(AUTHORIZED_KEYS)
+        keys = load_authorized_keys() if username == USER else None
+        if keys is not None:
+            self.conn.set_authorized_keys(keys)
         return True
 
     def public_key_auth_supported(self):
-        return bool(AUTHORIZED_KEYS)
+        return load_authorized_keys() is not None
 
     def password_auth_supported(self):
         return PASSWORD is not None
