@@ -91,6 +91,27 @@ impl Serialize for Bytes {
     }
 }
 
+/// The keys of a bytes value written as a table: the bytes (`hex` or `text`) repeated `repeat`
+/// times, or `random` bytes from `seed`. Scenario files stay short and say what the bytes are.
+const GENERATOR_KEYS: &[&str] = &["hex", "text", "repeat", "random", "seed"];
+/// No value a scenario builds needs more: an SSH packet is at most 256 KiB in practice.
+const MAX_GENERATED: usize = 16 * 1024 * 1024;
+
+/// `n` bytes from splitmix64 seeded with `seed`: the same bytes on every machine and run.
+fn pseudo_random(n: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed;
+    let mut out = Vec::with_capacity(n + 8);
+    while out.len() < n {
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        out.extend_from_slice(&(z ^ (z >> 31)).to_le_bytes());
+    }
+    out.truncate(n);
+    out
+}
+
 impl<'de> Deserialize<'de> for Bytes {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
@@ -103,16 +124,49 @@ impl<'de> Deserialize<'de> for Bytes {
                 Ok(Bytes::from(v))
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Bytes, A::Error> {
-                let mut out = None;
+                let (mut unit, mut repeat, mut random, mut seed) = (None, None, None, None);
                 while let Some(key) = map.next_key::<String>()? {
-                    if key != "hex" {
-                        return Err(de::Error::unknown_field(&key, &["hex"]));
+                    match key.as_str() {
+                        "hex" => {
+                            let h: String = map.next_value()?;
+                            let clean: String = h.chars().filter(|c| !c.is_whitespace()).collect();
+                            let b = hex::decode(&clean).map_err(|e| de::Error::custom(format!("bad hex: {e}")))?;
+                            if unit.replace(b).is_some() {
+                                return Err(de::Error::custom("bytes: `hex` or `text`, not both"));
+                            }
+                        }
+                        "text" => {
+                            if unit.replace(map.next_value::<String>()?.into_bytes()).is_some() {
+                                return Err(de::Error::custom("bytes: `hex` or `text`, not both"));
+                            }
+                        }
+                        "repeat" => repeat = Some(map.next_value::<usize>()?),
+                        "random" => random = Some(map.next_value::<usize>()?),
+                        "seed" => seed = Some(map.next_value::<u64>()?),
+                        other => return Err(de::Error::unknown_field(other, GENERATOR_KEYS)),
                     }
-                    let h: String = map.next_value()?;
-                    let clean: String = h.chars().filter(|c| !c.is_whitespace()).collect();
-                    out = Some(hex::decode(&clean).map_err(|e| de::Error::custom(format!("bad hex: {e}")))?);
                 }
-                out.map(Bytes).ok_or_else(|| de::Error::missing_field("hex"))
+                let size = match (&unit, random) {
+                    (Some(u), None) => u.len().checked_mul(repeat.unwrap_or(1)),
+                    (None, Some(n)) => Some(n),
+                    _ => Some(0),
+                };
+                if size.is_none_or(|n| n > MAX_GENERATED) {
+                    return Err(de::Error::custom(format!("over the {MAX_GENERATED} bytes a value may hold")));
+                }
+                let out = match (unit, random) {
+                    (Some(u), None) => u.repeat(repeat.unwrap_or(1)),
+                    (None, Some(n)) if repeat.is_none() => pseudo_random(n, seed.unwrap_or(0)),
+                    _ => {
+                        return Err(de::Error::custom(
+                            "bytes as a table: { hex = \"..\" } or { text = \"..\" }, each with an optional repeat = N, or { random = N, seed = S }",
+                        ));
+                    }
+                };
+                if seed.is_some() && random.is_none() {
+                    return Err(de::Error::custom("`seed` goes with `random`"));
+                }
+                Ok(Bytes(out))
             }
         }
         d.deserialize_any(V)
@@ -305,5 +359,33 @@ impl<T: Codec> Codec for Option<T> {
     }
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         if r.is_empty() { Ok(None) } else { T::decode(r).map(Some) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bytes(toml_value: &str) -> Result<Bytes, String> {
+        #[derive(Deserialize)]
+        struct T {
+            v: Bytes,
+        }
+        toml::from_str::<T>(&format!("v = {toml_value}")).map(|t| t.v).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn generated_bytes() {
+        assert_eq!(bytes(r#"{ hex = "00ff", repeat = 3 }"#).unwrap().0, [0, 255, 0, 255, 0, 255]);
+        assert_eq!(bytes(r#"{ text = "x", repeat = 4 }"#).unwrap().0, b"xxxx");
+        let r = bytes("{ random = 100, seed = 7 }").unwrap().0;
+        assert_eq!(r.len(), 100);
+        assert_eq!(r, bytes("{ random = 100, seed = 7 }").unwrap().0, "the same seed gives the same bytes");
+        assert_ne!(r, bytes("{ random = 100, seed = 8 }").unwrap().0);
+        assert!(bytes(r#"{ hex = "00", repeat = 100000000000 }"#).unwrap_err().contains("over the"));
+        assert!(bytes(r#"{ hex = "00", text = "x" }"#).unwrap_err().contains("not both"));
+        assert!(bytes(r#"{ random = 3, repeat = 2 }"#).is_err());
+        assert!(bytes(r#"{ text = "x", seed = 2 }"#).unwrap_err().contains("seed"));
+        assert!(bytes(r#"{ size = 2 }"#).unwrap_err().contains("unknown field"));
     }
 }

@@ -110,7 +110,13 @@ struct RawStep {
     /// Free text for readers of the file; ignored by the interpreter.
     #[allow(dead_code)]
     note: Option<String>,
+    /// The step runs this many times in a row (counted as that many steps: step numbers in
+    /// evidence and expected failures count each).
+    repeat: Option<u32>,
 }
+
+/// More repeats than any scenario needs is a slip (a size where a count was meant).
+const MAX_REPEAT: u32 = 1000;
 
 #[derive(Deserialize, Clone)]
 #[serde(deny_unknown_fields)]
@@ -175,7 +181,12 @@ pub fn parse(id: &str, path: &Path, text: &str) -> Result<Scenario, LoadError> {
     for s in raw.steps {
         let span = s.span();
         let (line, _) = line_col(text, span.start);
-        steps.push(step(s.into_inner(), line).map_err(|(key, m)| at(key.unwrap_or(span), m))?);
+        let times = s.get_ref().repeat.unwrap_or(1);
+        if !(1..=MAX_REPEAT).contains(&times) {
+            return Err(at(span, format!("`repeat = {times}`: a step runs 1 to {MAX_REPEAT} times")));
+        }
+        let one = step(s.into_inner(), line).map_err(|(key, m)| at(key.unwrap_or(span), m))?;
+        steps.extend(std::iter::repeat_n(one, times as usize));
     }
     let mut requires = raw.requires;
     add_pinned(&mut requires, &steps);
@@ -747,6 +758,15 @@ expect_any = [{ expect = "disconnect", match = { reason = "KEY_EXCHANGE_FAILED" 
         let e = p(&bad).unwrap_err();
         assert!(e.message.contains("did you mean \"aes128-gcm@openssh.com\""), "{e}");
         assert_eq!(e.line, 8, "{e}");
+    }
+
+    #[test]
+    fn a_repeated_step_counts_as_that_many() {
+        let s = p(&GOOD.replace("do = \"version-exchange\"", "do = \"version-exchange\"\nrepeat = 3")).unwrap();
+        assert_eq!(s.steps.len(), 5);
+        assert!(s.steps[..3].iter().all(|st| matches!(st.action, Action::VersionExchange { .. }) && st.line == 8));
+        let e = p(&GOOD.replace("do = \"version-exchange\"", "do = \"version-exchange\"\nrepeat = 0")).unwrap_err();
+        assert!(e.message.contains("1 to 1000"), "{e}");
     }
 
     #[test]
