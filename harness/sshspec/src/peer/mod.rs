@@ -244,9 +244,8 @@ impl StepFailure {
 /// entry holds the optional feature it asks for, if it asks for one.
 #[derive(Debug, Default)]
 struct Pending {
-    /// Global requests in the order sent (their replies come in that order, RFC 4254 §4):
-    /// `None` for a barrier of ours, whose reply no step sees.
-    global: VecDeque<Option<Option<Optional>>>,
+    /// Global requests in the order sent (their replies come in that order, RFC 4254 §4).
+    global: VecDeque<GlobalReply>,
     channel: VecDeque<Option<Optional>>,
     opens: Vec<(u32, Option<Optional>)>,
 }
@@ -256,7 +255,9 @@ impl Pending {
     /// the first match, and open channels are counted only for a CHANNEL_OPEN.
     fn sent(&mut self, msg: &Message, channels: &Channels) {
         match msg {
-            Message::GlobalRequest(g) if g.want_reply.is_true() => self.global.push_back(Some(Optional::of(msg, 0))),
+            Message::GlobalRequest(g) if g.want_reply.is_true() => {
+                self.global.push_back(GlobalReply::Scenario(Optional::of(msg, 0)))
+            }
             Message::ChannelRequest(r) if r.want_reply.is_true() => self.channel.push_back(Optional::of(msg, 0)),
             Message::ChannelOpen(o) => {
                 self.opens.push((o.sender_channel, Optional::of(msg, channels.open_count())));
@@ -265,27 +266,42 @@ impl Pending {
         }
     }
 
-    /// The global request just sent is a barrier of ours.
-    fn barrier_sent(&mut self) {
+    /// The global request just sent, with sequence number `seq`, is barrier `id` of ours.
+    fn barrier_sent(&mut self, id: u64, seq: u32) {
         if let Some(last) = self.global.back_mut() {
-            *last = None;
+            *last = GlobalReply::Barrier { id, seq };
         }
     }
 
-    /// Whether `msg` answers a barrier of ours (and takes it).
-    fn barrier_answered(&mut self, msg: &Message) -> bool {
-        let reply = matches!(msg, Message::RequestSuccess(_) | Message::RequestFailure(_));
-        if reply && matches!(self.global.front(), Some(None)) {
-            self.global.pop_front();
-            return true;
+    /// The barrier `msg` answers, if it answers one (and takes it): a reply in its turn, or an
+    /// UNIMPLEMENTED naming its packet (a server that knows no global requests).
+    fn barrier_answered(&mut self, msg: &Message) -> Option<u64> {
+        match (msg, self.global.front()) {
+            (Message::RequestSuccess(_) | Message::RequestFailure(_), Some(&GlobalReply::Barrier { id, .. })) => {
+                self.global.pop_front();
+                Some(id)
+            }
+            (Message::Unimplemented(u), _) => {
+                let i = self
+                    .global
+                    .iter()
+                    .position(|r| matches!(r, GlobalReply::Barrier { seq, .. } if *seq == u.sequence_number))?;
+                match self.global.remove(i) {
+                    Some(GlobalReply::Barrier { id, .. }) => Some(id),
+                    _ => None,
+                }
+            }
+            _ => None,
         }
-        false
     }
 
     /// Takes the request `msg` answers; returns its optional feature, if it was one.
     fn answered(&mut self, msg: &Message) -> Option<Optional> {
         match msg {
-            Message::RequestSuccess(_) | Message::RequestFailure(_) => self.global.pop_front().flatten().flatten(),
+            Message::RequestSuccess(_) | Message::RequestFailure(_) => match self.global.pop_front() {
+                Some(GlobalReply::Scenario(o)) => o,
+                _ => None,
+            },
             Message::ChannelSuccess(_) | Message::ChannelFailure(_) => self.channel.pop_front().flatten(),
             Message::ChannelOpenConfirmation(ChannelOpenConfirmation { recipient_channel: id, .. })
             | Message::ChannelOpenFailure(ChannelOpenFailure { recipient_channel: id, .. }) => {
@@ -295,6 +311,15 @@ impl Pending {
             _ => None,
         }
     }
+}
+
+/// What a global request we sent waits for.
+#[derive(Debug)]
+enum GlobalReply {
+    /// The scenario's request, and the optional feature it asks for, if any.
+    Scenario(Option<Optional>),
+    /// A barrier of ours (`Peer::send_barrier`): its answer is kept from the steps.
+    Barrier { id: u64, seq: u32 },
 }
 
 /// Something the RFCs leave optional that we asked for and the server has not yet answered.
@@ -446,6 +471,7 @@ impl<'a> Peer<'a> {
             pending: Pending::default(),
             refused: None,
             granted: BTreeSet::new(),
+            barriers_sent: 0,
             barrier_answered: None,
             swallow: false,
             server_in_kex: false,
@@ -490,8 +516,10 @@ struct Peer<'a> {
     /// Optional requests the server granted earlier in this connection: it supports them, so a
     /// later refusal of one of them is judged, not taken for lack of support.
     granted: BTreeSet<String>,
-    /// When the server last answered a barrier of ours ([`Self::send_barrier`]).
-    barrier_answered: Option<Instant>,
+    /// Barriers sent so far; each has its number ([`Self::send_barrier`]).
+    barriers_sent: u64,
+    /// The last barrier the server answered, and when.
+    barrier_answered: Option<(u64, Instant)>,
     /// The message just received answered a barrier: no step sees it.
     swallow: bool,
     /// The server has sent a KEXINIT and not yet its NEWKEYS.
@@ -698,15 +726,16 @@ impl Peer<'_> {
     /// answer proves the server has read everything we sent before it; `barrier_answered` records
     /// when. No step sees the answer. A server that never answers leaves the step to its deadline,
     /// as without a barrier.
-    async fn send_barrier(&mut self) -> StepResult {
+    async fn send_barrier(&mut self) -> Result<u64, StepFailure> {
         let request = GlobalRequestKind::Other {
             name: Bytes(b"keepalive@openssh.com".to_vec()),
             data: sshspec_wire::Rest::default(),
         };
         let m = Message::GlobalRequest(GlobalRequest { want_reply: Bool(1), request });
         self.send_framed(&m, &[], &Framing::default()).await?;
-        self.pending.barrier_sent();
-        Ok(())
+        self.barriers_sent += 1;
+        self.pending.barrier_sent(self.barriers_sent, self.t.tx.seq.wrapping_sub(1));
+        Ok(self.barriers_sent)
     }
 
     async fn after_recv(&mut self, msg: &Message) -> StepResult {
@@ -728,8 +757,8 @@ impl Peer<'_> {
     /// Records what later steps read from a received message, whichever step received it: the
     /// server's `server-sig-algs` (EXT_INFO) and `$bound_port` (a REQUEST_SUCCESS with a port).
     fn observe(&mut self, msg: &Message) {
-        if self.pending.barrier_answered(msg) {
-            self.barrier_answered = Some(Instant::now());
+        if let Some(id) = self.pending.barrier_answered(msg) {
+            self.barrier_answered = Some((id, Instant::now()));
             self.swallow = true;
             return;
         }
@@ -1001,6 +1030,9 @@ impl Peer<'_> {
                 .map_err(|e| StepFailure::from_transport("the key exchange to complete", e))?;
             // The exchange under way keeps a new one from starting, so this adds no rekey.
             self.after_recv(&msg).await?;
+            if std::mem::take(&mut self.swallow) {
+                continue;
+            }
             match &msg {
                 // RFC 4253 §9: a KEXINIT is answered with a KEXINIT, whenever it comes.
                 Message::Unimplemented(_) => {
@@ -1120,7 +1152,11 @@ impl Peer<'_> {
         loop {
             match self.t.recv(deadline).await {
                 Ok(msg) => {
+                    self.swallow = false;
                     self.observe(&msg);
+                    if std::mem::take(&mut self.swallow) {
+                        continue;
+                    }
                     let before = self.channels.violation_count();
                     self.channels.on_received(&msg, false, &mut self.t.log);
                     // A target that overruns our window or maximum packet breaks RFC 4254 §5.2
@@ -1193,13 +1229,21 @@ mod tests {
         let failure = Message::RequestFailure(RequestFailure {});
         p.sent(&global("tcpip-forward"), &channels);
         p.sent(&global("keepalive@openssh.com"), &channels);
-        p.barrier_sent();
+        p.barrier_sent(1, 7);
         p.sent(&global("x-unknown@sshspec.invalid"), &channels);
-        assert!(!p.barrier_answered(&failure), "the first reply answers the forward");
+        assert_eq!(p.barrier_answered(&failure), None, "the first reply answers the forward");
         assert_eq!(p.answered(&failure).map(|o| o.what), Some("the tcpip-forward global request".to_owned()));
-        assert!(p.barrier_answered(&failure), "the second reply answers the barrier");
-        assert!(!p.barrier_answered(&failure), "the third answers the scenario's request");
+        assert_eq!(p.barrier_answered(&failure), Some(1), "the second reply answers the barrier");
+        assert_eq!(p.barrier_answered(&failure), None, "the third answers the scenario's request");
         assert!(p.answered(&failure).is_none());
+        assert!(p.global.is_empty());
+        // A server that knows no global requests answers UNIMPLEMENTED with the barrier's number.
+        p.sent(&global("keepalive@openssh.com"), &channels);
+        p.barrier_sent(2, 9);
+        let other = Message::Unimplemented(Unimplemented { sequence_number: 8 });
+        assert_eq!(p.barrier_answered(&other), None);
+        let unimplemented = Message::Unimplemented(Unimplemented { sequence_number: 9 });
+        assert_eq!(p.barrier_answered(&unimplemented), Some(2));
         assert!(p.global.is_empty());
     }
 }

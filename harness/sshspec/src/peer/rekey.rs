@@ -66,8 +66,8 @@ impl Peer<'_> {
         };
         let cap = bytes + ONE_PACKET;
         let block = vec![0x5a_u8; 32 * 1024];
-        let mut barrier_sent = false;
-        self.barrier_answered = None;
+        // The barrier of this round: an answer to an earlier one proves nothing about this data.
+        let mut barrier: Option<u64> = None;
         loop {
             if self.t.kex.theirs.is_some() {
                 return Ok(format!(
@@ -76,9 +76,8 @@ impl Peer<'_> {
                 ));
             }
             let full = self.t.tx.payload >= cap;
-            if full && !barrier_sent {
-                self.send_barrier().await?;
-                barrier_sent = true;
+            if full && barrier.is_none() {
+                barrier = Some(self.send_barrier().await?);
             }
             let Some(c) = self.channels.current() else {
                 return Err(fail("an open channel to send on", "the channel is gone"));
@@ -89,7 +88,12 @@ impl Peer<'_> {
                 let expected = format!(
                     "a KEXINIT from the server once it received {bytes} bytes (+{ONE_PACKET} for one packet) in a key epoch; we had sent {sent} payload bytes and stopped"
                 );
-                let grace = self.barrier_answered.map(|at| at + BARRIER_GRACE + self.opts.latency_allowance);
+                let grace = match (barrier, self.barrier_answered) {
+                    (Some(mine), Some((answered, at))) if answered == mine => {
+                        Some(at + BARRIER_GRACE + self.opts.latency_allowance)
+                    }
+                    _ => None,
+                };
                 let wait = grace.map_or(deadline, |g| g.min(deadline));
                 let msg = match self.t.recv(wait).await {
                     Err(crate::transport::TransportError::Timeout { .. }) if wait < deadline => {

@@ -427,7 +427,7 @@ impl Conn {
             Message::ChannelEof(e) => {
                 if let Some(ch) = self.channels.get_mut(&e.recipient_channel) {
                     ch.stdin_eof = true;
-                    self.forwards.write(e.recipient_channel, Vec::new());
+                    self.forwards.eof(e.recipient_channel);
                 }
                 Ok(())
             }

@@ -25,10 +25,15 @@ pub(super) struct Forwards {
     pending: BTreeMap<u32, TcpStream>,
     /// Where bytes for each relayed socket go (an empty write shuts its sending side), and its
     /// reader, stopped when the channel closes.
-    relays: BTreeMap<u32, (mpsc::UnboundedSender<Vec<u8>>, AbortHandle)>,
+    relays: BTreeMap<u32, Relay>,
     tasks: JoinSet<()>,
     tx: mpsc::Sender<Event>,
     rx: mpsc::Receiver<Event>,
+}
+
+struct Relay {
+    to_socket: mpsc::UnboundedSender<Vec<u8>>,
+    reader: AbortHandle,
 }
 
 /// How much one read from a relayed socket takes; a few of them queue before the reader waits.
@@ -88,12 +93,19 @@ impl Forwards {
         }
     }
 
-    /// The next event; never resolves while there can be none.
+    /// The next event; never resolves while there can be none. A connection accepted by a
+    /// forward cancelled since is closed, not opened to the client.
     pub async fn next(&mut self) -> Event {
-        match self.rx.recv().await {
-            Some(e) => e,
-            // We hold a sender ourselves, so the queue never ends.
-            None => std::future::pending().await,
+        loop {
+            // Finished tasks leave the set as they go, not when the connection ends.
+            while self.tasks.try_join_next().is_some() {}
+            match self.rx.recv().await {
+                Some(Event::Accepted { address, port, .. })
+                    if !self.listeners.contains_key(&(address.clone(), port)) => {}
+                Some(e) => return e,
+                // We hold a sender ourselves, so the queue never ends.
+                None => std::future::pending().await,
+            }
         }
     }
 
@@ -131,7 +143,7 @@ impl Forwards {
                 }
             }
         });
-        self.relays.insert(channel, (to_socket, reader));
+        self.relays.insert(channel, Relay { to_socket, reader });
     }
 
     /// The client refused channel `channel`: its socket is closed.
@@ -144,18 +156,30 @@ impl Forwards {
         self.relays.contains_key(&channel)
     }
 
-    /// Bytes from the client for the socket of channel `channel`; empty at the client's EOF.
+    /// Bytes from the client for the socket of channel `channel` (an empty CHANNEL_DATA is
+    /// nothing to write, not an end).
     pub fn write(&mut self, channel: u32, data: Vec<u8>) {
-        if let Some((w, _)) = self.relays.get(&channel) {
-            let _ = w.send(data);
+        if let Some(r) = self.relays.get(&channel)
+            && !data.is_empty()
+        {
+            let _ = r.to_socket.send(data);
         }
     }
 
-    /// Channel `channel` closed: its socket too.
+    /// The client's EOF on channel `channel`: the socket's sending side shuts once what came
+    /// before is written.
+    pub fn eof(&mut self, channel: u32) {
+        if let Some(r) = self.relays.get(&channel) {
+            let _ = r.to_socket.send(Vec::new());
+        }
+    }
+
+    /// Channel `channel` closed: no more reads; the writer finishes what the client sent before
+    /// its CLOSE, then shuts the socket (it ends with the connection if the socket never drains).
     pub fn close(&mut self, channel: u32) {
-        if let Some((w, reader)) = self.relays.remove(&channel) {
-            let _ = w.send(Vec::new());
-            reader.abort();
+        if let Some(r) = self.relays.remove(&channel) {
+            r.reader.abort();
+            let _ = r.to_socket.send(Vec::new());
         }
     }
 }
