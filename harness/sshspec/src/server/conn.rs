@@ -1144,10 +1144,10 @@ impl Conn {
             return self.disconnect(DisconnectReason::PROTOCOL_ERROR, "data on a channel that is not open").await;
         };
         let mut adjust = len as u32;
-        if let Some(data) = &data
-            && self.forwards.relays(channel)
-        {
-            self.forwards.write(channel, data.clone());
+        if self.forwards.relays(channel) {
+            if let Some(data) = data {
+                self.forwards.write(channel, data);
+            }
         } else if let (Some(job), Some(data)) = (&mut ch.job, data)
             && job.program == Some(Program::EchoStdin)
             && !ch.stdin_eof
