@@ -409,7 +409,7 @@ fn load(sel: &Selection) -> Result<Vec<Scenario>, u8> {
             }
         } else {
             match script::load_file(path.parent().unwrap_or(Path::new(".")), path) {
-                Ok(s) => mine.push(s),
+                Ok(s) => mine.extend(s),
                 Err(e) => errs.push(e),
             }
         }
@@ -1143,7 +1143,13 @@ fn check(sel: &Selection) -> u8 {
     if stale > 0 {
         return exit::USAGE;
     }
-    outln!("{} scenario file(s) and {} target description(s) are valid", scenarios.len(), catalog.len());
+    let files: std::collections::BTreeSet<&Path> = scenarios.iter().map(|s| s.path.as_path()).collect();
+    outln!(
+        "{} scenario(s) from {} file(s) and {} target description(s) are valid",
+        scenarios.len(),
+        files.len(),
+        catalog.len()
+    );
     exit::OK
 }
 

@@ -17,7 +17,7 @@ fn ci() -> bool {
 
 fn scenario(id: &str) -> script::Scenario {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios");
-    script::load_file(&dir, &dir.join(format!("{id}.toml"))).unwrap_or_else(|e| panic!("{e}"))
+    script::load_file(&dir, &dir.join(format!("{id}.toml"))).unwrap_or_else(|e| panic!("{e}")).remove(0)
 }
 
 /// `sshspec-serve directory add|remove` inside the container: the keys go in or out of slapd.

@@ -309,7 +309,7 @@ fn every_mode_ends_every_scenario_in_fail_or_error_within_its_deadline() {
 #[test]
 fn a_malformed_server_kexinit_fails_the_well_formed_scenario() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios");
-    let s = script::load_file(&dir, &dir.join("transport/kex/server-kexinit-is-well-formed.toml")).unwrap();
+    let s = script::load_file(&dir, &dir.join("transport/kex/server-kexinit-is-well-formed.toml")).unwrap().remove(0);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let run = rt.block_on(async {
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -205,7 +205,7 @@ fn checks_fail_against_a_paramiko_server_that_deviates() {
         ),
     ];
     let dir = root().join("scenarios");
-    let load = |id: &str| script::load_file(&dir, &dir.join(format!("{id}.toml"))).unwrap();
+    let load = |id: &str| script::load_file(&dir, &dir.join(format!("{id}.toml"))).unwrap().remove(0);
     let creds = Credentials::generate("sshspec-dev");
     let keys_dir = tempfile::tempdir().unwrap();
     let keys = keys_dir.path().join("authorized_keys");

@@ -3,6 +3,7 @@
 use super::message;
 use super::*;
 use serde::Deserialize;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use toml::Spanned;
 
@@ -41,6 +42,37 @@ struct RawScenario {
     destructive: bool,
     #[serde(default)]
     timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    defaults: RawDefaults,
+    /// Read by `expand::cases` before this struct is; kept so the file may carry them.
+    #[serde(default, rename = "parameters")]
+    _parameters: Option<toml::Value>,
+    #[serde(default, rename = "case")]
+    _case: Option<toml::Value>,
+    #[serde(rename = "step")]
+    steps: Vec<Spanned<RawStep>>,
+}
+
+/// What every `expect` and `expect_any` step of the scenario has unless it sets its own.
+#[derive(Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+struct RawDefaults {
+    pass_over: Option<Vec<String>>,
+    timeout: Option<String>,
+}
+
+/// A fragment file (`fragments/NAME.toml`): steps that scenarios include by name.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFragment {
+    /// What the steps do, for readers.
+    #[allow(dead_code)]
+    description: String,
+    /// The fragment's arguments and their defaults; an argument without one must be given. Read
+    /// from the document before it is expanded (`include`); declared so the file may carry it.
+    #[serde(default)]
+    #[allow(dead_code)]
+    args: toml::Table,
     #[serde(rename = "step")]
     steps: Vec<Spanned<RawStep>>,
 }
@@ -51,6 +83,9 @@ struct RawStep {
     // actions: exactly one
     #[serde(rename = "do")]
     do_: Option<String>,
+    /// The steps of a fragment (`fragments/NAME.toml`), with `args` filling its `${name}` slots.
+    include: Option<String>,
+    args: Option<toml::Table>,
     send: Option<String>,
     send_payload: Option<Bytes>,
     send_bytes: Option<Bytes>,
@@ -140,8 +175,109 @@ enum RawAlternative {
     },
 }
 
-/// Parses one scenario from text. `id` and `path` name it in errors and results.
+/// Fragments scenarios may include by name: the catalogue's own (built into the binary, so a
+/// user's scenarios anywhere can include them) and those in a `fragments/` folder beside the
+/// scenarios being loaded, which come first.
+#[derive(Clone, Debug, Default)]
+pub struct Fragments {
+    own: BTreeMap<String, (PathBuf, String)>,
+}
+
+/// The folder, under a scenarios folder, that holds fragments rather than scenarios.
+pub const FRAGMENTS_DIR: &str = "fragments";
+
+const BUILTIN_FRAGMENTS: [(&str, &str); 3] = [
+    ("connect", include_str!("../../../../scenarios/fragments/connect.toml")),
+    ("login", include_str!("../../../../scenarios/fragments/login.toml")),
+    ("session", include_str!("../../../../scenarios/fragments/session.toml")),
+];
+
+/// Includes within includes stop here: deeper is a cycle or a slip.
+const MAX_INCLUDE_DEPTH: usize = 4;
+
+impl Fragments {
+    /// The built-in fragments and `root/fragments/*.toml`.
+    pub fn beside(root: &Path) -> Result<Fragments, LoadError> {
+        let mut own = BTreeMap::new();
+        let dir = root.join(FRAGMENTS_DIR);
+        let mut files = Vec::new();
+        collect(&dir, &mut files);
+        for f in files {
+            let text = std::fs::read_to_string(&f).map_err(|e| LoadError {
+                path: f.clone(),
+                line: 0,
+                column: 0,
+                message: format!("cannot read: {e}"),
+            })?;
+            own.insert(scenario_id(&dir, &f), (f, text));
+        }
+        Ok(Fragments { own })
+    }
+
+    fn get(&self, name: &str) -> Option<(PathBuf, &str)> {
+        if let Some((p, t)) = self.own.get(name) {
+            return Some((p.clone(), t.as_str()));
+        }
+        BUILTIN_FRAGMENTS
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(n, t)| (PathBuf::from(format!("{FRAGMENTS_DIR}/{n}.toml")), *t))
+    }
+
+    fn names(&self) -> Vec<String> {
+        let mut n: Vec<String> = self.own.keys().cloned().collect();
+        n.extend(BUILTIN_FRAGMENTS.iter().map(|(n, _)| n.to_string()));
+        n.sort();
+        n.dedup();
+        n
+    }
+}
+
+/// Parses a file that holds one scenario (no parameters), including built-in fragments only.
 pub fn parse(id: &str, path: &Path, text: &str) -> Result<Scenario, LoadError> {
+    let mut all = parse_all(id, path, text, &Fragments::default())?;
+    if all.len() != 1 {
+        return Err(LoadError {
+            path: path.to_path_buf(),
+            line: 1,
+            column: 1,
+            message: format!("this file expands into {} scenarios; load it with its folder", all.len()),
+        });
+    }
+    Ok(all.remove(0))
+}
+
+/// Parses a scenario file: one scenario, or one per case of its parameters (ids `ID/CASE`).
+/// `id` and `path` name it in errors and results.
+pub fn parse_all(id: &str, path: &Path, text: &str, fragments: &Fragments) -> Result<Vec<Scenario>, LoadError> {
+    let at = |span: std::ops::Range<usize>, message: String| {
+        let (line, column) = line_col(text, span.start);
+        LoadError { path: path.to_path_buf(), line, column, message }
+    };
+    let doc: toml::Table = toml::from_str(text).map_err(|e| at(e.span().unwrap_or(0..0), e.message().to_string()))?;
+    let cases = super::expand::cases(&doc).map_err(|m| {
+        let key = ["[parameters]", "[[case]]"].iter().find_map(|k| text.find(k)).unwrap_or(0);
+        at(key..key, m)
+    })?;
+    let mut out = Vec::with_capacity(cases.len());
+    for case in cases {
+        let expanded = super::expand::substitute(text, &case.values).map_err(|(i, m)| at(i..i, m))?;
+        let case_id = match &case.suffix {
+            Some(s) => format!("{id}/{s}"),
+            None => id.to_owned(),
+        };
+        let one = parse_one(&case_id, path, &expanded, fragments).map_err(|mut e| {
+            if let Some(s) = &case.suffix {
+                e.message = format!("{} (case {s})", e.message);
+            }
+            e
+        })?;
+        out.push(one);
+    }
+    Ok(out)
+}
+
+fn parse_one(id: &str, path: &Path, text: &str, fragments: &Fragments) -> Result<Scenario, LoadError> {
     let at = |span: std::ops::Range<usize>, message: String| {
         let (line, column) = line_col(text, span.start);
         LoadError { path: path.to_path_buf(), line, column, message }
@@ -177,17 +313,22 @@ pub fn parse(id: &str, path: &Path, text: &str) -> Result<Scenario, LoadError> {
     if raw.clauses.is_empty() {
         return Err(at(0..0, "`clauses` must name at least one clause id from the inventory".into()));
     }
+    if let Some(t) = &raw.defaults.timeout {
+        parse_duration(t).map_err(|m| at(text.find("[defaults]").map_or(0..0, |i| i..i), format!("defaults: {m}")))?;
+    }
     let mut steps = Vec::with_capacity(raw.steps.len());
+    let mut x = Expansion {
+        defaults: &raw.defaults,
+        fragments,
+        digest: <sha2::Sha256 as sha2::Digest>::new_with_prefix(text.as_bytes()),
+    };
     for s in raw.steps {
         let span = s.span();
         let (line, _) = line_col(text, span.start);
-        let times = s.get_ref().repeat.unwrap_or(1);
-        if !(1..=MAX_REPEAT).contains(&times) {
-            return Err(at(span, format!("`repeat = {times}`: a step runs 1 to {MAX_REPEAT} times")));
-        }
-        let one = step(s.into_inner(), line).map_err(|(key, m)| at(key.unwrap_or(span), m))?;
-        steps.extend(std::iter::repeat_n(one, times as usize));
+        let expanded = expand_step(s.into_inner(), line, 0, &mut x).map_err(|(key, m)| at(key.unwrap_or(span), m))?;
+        steps.extend(expanded);
     }
+    let digest = x.digest;
     let mut requires = raw.requires;
     add_pinned(&mut requires, &steps);
     Ok(Scenario {
@@ -203,8 +344,114 @@ pub fn parse(id: &str, path: &Path, text: &str) -> Result<Scenario, LoadError> {
         destructive: raw.destructive,
         timeout,
         steps,
-        digest: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(text.as_bytes())),
+        digest: hex::encode(sha2::Digest::finalize(digest)),
     })
+}
+
+/// What expanding a file's steps carries along.
+struct Expansion<'a> {
+    defaults: &'a RawDefaults,
+    fragments: &'a Fragments,
+    /// Covers what ran: the file's text and every fragment it included, as expanded.
+    digest: sha2::Sha256,
+}
+
+/// One step of a file, as the steps it stands for: itself (`repeat` times), or the steps of the
+/// fragment it includes, every one at this step's line. The scenario's defaults apply to all.
+fn expand_step(mut r: RawStep, line: usize, depth: usize, x: &mut Expansion<'_>) -> Result<Vec<Step>, StepError> {
+    let times = r.repeat.unwrap_or(1);
+    if !(1..=MAX_REPEAT).contains(&times) {
+        return Err((None, format!("`repeat = {times}`: a step runs 1 to {MAX_REPEAT} times")));
+    }
+    let once = match r.include.take() {
+        Some(name) => include(&name, r, line, depth, x)?,
+        None => {
+            if r.expect.is_some() || r.expect_any.is_some() {
+                if r.pass_over.is_none() {
+                    r.pass_over = x.defaults.pass_over.clone();
+                }
+                if r.timeout.is_none() {
+                    r.timeout = x.defaults.timeout.clone();
+                }
+            }
+            if r.args.is_some() {
+                return Err((None, "`args` goes with `include`".into()));
+            }
+            vec![step(r, line)?]
+        }
+    };
+    let mut out = Vec::with_capacity(once.len() * times as usize);
+    for _ in 0..times {
+        out.extend(once.iter().cloned());
+    }
+    Ok(out)
+}
+
+/// The steps of fragment `name`, its slots filled from its defaults and the step's `args`.
+fn include(name: &str, r: RawStep, line: usize, depth: usize, x: &mut Expansion<'_>) -> Result<Vec<Step>, StepError> {
+    if let Some(other) = stray_for_include(&r) {
+        return Err((None, format!("a step with `include` takes only `args`, `repeat` and `note`, not `{other}`")));
+    }
+    if depth >= MAX_INCLUDE_DEPTH {
+        return Err((None, format!("fragments include each other more than {MAX_INCLUDE_DEPTH} deep (a cycle?)")));
+    }
+    let Some((path, text)) = x.fragments.get(name) else {
+        let names = x.fragments.names();
+        let known: Vec<&str> = names.iter().map(String::as_str).collect();
+        return Err((None, format!("no fragment {name:?}; {}", super::names::hint(name, &known))));
+    };
+    let within = |offset: usize, m: String| {
+        let (l, c) = line_col(text, offset);
+        (None, format!("in fragment {name:?} ({}:{l}:{c}): {m}", path.display()))
+    };
+    let doc: toml::Table =
+        toml::from_str(text).map_err(|e| within(e.span().unwrap_or(0..0).start, e.message().into()))?;
+    let mut values: super::expand::Values = match doc.get("args") {
+        Some(toml::Value::Table(t)) => t.clone().into_iter().collect(),
+        _ => Default::default(),
+    };
+    let slots: BTreeSet<&str> = super::expand::slots(text).into_iter().map(|(_, n)| n).collect();
+    for (k, v) in r.args.unwrap_or_default() {
+        if !values.contains_key(&k) && !slots.contains(k.as_str()) {
+            let takes: Vec<&str> = slots.iter().copied().collect();
+            return Err((None, format!("fragment {name:?} takes no argument `{k}` (it takes: {})", takes.join(", "))));
+        }
+        values.insert(k, v);
+    }
+    let expanded = super::expand::substitute(text, &values).map_err(|(i, m)| within(i, m))?;
+    sha2::Digest::update(&mut x.digest, expanded.as_bytes());
+    let frag: RawFragment =
+        toml::from_str(&expanded).map_err(|e| within(e.span().unwrap_or(0..0).start, e.message().into()))?;
+    let mut out = Vec::new();
+    for s in frag.steps {
+        let offset = s.span().start;
+        let steps = expand_step(s.into_inner(), line, depth + 1, x)
+            .map_err(|(key, m)| within(key.map_or(offset, |k| k.start), m))?;
+        out.extend(steps);
+    }
+    Ok(out)
+}
+
+/// An option set on an `include` step that does not belong there.
+fn stray_for_include(r: &RawStep) -> Option<&'static str> {
+    let actions = [
+        ("do", r.do_.is_some()),
+        ("send", r.send.is_some()),
+        ("send_payload", r.send_payload.is_some()),
+        ("send_bytes", r.send_bytes.is_some()),
+        ("expect", r.expect.is_some()),
+        ("expect_any", r.expect_any.is_some()),
+        ("sleep", r.sleep.is_some()),
+        ("timeout", r.timeout.is_some()),
+        ("judged", r.judged.is_some()),
+        ("padding", r.padding.is_some() || r.padding_length.is_some() || r.packet_length.is_some()),
+        ("corrupt_mac", r.corrupt_mac.is_some()),
+        ("command", r.command.is_some()),
+    ];
+    if let Some((name, _)) = actions.iter().find(|(_, set)| *set) {
+        return Some(name);
+    }
+    option_table(r).iter().find(|(name, set, _)| *set && *name != "args").map(|(name, ..)| *name)
 }
 
 /// An algorithm a `key-exchange` step pins is one the target must offer: a scenario never runs,
@@ -535,9 +782,17 @@ fn step_inner(r: RawStep, line: usize) -> Result<Step, Located> {
         (.., Some(_)) => "sleep",
         _ => "expect_any",
     };
+    if let Some((stray, ..)) = option_table(&r).iter().find(|(_, set, applies)| *set && !applies.contains(&kind)) {
+        return Err(format!("`{stray}` does not apply to this step's action").into());
+    }
+    Ok(Step { line, action, timeout, strict, pass_over, judged: r.judged.unwrap_or(false) })
+}
+
+/// Each option of a step, whether it is set, and the actions it applies to.
+fn option_table(r: &RawStep) -> [(&'static str, bool, &'static [&'static str]); 41] {
     const EXPECTS: &[&str] = &["expect", "expect_any"];
     const AUTH: &[&str] = &["authenticate"];
-    let options: [(&str, bool, &[&str]); 40] = [
+    [
         ("guess", r.guess.is_some(), &["key-exchange"]),
         ("traffic", r.traffic.is_some(), &["server-rekeys"]),
         ("limit", r.limit.is_some(), &["server-rekeys"]),
@@ -578,11 +833,8 @@ fn step_inner(r: RawStep, line: usize) -> Result<Step, Located> {
         ("exit_status", r.exit_status.is_some(), &["exec"]),
         ("strict", r.strict.is_some(), EXPECTS),
         ("pass_over", r.pass_over.is_some(), EXPECTS),
-    ];
-    if let Some((stray, ..)) = options.iter().find(|(_, set, applies)| *set && !applies.contains(&kind)) {
-        return Err(format!("`{stray}` does not apply to this step's action").into());
-    }
-    Ok(Step { line, action, timeout, strict, pass_over, judged: r.judged.unwrap_or(false) })
+        ("args", r.args.is_some(), &["include"]),
+    ]
 }
 
 fn expectation(name: &str, matches: toml::Table) -> Result<Expectation, String> {
@@ -651,15 +903,20 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
-/// Loads one file; its id is its path relative to `root`, without `.toml`.
-pub fn load_file(root: &Path, path: &Path) -> Result<Scenario, LoadError> {
+/// Loads one file, including fragments from `root/fragments/` and the built-in ones; its id is
+/// its path relative to `root`, without `.toml` (and with `/CASE` for each case of its parameters).
+pub fn load_file(root: &Path, path: &Path) -> Result<Vec<Scenario>, LoadError> {
+    load_with(root, path, &Fragments::beside(root)?)
+}
+
+fn load_with(root: &Path, path: &Path, fragments: &Fragments) -> Result<Vec<Scenario>, LoadError> {
     let text = std::fs::read_to_string(path).map_err(|e| LoadError {
         path: path.to_path_buf(),
         line: 0,
         column: 0,
         message: format!("cannot read: {e}"),
     })?;
-    parse(&scenario_id(root, path), path, &text)
+    parse_all(&scenario_id(root, path), path, &text, fragments)
 }
 
 pub fn scenario_id(root: &Path, path: &Path) -> String {
@@ -677,12 +934,15 @@ pub fn load_dir(root: &Path) -> Result<Vec<Scenario>, Vec<LoadError>> {
     files.retain(|f| !f.starts_with(&registry));
     // So does the record of which deviations each scenario catches (`sshspec validate --record`).
     files.retain(|f| *f != root.join(crate::validate::RECORD_FILE));
+    // And the fragments scenarios include.
+    files.retain(|f| !f.starts_with(root.join(FRAGMENTS_DIR)));
     files.sort();
+    let fragments = Fragments::beside(root).map_err(|e| vec![e])?;
     let mut ok = Vec::new();
     let mut errs = Vec::new();
     for f in files {
-        match load_file(root, &f) {
-            Ok(s) => ok.push(s),
+        match load_with(root, &f, &fragments) {
+            Ok(s) => ok.extend(s),
             Err(e) => errs.push(e),
         }
     }
@@ -802,6 +1062,91 @@ expect_any = [{ expect = "disconnect", match = { reason = "KEY_EXCHANGE_FAILED" 
         );
         // 150 ms + 3 s + 256 MiB (echoed, so twice) at the nominal 256 MiB/s.
         assert_eq!(p(&text).expect("parses").expected_cost(), Duration::from_millis(4150));
+    }
+
+    const HEADER: &str =
+        "title = \"t\"\nspec = \"RFC 4253 §7.1\"\nclauses = [\"4253-7.1-a\"]\nlevel = \"must\"\nrequirement = \"q\"\n";
+
+    fn all(text: &str, fragments: &Fragments) -> Result<Vec<Scenario>, LoadError> {
+        parse_all("x/y", Path::new("x/y.toml"), text, fragments)
+    }
+
+    #[test]
+    fn an_included_fragment_runs_its_steps_at_the_including_line() {
+        let s = p(&format!("{HEADER}\n[[step]]\ninclude = \"session\"\nrepeat = 2\n")).unwrap();
+        assert_eq!(s.steps.len(), 8, "session = connect (2) + login (1) + open-session (1), twice");
+        assert!(s.steps.iter().all(|st| st.line == 7));
+        assert!(matches!(s.steps[2].action, Action::Authenticate(_)));
+        assert!(matches!(s.steps[7].action, Action::OpenSession { .. }));
+        assert_eq!(s.first_judged(), 7, "a fragment's setup steps stay setup");
+    }
+
+    #[test]
+    fn a_bad_include_is_located_with_a_hint() {
+        let e = p(&format!("{HEADER}\n[[step]]\ninclude = \"logn\"\n")).unwrap_err();
+        assert_eq!(e.line, 7, "{e}");
+        assert!(e.message.contains("did you mean \"login\""), "{e}");
+        let e = p(&format!("{HEADER}\n[[step]]\ninclude = \"login\"\nexpect = \"close\"\n")).unwrap_err();
+        assert!(e.message.contains("not `expect`"), "{e}");
+        let e =
+            p(&format!("{HEADER}\n[[step]]\ninclude = \"login\"\nargs = {{ method = \"password\" }}\n")).unwrap_err();
+        assert!(e.message.contains("takes no argument `method`"), "{e}");
+    }
+
+    #[test]
+    fn fragment_arguments_fill_slots_and_defaults_stand_in() {
+        let frag = "description = \"d\"\n[args]\nfields = {}\n[[step]]\nsend = \"${message}\"\nwith = \"${fields}\"\n";
+        let own = Fragments { own: [("probe".to_owned(), (PathBuf::from("f/probe.toml"), frag.to_owned()))].into() };
+        let text = format!("{HEADER}\n[[step]]\ninclude = \"probe\"\nargs = {{ message = \"ignore\" }}\n");
+        let s = all(&text, &own).unwrap().remove(0);
+        assert!(
+            matches!(&s.steps[0].action, Action::Send { message, with, .. } if message == "ignore" && with.is_empty())
+        );
+        let text = format!(
+            "{HEADER}\n[[step]]\ninclude = \"probe\"\nargs = {{ message = \"ignore\", fields = {{ data = 7 }} }}\n"
+        );
+        let e = all(&text, &own).unwrap_err();
+        assert_eq!(e.line, 7, "{e}");
+        assert!(e.message.contains("in fragment \"probe\" (f/probe.toml:6:"), "{e}");
+        let e = all(&format!("{HEADER}\n[[step]]\ninclude = \"probe\"\n"), &own).unwrap_err();
+        assert!(e.message.contains("`${message}` has no value"), "{e}");
+    }
+
+    #[test]
+    fn defaults_apply_to_expectations_that_set_nothing_of_their_own() {
+        let text = format!(
+            "{HEADER}[defaults]\npass_over = [\"ignore\"]\ntimeout = \"2s\"\n\n[[step]]\ninclude = \"connect\"\n\
+             [[step]]\nexpect = \"close\"\n[[step]]\nexpect = \"close\"\npass_over = []\ntimeout = \"1s\"\n"
+        );
+        let s = p(&text).unwrap();
+        assert_eq!(
+            (s.steps[2].pass_over.clone(), s.steps[2].timeout),
+            (vec!["ignore".to_owned()], Some(Duration::from_secs(2)))
+        );
+        assert_eq!((s.steps[3].pass_over.len(), s.steps[3].timeout), (0, Some(Duration::from_secs(1))));
+        assert_eq!(s.steps[1].timeout, None, "not the key exchange's");
+        let e = p(&text.replace("\"2s\"", "\"2 parsecs\"")).unwrap_err();
+        assert_eq!(e.line, 6, "{e}");
+    }
+
+    #[test]
+    fn cases_expand_into_scenarios_with_their_own_ids_and_digests() {
+        let text = format!(
+            "{HEADER}\n[[step]]\nsend = \"${{message}}\"\n\n[[case]]\nid = \"a\"\nmessage = \"ignore\"\n\n\
+             [[case]]\nid = \"b\"\nmessage = \"debug\"\n"
+        );
+        let s = all(&text, &Fragments::default()).unwrap();
+        let ids: Vec<&str> = s.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids, ["x/y/a", "x/y/b"]);
+        assert_ne!(s[0].digest, s[1].digest);
+        assert!(matches!(&s[1].steps[0].action, Action::Send { message, .. } if message == "debug"));
+        let e = all(&text.replace("\"debug\"", "\"debg\""), &Fragments::default()).unwrap_err();
+        assert_eq!(e.line, 7, "{e}");
+        assert!(e.message.ends_with("(case b)"), "{e}");
+        assert!(p(&text).unwrap_err().message.contains("expands into 2 scenarios"));
+        let e = all(&format!("{HEADER}\n[parameters]\nm = []\n[[step]]\nexpect = \"close\"\n"), &Fragments::default())
+            .unwrap_err();
+        assert_eq!(e.line, 7, "{e}");
     }
 
     proptest::proptest! {

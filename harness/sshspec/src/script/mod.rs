@@ -4,12 +4,13 @@
 //! fields a message does not have and malformed values are all reported with file, line and column.
 
 pub mod clauses;
+mod expand;
 mod load;
 pub mod message;
 pub mod names;
 pub mod program;
 
-pub use load::{LoadError, load_dir, load_file, parse};
+pub use load::{FRAGMENTS_DIR, Fragments, LoadError, load_dir, load_file, parse, parse_all};
 pub use program::{Program, Programs};
 
 use crate::transport::Framing;

@@ -49,18 +49,39 @@ fn check(what: &str, name: &str, known: &[&str]) -> Result<(), String> {
     if known.contains(&name) {
         return Ok(());
     }
-    let close: Vec<&&str> = known.iter().filter(|k| similar(k, name)).collect();
-    let hint = match close.as_slice() {
-        [] => format!("known: {}", known.join(", ")),
-        c => format!("did you mean {}?", c.iter().map(|k| format!("{k:?}")).collect::<Vec<_>>().join(" or ")),
-    };
-    Err(format!("unknown {what} {name:?}; {hint}"))
+    Err(format!("unknown {what} {name:?}; {}", hint(name, known)))
 }
 
-/// Names that differ only in case, or where one contains the other: the usual slips.
+/// "did you mean ...?" with the names close to `name`, or the list of known ones.
+pub fn hint(name: &str, known: &[&str]) -> String {
+    let close: Vec<&&str> = known.iter().filter(|k| similar(k, name)).collect();
+    match close.as_slice() {
+        [] => format!("known: {}", known.join(", ")),
+        c => format!("did you mean {}?", c.iter().map(|k| format!("{k:?}")).collect::<Vec<_>>().join(" or ")),
+    }
+}
+
+/// Names that differ only in case, where one contains the other, or within two edits of each
+/// other: the usual slips.
 fn similar(a: &str, b: &str) -> bool {
     let (a, b) = (a.to_ascii_lowercase(), b.to_ascii_lowercase());
-    a == b || (b.len() >= 4 && (a.contains(&b) || b.contains(&a)))
+    a == b || (b.len() >= 4 && (a.contains(&b) || b.contains(&a) || edits(&a, &b) <= 2))
+}
+
+/// Levenshtein distance, in characters.
+fn edits(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1).min(row[j] + 1).min(diagonal + usize::from(ca != *cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
 }
 
 /// Checks every name in a scenario's `requires`; the error gives the offending name first, so the
@@ -121,6 +142,13 @@ mod tests {
         let r = Requires { kex: vec!["kex-strict-s-v00@openssh.com".into()], ..Requires::default() };
         assert!(check_requires(&r).is_ok(), "a server marker may be required");
         assert!(known_feature("subsystem:sftp") && !known_feature("subsystem:"));
+    }
+
+    #[test]
+    fn near_misses_get_a_hint() {
+        assert_eq!(edits("logn", "login"), 1);
+        assert_eq!(edits("kitten", "sitting"), 3);
+        assert!(hint("aes256-gcm@opensh.com", cipher::ALL_CIPHERS).contains("did you mean \"aes256-gcm@openssh.com\""));
     }
 
     #[test]
