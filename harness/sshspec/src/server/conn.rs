@@ -356,6 +356,12 @@ impl Conn {
                 )
                 .await;
         }
+        // What the CCS 2025 state-learning study found in several servers: a strict initial key
+        // exchange that lets other messages through instead of ending the connection.
+        if self.t.kex.strict && !self.first_kex_done && !kex_message && self.dev("strict-kex-lenient") {
+            self.t.log.note(format!("let through: {} during the strict initial key exchange", msg.name()));
+            return Ok(());
+        }
         let number = msg.msg_type().0;
         if number >= 80 && self.t.kex.in_progress() && !self.in_kex && self.dev("client-data-during-own-kexinit-fatal")
         {

@@ -81,7 +81,7 @@ pub const DEVIATIONS: &[Deviation] = &[
     d(
         "strict-kex-lenient",
         &["SKEX-5.2-a", "OSSH-1.10-b"],
-        "accepts IGNORE, DEBUG and other messages during a strict initial key exchange",
+        "lets IGNORE, DEBUG and any other message through during a strict initial key exchange, before and after its own NEWKEYS",
     ),
     d(
         "strict-kex-late-kexinit-accepted",
