@@ -13,6 +13,9 @@
 //! - curve: cost against work, N = 10, 100 and all catalogue scenarios (every k-th by id), and N
 //!   identical session scenarios (10, 100, 1000), against N x one / concurrency.
 //! - memory: peak RSS (VmHWM) of a full run against every target, targets side by side.
+//! - load: loading and compiling the catalogue (files read, fragments included, parameters
+//!   expanded, every message checked), as it is and copied until it holds at least 500 scenarios.
+//!   Needs no target: `cargo bench --bench speed -- load` runs anywhere.
 //!
 //! Needs root, OpenSSH and Dropbear (scripts/install-test-deps.sh). Sizes and counts can be set with
 //! SSHSPEC_BENCH_MIB (upload size, default 512), SSHSPEC_BENCH_ROUNDS (handshakes, default 20) and
@@ -414,7 +417,77 @@ fn memory_section(b: &Bench) {
     );
 }
 
-const SECTIONS: [&str; 5] = ["handshake", "bulk", "catalogue", "curve", "memory"];
+fn load_section() {
+    const ROUNDS: usize = 20;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios");
+    let timed = |dir: &Path| {
+        let mut n = 0;
+        let times: Vec<f64> = (0..ROUNDS)
+            .map(|_| {
+                let started = Instant::now();
+                n = script::load_dir(dir).unwrap_or_else(|e| panic!("{e:?}")).len();
+                ms(started.elapsed())
+            })
+            .collect();
+        (n, stats(times))
+    };
+    println!(
+        "\nload: load_dir, {ROUNDS} rounds (ms)                      scenarios   median     min     max  us/scenario"
+    );
+    let (n, t) = timed(&root);
+    println!(
+        "   the catalogue                                    {n:>9} {:>8.2} {:>7.2} {:>7.2} {:>12.1}",
+        t.median,
+        t.min,
+        t.max,
+        t.median * 1000.0 / n as f64
+    );
+    // Copies of the catalogue side by side (one folder each, fragments beside them) until >= 500.
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let copies = 500usize.div_ceil(n.max(1));
+    for k in 0..copies {
+        copy_scenarios(&root, &dir.path().join(format!("copy{k}")));
+    }
+    copy_tree(&root.join(script::FRAGMENTS_DIR), &dir.path().join(script::FRAGMENTS_DIR));
+    let (n, t) = timed(dir.path());
+    println!(
+        "   {copies} copies (target <= 50 ms for 500)               {n:>9} {:>8.2} {:>7.2} {:>7.2} {:>12.1}",
+        t.median,
+        t.min,
+        t.max,
+        t.median * 1000.0 / n as f64
+    );
+}
+
+/// The scenario files under `from` (not the registry, the record or the fragments), into `to`.
+fn copy_scenarios(from: &Path, to: &Path) {
+    for e in std::fs::read_dir(from).unwrap_or_else(|e| panic!("{e}")).flatten() {
+        let name = e.file_name();
+        let skip = ["clauses", script::FRAGMENTS_DIR, sshspec::validate::RECORD_FILE];
+        if skip.iter().any(|s| name == *s) {
+            continue;
+        }
+        if e.path().is_dir() {
+            copy_tree(&e.path(), &to.join(&name));
+        } else if e.path().extension().is_some_and(|x| x == "toml") {
+            std::fs::create_dir_all(to).unwrap_or_else(|e| panic!("{e}"));
+            std::fs::copy(e.path(), to.join(&name)).unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap_or_else(|e| panic!("{e}"));
+    for e in std::fs::read_dir(from).unwrap_or_else(|e| panic!("{e}")).flatten() {
+        if e.path().is_dir() {
+            copy_tree(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+}
+
+const SECTIONS: [&str; 6] = ["handshake", "bulk", "catalogue", "curve", "memory", "load"];
 
 fn main() -> ExitCode {
     // `cargo bench` passes --bench; other arguments name the sections to run.
@@ -424,6 +497,12 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     let on = |name: &str| wanted.is_empty() || wanted.iter().any(|w| w == name);
+    if on("load") {
+        load_section();
+        if wanted.iter().all(|w| w == "load") && !wanted.is_empty() {
+            return ExitCode::SUCCESS;
+        }
+    }
     let rt = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("{e}"));
     let infos: Vec<TargetInfo> =
         ["builtin", "openssh", "dropbear"].iter().map(|n| targets::find(n).unwrap_or_else(|e| panic!("{e}"))).collect();
