@@ -146,7 +146,7 @@ fn scenario(c: Category, alg: &str) -> Scenario {
 /// A key exchange with `pins` (and our own rekey thresholds, if any), a publickey login, and
 /// `bytes` through `cat` checked to come back intact.
 pub fn session_steps(pins: Pins, rekey: Option<RekeyPolicy>, bytes: u64) -> Vec<Step> {
-    let step = |action| Step { line: 0, action, timeout: None, strict: false, pass_over: Vec::new(), judged: false };
+    let step = |action| Step::new(0, action);
     vec![
         step(Action::VersionExchange { banner: None, pre_banner: Vec::new() }),
         // The pinned algorithm is what the matrix judges, so its key exchange is under test.

@@ -476,6 +476,7 @@ impl<'a> Peer<'a> {
             swallow: false,
             server_in_kex: false,
             step_index: 0,
+            matched: None,
         }
     }
 }
@@ -526,12 +527,16 @@ struct Peer<'a> {
     server_in_kex: bool,
     /// The step being run (0-based), for evidence when the scenario's deadline cuts it short.
     step_index: usize,
+    /// Which alternative of the current `expect` step came (its index), for `then`.
+    matched: Option<usize>,
 }
 
 impl Peer<'_> {
     async fn steps(&mut self, scenario: &Scenario) -> Judgement {
         let first_judged = scenario.first_judged();
-        for (i, step) in scenario.steps.iter().enumerate() {
+        let mut next = 0;
+        while let Some(step) = scenario.steps.get(next) {
+            let i = next;
             self.step_index = i;
             let timeout = step.timeout.unwrap_or(self.opts.step_timeout) + self.opts.latency_allowance;
             let deadline = Instant::now() + timeout;
@@ -548,9 +553,21 @@ impl Peer<'_> {
                     FailureKind::Close,
                 ));
             }
+            self.matched = None;
             match self.step(step, deadline, timeout).await {
                 // A refusal the scenario accepted (or judged) says nothing about later steps.
-                Ok(()) => self.refused = None,
+                Ok(()) => {
+                    self.refused = None;
+                    let branch = self.matched.and_then(|alt| step.then.get(alt)).and_then(Option::as_ref);
+                    next = match branch {
+                        Some(b) => {
+                            self.t.log.note(format!("step {}: going on with branch {:?}", i + 1, b.name));
+                            b.start
+                        }
+                        None if step.ends => break,
+                        None => i + 1,
+                    };
+                }
                 Err(StepFailure::Target { expected, actual, kind }) if i < first_judged => {
                     return Judgement::Inconclusive(evidence(expected, actual, kind));
                 }
@@ -1171,7 +1188,7 @@ impl Peer<'_> {
                     if step.pass_over.iter().any(|n| n == msg.name()) {
                         continue;
                     }
-                    for alt in alts {
+                    for (index, alt) in alts.iter().enumerate() {
                         let (Expectation::Message { name, matches } | Expectation::Unsupported { name, matches, .. }) =
                             alt
                         else {
@@ -1179,6 +1196,7 @@ impl Peer<'_> {
                         };
                         let bound = message::bind(matches, &|v| self.variable(v)).map_err(StepFailure::Harness)?;
                         if message::matches(&msg, name, &bound).map_err(StepFailure::Harness)? {
+                            self.matched = Some(index);
                             return match alt {
                                 Expectation::Unsupported { reason, .. } => {
                                     Err(StepFailure::Unsupported(reason.clone()))
@@ -1192,8 +1210,14 @@ impl Peer<'_> {
                     }
                     return Err(fail(expected, summarize(&msg)));
                 }
-                Err(TransportError::Closed { .. }) if close_ok => return Ok(()),
-                Err(TransportError::Timeout { .. }) if nothing_ok => return Ok(()),
+                Err(TransportError::Closed { .. }) if close_ok => {
+                    self.matched = alts.iter().position(|a| matches!(a, Expectation::Close));
+                    return Ok(());
+                }
+                Err(TransportError::Timeout { .. }) if nothing_ok => {
+                    self.matched = alts.iter().position(|a| matches!(a, Expectation::Nothing));
+                    return Ok(());
+                }
                 Err(TransportError::Timeout { buffered, last, .. }) => {
                     return Err(StepFailure::Target {
                         expected,

@@ -51,6 +51,9 @@ struct RawScenario {
     _case: Option<toml::Value>,
     #[serde(rename = "step")]
     steps: Vec<Spanned<RawStep>>,
+    /// Named continuations (`[[branch.NAME]]`), taken by `expect_any` alternatives' `then`.
+    #[serde(default, rename = "branch")]
+    branches: BTreeMap<String, Vec<Spanned<RawStep>>>,
 }
 
 /// What every `expect` and `expect_any` step of the scenario has unless it sets its own.
@@ -172,6 +175,9 @@ enum RawAlternative {
         /// This answer means the server lacks an optional feature: the scenario SKIPs with this reason.
         #[serde(default)]
         unsupported: Option<String>,
+        /// The branch the scenario goes on with when this is what came.
+        #[serde(default)]
+        then: Option<String>,
     },
 }
 
@@ -322,11 +328,53 @@ fn parse_one(id: &str, path: &Path, text: &str, fragments: &Fragments) -> Result
         fragments,
         digest: <sha2::Sha256 as sha2::Digest>::new_with_prefix(text.as_bytes()),
     };
-    for s in raw.steps {
-        let span = s.span();
-        let (line, _) = line_col(text, span.start);
-        let expanded = expand_step(s.into_inner(), line, 0, &mut x).map_err(|(key, m)| at(key.unwrap_or(span), m))?;
-        steps.extend(expanded);
+    // The main list, then each branch (in name order): one numbering for evidence and expected
+    // failures, the last step of each list marked as the end.
+    let mut starts = BTreeMap::new();
+    let lists = std::iter::once((None, raw.steps)).chain(raw.branches.into_iter().map(|(n, b)| (Some(n), b)));
+    for (name, list) in lists {
+        if let Some(n) = &name {
+            if list.is_empty() {
+                return Err(at(
+                    text.find(&format!("branch.{n}")).map_or(0..0, |i| i..i),
+                    format!("branch {n:?} has no steps"),
+                ));
+            }
+            starts.insert(n.clone(), steps.len());
+        }
+        for s in list {
+            let span = s.span();
+            let (line, _) = line_col(text, span.start);
+            let expanded =
+                expand_step(s.into_inner(), line, 0, &mut x).map_err(|(key, m)| at(key.unwrap_or(span), m))?;
+            steps.extend(expanded);
+        }
+        if let Some(last) = steps.last_mut() {
+            last.ends = true;
+        }
+    }
+    let mut taken = BTreeSet::new();
+    for st in &mut steps {
+        for b in st.then.iter_mut().flatten() {
+            let Some(start) = starts.get(&b.name) else {
+                let known: Vec<&str> = starts.keys().map(String::as_str).collect();
+                let (path, line) = (path.to_path_buf(), st.line);
+                let hint = if known.is_empty() {
+                    "the file has no [[branch.NAME]]".to_owned()
+                } else {
+                    super::names::hint(&b.name, &known)
+                };
+                return Err(LoadError { path, line, column: 1, message: format!("no branch {:?}; {hint}", b.name) });
+            };
+            b.start = *start;
+            taken.insert(b.name.clone());
+        }
+    }
+    if let Some(n) = starts.keys().find(|n| !taken.contains(*n)) {
+        return Err(at(
+            text.find(&format!("branch.{n}")).map_or(0..0, |i| i..i),
+            format!("branch {n:?} is never taken: no `then = {n:?}` names it"),
+        ));
     }
     let digest = x.digest;
     let mut requires = raw.requires;
@@ -545,6 +593,7 @@ fn step_inner(r: RawStep, line: usize) -> Result<Step, Located> {
     let framed =
         r.padding.is_some() || r.padding_length.is_some() || r.packet_length.is_some() || r.corrupt_mac.is_some();
 
+    let mut then = Vec::new();
     let action = if let Some(d) = &r.do_ {
         match d.as_str() {
             "version-exchange" => Action::VersionExchange {
@@ -746,10 +795,21 @@ fn step_inner(r: RawStep, line: usize) -> Result<Step, Located> {
         }
         let mut out = Vec::new();
         for a in alts {
+            then.push(match a {
+                RawAlternative::Full { then: Some(name), unsupported, .. } => {
+                    if unsupported.is_some() {
+                        return Err("an `unsupported` alternative ends the scenario (SKIP): it takes no `then`".into());
+                    }
+                    Some(Branch { name: name.clone(), start: usize::MAX })
+                }
+                _ => None,
+            });
             out.push(match a {
                 RawAlternative::Name(n) => expectation(n, toml::Table::new())?,
-                RawAlternative::Full { expect, matches, unsupported: None } => expectation(expect, matches.clone())?,
-                RawAlternative::Full { expect, matches, unsupported: Some(reason) } => {
+                RawAlternative::Full { expect, matches, unsupported: None, .. } => {
+                    expectation(expect, matches.clone())?
+                }
+                RawAlternative::Full { expect, matches, unsupported: Some(reason), .. } => {
                     match expectation(expect, matches.clone())? {
                         Expectation::Message { name, matches } => {
                             Expectation::Unsupported { name, matches, reason: reason.clone() }
@@ -785,7 +845,10 @@ fn step_inner(r: RawStep, line: usize) -> Result<Step, Located> {
     if let Some((stray, ..)) = option_table(&r).iter().find(|(_, set, applies)| *set && !applies.contains(&kind)) {
         return Err(format!("`{stray}` does not apply to this step's action").into());
     }
-    Ok(Step { line, action, timeout, strict, pass_over, judged: r.judged.unwrap_or(false) })
+    if then.iter().all(Option::is_none) {
+        then.clear();
+    }
+    Ok(Step { line, action, timeout, strict, pass_over, judged: r.judged.unwrap_or(false), then, ends: false })
 }
 
 /// Each option of a step, whether it is set, and the actions it applies to.
@@ -1147,6 +1210,25 @@ expect_any = [{ expect = "disconnect", match = { reason = "KEY_EXCHANGE_FAILED" 
         let e = all(&format!("{HEADER}\n[parameters]\nm = []\n[[step]]\nexpect = \"close\"\n"), &Fragments::default())
             .unwrap_err();
         assert_eq!(e.line, 7, "{e}");
+    }
+
+    #[test]
+    fn branches_follow_the_main_list_and_are_named_by_then() {
+        let text = format!(
+            "{HEADER}\n[[step]]\nsend = \"ignore\"\n\n[[step]]\nexpect_any = [\"close\", {{ expect = \"newkeys\", then = \"more\" }}]\n\n\
+             [[branch.more]]\nsend = \"newkeys\"\n\n[[branch.more]]\nexpect = \"close\"\n"
+        );
+        let s = p(&text).unwrap();
+        assert_eq!(s.steps.len(), 4);
+        assert_eq!(s.steps[1].then, vec![None, Some(Branch { name: "more".into(), start: 2 })]);
+        assert!(s.steps[1].ends && !s.steps[2].ends && s.steps[3].ends);
+        let e = p(&text.replace("then = \"more\"", "then = \"moore\"")).unwrap_err();
+        assert_eq!(e.line, 10, "{e}");
+        assert!(e.message.contains("no branch \"moore\"; did you mean \"more\"?"), "{e}");
+        let e = p(&text.replace(", { expect = \"newkeys\", then = \"more\" }", "")).unwrap_err();
+        assert!(e.message.contains("never taken"), "{e}");
+        let e = p(&text.replace("then = \"more\"", "then = \"more\", unsupported = \"x\"")).unwrap_err();
+        assert!(e.message.contains("takes no `then`"), "{e}");
     }
 
     proptest::proptest! {

@@ -105,8 +105,7 @@ pub fn set_digest(scenarios: &[Scenario]) -> String {
 impl Scenario {
     /// A scenario the harness makes for itself (the probes), of plain steps, citing no clause.
     pub fn internal(id: &str, timeout: Duration, actions: Vec<Action>) -> Scenario {
-        let step =
-            |action| Step { line: 0, action, timeout: None, strict: false, pass_over: Vec::new(), judged: false };
+        let step = |action| Step::new(0, action);
         Scenario {
             id: format!("sshspec/{id}"),
             path: PathBuf::new(),
@@ -214,9 +213,38 @@ pub struct Step {
     /// `judged = true`: this step is under test even though it looks like setup (a pinned
     /// key exchange in a scenario about that cipher); it and every later step are judged.
     pub judged: bool,
+    /// For an `expect_any`, per alternative: the branch the scenario goes on with when that
+    /// alternative is what came (`then = "NAME"`), or `None` to go on with the next step.
+    pub then: Vec<Option<Branch>>,
+    /// The last step of the main list or of a branch: the scenario ends after it.
+    pub ends: bool,
+}
+
+/// A named list of steps (`[[branch.NAME]]`) a scenario goes on with when an `expect_any`
+/// alternative that names it is what the server sent; its steps follow the main list's in
+/// `Scenario::steps`, so they are numbered after them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Branch {
+    pub name: String,
+    /// The index of its first step in `Scenario::steps`.
+    pub start: usize,
 }
 
 impl Step {
+    /// A step with no options set.
+    pub fn new(line: usize, action: Action) -> Step {
+        Step {
+            line,
+            action,
+            timeout: None,
+            strict: false,
+            pass_over: Vec::new(),
+            judged: false,
+            then: Vec::new(),
+            ends: false,
+        }
+    }
+
     /// For a setup step, what it sets up and the section that rules it: an INCONCLUSIVE names it,
     /// since the failure broke that rule and not the scenario's.
     pub fn setup_rule(&self) -> Option<&'static str> {
