@@ -302,7 +302,9 @@ impl Conn {
     /// Sends now, or holds a connection-layer message while our KEXINIT is out.
     async fn send(&mut self, msg: Message) -> Step {
         let transport_layer = msg.msg_type().0 < 50;
-        if !transport_layer && self.t.kex.in_progress() && !self.dev("data-during-own-rekey") {
+        // Erlang answered the early channel at once, in the clear.
+        let early = !self.first_kex_done && self.dev("early-channel-run");
+        if !transport_layer && self.t.kex.in_progress() && !self.dev("data-during-own-rekey") && !early {
             self.held.push(msg);
             return Ok(());
         }
@@ -372,7 +374,10 @@ impl Conn {
             self.t.log.note("dropped: a connection message that arrived with the login");
             return Ok(());
         }
-        if self.in_kex && !kex_message && !(1..=4).contains(&number) {
+        // What Erlang/OTP did before 27.3.3 (CVE-2025-32433): connection messages that arrive in the
+        // clear, in the first key exchange, go to the connection layer as if a user had logged in.
+        let early = number >= 80 && !self.first_kex_done && !self.authed && self.dev("early-channel-run");
+        if self.in_kex && !kex_message && !(1..=4).contains(&number) && !early {
             return self
                 .disconnect(DisconnectReason::PROTOCOL_ERROR, "only transport messages during a key exchange")
                 .await;
@@ -410,7 +415,7 @@ impl Conn {
                 self.authed = true;
                 Ok(())
             }
-            m if m.msg_type().0 >= 80 && !self.authed && !self.dev("connection-before-login") => {
+            m if m.msg_type().0 >= 80 && !self.authed && !self.dev("connection-before-login") && !early => {
                 self.disconnect(DisconnectReason::PROTOCOL_ERROR, "connection protocol message before authentication")
                     .await
             }

@@ -123,6 +123,11 @@ pub const DEVIATIONS: &[Deviation] = &[
     d("partial-success-on-failure", &["4252-5.1-e"], "sets partial success on every failure"),
     d("connection-before-login", &["4252-6-a"], "accepts connection-layer messages before authentication"),
     d("client-success-trusted", &["4252-6-b"], "takes the client's USERAUTH_SUCCESS as login (CVE-2018-10933)"),
+    d(
+        "early-channel-run",
+        &["4252-6-a"],
+        "acts on channel messages sent during the initial key exchange, unauthenticated (CVE-2025-32433)",
+    ),
     d("pk-ok-names-key-type", &["4252-7-e"], "echoes the key type, not the requested algorithm, in PK_OK"),
     d("signature-unchecked", &["4252-7-b", "4252-7-f"], "accepts publickey requests whatever their signature"),
     d("success-repeated", &["4252-5.1-j"], "answers authentication requests after success with another SUCCESS"),
