@@ -52,6 +52,15 @@ pub fn problems(k: &KexInit) -> Vec<String> {
             k.first_kex_packet_follows.0
         ));
     }
+    // Every standard method but RSA key exchange (RFC 4432) has the client speak first, so a
+    // server has no guessed packet to send unless its preferred method is one of those.
+    let server_speaks_first = k.kex_algorithms.0.first().is_some_and(|m| m.starts_with("rsa"));
+    if k.first_kex_packet_follows.0 == 1 && !server_speaks_first {
+        out.push(format!(
+            "first_kex_packet_follows is TRUE, but with {} first the client sends the first kex packet, so no guessed packet can follow (RFC 4253 §7.1: if no guessed packet will be sent, this MUST be FALSE)",
+            k.kex_algorithms.0.first().map_or("no kex algorithm", String::as_str)
+        ));
+    }
     if k.reserved != 0 {
         out.push(format!("the reserved field is {} (RFC 4253 §7.1: 0, reserved for future extension)", k.reserved));
     }
@@ -112,5 +121,14 @@ mod tests {
         k.reserved = 1;
         let p = problems(&k);
         assert_eq!(p.len(), 7, "{p:#?}");
+    }
+
+    #[test]
+    fn a_guess_flag_needs_a_method_where_the_server_speaks_first() {
+        let mut k = good();
+        k.first_kex_packet_follows = Bool(1);
+        assert!(problems(&k)[0].contains("MUST be FALSE"));
+        k.kex_algorithms = NameList::new(["rsa2048-sha256", "curve25519-sha256"]);
+        assert_eq!(problems(&k), Vec::<String>::new());
     }
 }

@@ -276,6 +276,7 @@ impl Conn {
             compression.insert(1, "");
         }
         let macs = cipher::MACS;
+        let languages: &[&str] = if self.dev("language-tags") { &["en-US"] } else { &[] };
         KexInit {
             cookie: Cookie(rand::random()),
             kex_algorithms: l(&kex),
@@ -286,9 +287,9 @@ impl Conn {
             mac_algorithms_server_to_client: l(macs),
             compression_algorithms_client_to_server: l(&[compress::NONE, compress::ZLIB_OPENSSH]),
             compression_algorithms_server_to_client: l(&compression),
-            languages_client_to_server: l(&[]),
-            languages_server_to_client: l(&[]),
-            first_kex_packet_follows: Bool(0),
+            languages_client_to_server: l(languages),
+            languages_server_to_client: l(languages),
+            first_kex_packet_follows: Bool(u8::from(self.dev("guess-flag-without-guess"))),
             reserved: 0,
         }
     }

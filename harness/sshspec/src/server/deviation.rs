@@ -72,6 +72,8 @@ pub const DEVIATIONS: &[Deviation] = &[
     d("empty-name-in-list", &["4251-5-g", "4253-7.1-a"], "lists an empty algorithm name (\"none,,zlib@openssh.com\")"),
     d("long-algorithm-name", &["4251-6-b"], "lists a host key algorithm name of 76 characters"),
     d("non-ascii-name", &["4251-5-h"], "lists a host key algorithm name that is not US-ASCII"),
+    d("language-tags", &["4253-7.1-r", "4253-7.1-s"], "lists the language tag en-US in both directions of its KEXINIT"),
+    d("guess-flag-without-guess", &["4253-7.1-u"], "sets first_kex_packet_follows, though no guessed packet follows"),
     d("large-packet-refused", &["4253-6.1-a"], "disconnects on payloads over 16 KiB"),
     d("server-compression-preference", &["4253-7.1-p"], "chooses compression by its own preference"),
     d("one-cipher-both-ways", &["4253-6.3-d", "4253-6.3-e"], "uses the client-to-server cipher in both directions"),
