@@ -23,6 +23,12 @@ pub const FIXTURE: &str = "fixture";
 /// tests/validate.rs keeps it true.
 pub const RECORD_FILE: &str = "validated.toml";
 
+/// Deviations a scenario catches in some runs and not in others, by timing (data-during-own-rekey:
+/// download-256k-repeatedly sees the deviant's data only when it was already in the window as the
+/// deviant's rekey began, about one run in six). They are left out of the record, so coverage
+/// never counts a catch a rerun could lose.
+pub const SOMETIMES_CAUGHT: &[&str] = &["data-during-own-rekey"];
+
 /// Scenario id to the deviations it catches.
 pub type Record = BTreeMap<String, BTreeSet<String>>;
 
@@ -124,7 +130,7 @@ impl Validation {
     /// For each scenario, the deviations it caught (each citing a clause the scenario cites).
     pub fn kills(&self) -> Record {
         let mut r = Record::new();
-        for m in &self.mutants {
+        for m in self.mutants.iter().filter(|m| !SOMETIMES_CAUGHT.contains(&m.deviation)) {
             for id in &m.killed_by {
                 r.entry(id.clone()).or_default().insert(m.deviation.to_owned());
             }

@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 const SURVIVORS: &[(&str, &str)] = &[
     (
         "data-during-own-rekey",
-        "download-256k-repeatedly stops granting window once the server's rekey is due, so the deviant server has no window to send data in during its own exchange; a scenario that keeps the window open through the server's rekey would see it",
+        "download-256k-repeatedly stops granting window once the server's rekey is due, so the deviant server has no window to send data in during its own exchange; a scenario that keeps the window open through the server's rekey would see it. Now and then data already in the window's last bytes goes out after the deviant's KEXINIT and the scenario catches it (1 run in 6 on 2026-11-28): see validate::SOMETIMES_CAUGHT",
     ),
     (
         "client-data-during-own-kexinit-fatal",
@@ -36,8 +36,10 @@ fn the_catalogue_catches_the_fixtures_deviations() {
     assert!(v.conforming_passed > 150, "{} passed", v.conforming_passed);
     // Every SKIP has its reason.
     assert!(v.conforming_skipped.iter().all(|(_, why)| !why.is_empty()));
-    let survived: BTreeSet<&str> = v.survivors().map(|m| m.deviation).collect();
-    let known: BTreeSet<&str> = SURVIVORS.iter().map(|(n, _)| *n).collect();
+    // Whether a survivor that is caught now and then by timing was caught is not checked.
+    let steady = |d: &&str| !sshspec::validate::SOMETIMES_CAUGHT.contains(d);
+    let survived: BTreeSet<&str> = v.survivors().map(|m| m.deviation).filter(steady).collect();
+    let known: BTreeSet<&str> = SURVIVORS.iter().map(|(n, _)| *n).filter(steady).collect();
     assert_eq!(survived, known, "surviving deviations changed");
     assert!(v.score() >= 95.0, "mutation score {:.1}%", v.score());
     // Each caught deviation was caught by a scenario citing one of its clauses.
