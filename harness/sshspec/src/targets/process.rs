@@ -20,7 +20,8 @@ const INSTALL_HINT: &str = "run scripts/install-test-deps.sh (as root) to instal
 pub struct Child {
     child: tokio::process::Child,
     pub logs: Logs,
-    _dir: tempfile::TempDir,
+    /// The server's configuration and keys, removed when the target is dropped.
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl Child {
@@ -188,13 +189,50 @@ pub async fn start(
     lock_test_user().await?;
     set_password(creds).await?;
     let dir = tempfile::Builder::new().prefix("sshspec-").tempdir().map_err(|e| StartError::Failed(e.to_string()))?;
-    let d = dir.path();
+    let d = dir.path().to_path_buf();
+    // The port is free when we pick it, not necessarily when the server binds it: a target started
+    // beside this one (the in-process russh server, say) can take it first, and then the banner we
+    // read is that server's. So the banner must be this server's, or we start it again elsewhere.
+    let own = if server == "openssh" { "OpenSSH" } else { "dropbear" };
+    let mut dir = Some(dir);
+    for attempt in 1..=3 {
+        // A fresh folder per attempt: key generation will not overwrite the last attempt's keys.
+        let here = d.join(format!("attempt-{attempt}"));
+        std::fs::create_dir_all(&here).map_err(|e| StartError::Failed(format!("{}: {e}", here.display())))?;
+        let (mut child, addr, banner) = match start_on(server, &here, extra, creds, &user).await {
+            Ok(started) => started,
+            // A server that lost its port to another exits at start: try a new port. One that
+            // cannot start for another reason fails the same way three times, and that is reported.
+            Err(StartError::Failed(_)) if attempt < 3 => continue,
+            Err(e) => return Err(e),
+        };
+        if banner.contains(own) {
+            child._dir = dir.take();
+            return Ok((child, addr, banner));
+        }
+        child.stop().await;
+        if attempt == 3 {
+            return Err(StartError::Failed(format!(
+                "{server}: another server answered on {addr} ({banner:?}) three times: its port was taken before it could bind it"
+            )));
+        }
+    }
+    unreachable!("the loop returns")
+}
+
+async fn start_on(
+    server: &str,
+    d: &Path,
+    extra: &[String],
+    creds: &Credentials,
+    user: &User,
+) -> Result<(Child, SocketAddr, String), StartError> {
     let port = free_port()?;
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     let mut cmd = match server {
         "openssh" => openssh(d, port, extra, creds).await?,
         _ => {
-            let mut c = dropbear(d, port, creds, &user).await?;
+            let mut c = dropbear(d, port, creds, user).await?;
             // Dropbear has no configuration file: its variants are command-line options.
             c.args(extra.iter().flat_map(|l| l.split_whitespace()));
             c
@@ -212,7 +250,7 @@ pub async fn start(
             }
         });
     }
-    let mut child = Child { child, logs, _dir: dir };
+    let mut child = Child { child, logs, _dir: None };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     loop {
         if let Ok(Some(status)) = child.child.try_wait() {
