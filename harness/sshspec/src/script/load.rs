@@ -331,14 +331,12 @@ fn parse_one(id: &str, path: &Path, text: &str, fragments: &Fragments) -> Result
     // The main list, then each branch (in name order): one numbering for evidence and expected
     // failures, the last step of each list marked as the end.
     let mut starts = BTreeMap::new();
+    let branch_at = |n: &str| text.find(&format!("branch.{n}")).map_or(0..0, |i| i..i);
     let lists = std::iter::once((None, raw.steps)).chain(raw.branches.into_iter().map(|(n, b)| (Some(n), b)));
     for (name, list) in lists {
         if let Some(n) = &name {
             if list.is_empty() {
-                return Err(at(
-                    text.find(&format!("branch.{n}")).map_or(0..0, |i| i..i),
-                    format!("branch {n:?} has no steps"),
-                ));
+                return Err(at(branch_at(n), format!("branch {n:?} has no steps")));
             }
             starts.insert(n.clone(), steps.len());
         }
@@ -371,10 +369,7 @@ fn parse_one(id: &str, path: &Path, text: &str, fragments: &Fragments) -> Result
         }
     }
     if let Some(n) = starts.keys().find(|n| !taken.contains(*n)) {
-        return Err(at(
-            text.find(&format!("branch.{n}")).map_or(0..0, |i| i..i),
-            format!("branch {n:?} is never taken: no `then = {n:?}` names it"),
-        ));
+        return Err(at(branch_at(n), format!("branch {n:?} is never taken: no `then = {n:?}` names it")));
     }
     let digest = x.digest;
     let mut requires = raw.requires;
@@ -480,9 +475,9 @@ fn include(name: &str, r: RawStep, line: usize, depth: usize, x: &mut Expansion<
     Ok(out)
 }
 
-/// An option set on an `include` step that does not belong there.
-fn stray_for_include(r: &RawStep) -> Option<&'static str> {
-    let actions = [
+/// The keys that name a step's action, and whether each is set (a step sets exactly one).
+fn action_fields(r: &RawStep) -> [(&'static str, bool); 7] {
+    [
         ("do", r.do_.is_some()),
         ("send", r.send.is_some()),
         ("send_payload", r.send_payload.is_some()),
@@ -490,13 +485,19 @@ fn stray_for_include(r: &RawStep) -> Option<&'static str> {
         ("expect", r.expect.is_some()),
         ("expect_any", r.expect_any.is_some()),
         ("sleep", r.sleep.is_some()),
+    ]
+}
+
+/// An option set on an `include` step that does not belong there.
+fn stray_for_include(r: &RawStep) -> Option<&'static str> {
+    let others = [
         ("timeout", r.timeout.is_some()),
         ("judged", r.judged.is_some()),
         ("padding", r.padding.is_some() || r.padding_length.is_some() || r.packet_length.is_some()),
         ("corrupt_mac", r.corrupt_mac.is_some()),
         ("command", r.command.is_some()),
     ];
-    if let Some((name, _)) = actions.iter().find(|(_, set)| *set) {
+    if let Some((name, _)) = action_fields(r).into_iter().chain(others).find(|(_, set)| *set) {
         return Some(name);
     }
     option_table(r).iter().find(|(name, set, _)| *set && *name != "args").map(|(name, ..)| *name)
@@ -560,16 +561,7 @@ fn step_inner(r: RawStep, line: usize) -> Result<Step, Located> {
     if r.command.is_some() {
         return Err("`command` is gone: name a program, e.g. program = \"echo-stdin\" or program = \"exit 3\" (scenarios/README.md, Programs)".into());
     }
-    let actions = [
-        r.do_.is_some(),
-        r.send.is_some(),
-        r.send_payload.is_some(),
-        r.send_bytes.is_some(),
-        r.expect.is_some(),
-        r.expect_any.is_some(),
-        r.sleep.is_some(),
-    ];
-    match actions.iter().filter(|a| **a).count() {
+    match action_fields(&r).iter().filter(|(_, set)| *set).count() {
         0 => {
             return Err(
                 "a step needs one action: do, send, send_payload, send_bytes, expect, expect_any or sleep".into()
