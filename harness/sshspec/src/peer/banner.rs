@@ -2,6 +2,7 @@
 //! `SSH-protoversion-softwareversion SP comments CR LF`, at most 255 characters with CR LF, the
 //! version fields printable US-ASCII without whitespace or '-'.
 
+use crate::script::matcher;
 use crate::transport::{ServerVersion, printable};
 use toml::{Table, Value};
 
@@ -50,16 +51,25 @@ pub fn judge(v: &ServerVersion, matches: &Table) -> Result<(), String> {
     if !problems.is_empty() {
         return Err(format!("identification {}: {}", printable(&v.line), problems.join("; ")));
     }
-    for (k, want) in matches {
-        let got = match k.as_str() {
-            "protoversion" => Value::String(p.protoversion.clone()),
-            "softwareversion" => Value::String(p.softwareversion.clone()),
-            "comments" => Value::String(p.comments.clone()),
-            "pre_banner_lines" => Value::Integer(v.pre_banner.len() as i64),
-            _ => continue,
-        };
-        if &got != want {
-            return Err(format!("identification {}: {k} is {got}, not {want}", printable(&v.line)));
+    let actual = Table::from_iter([
+        ("protoversion".to_owned(), Value::String(p.protoversion)),
+        ("softwareversion".to_owned(), Value::String(p.softwareversion)),
+        ("comments".to_owned(), Value::String(p.comments)),
+        ("pre_banner_lines".to_owned(), Value::Integer(v.pre_banner.len() as i64)),
+    ]);
+    let (plain, tests) = matcher::split(matches)?;
+    let line = printable(&v.line);
+    for (k, want) in &plain {
+        match actual.get(k) {
+            Some(got) if got != want => return Err(format!("identification {line}: {k} is {got}, not {want}")),
+            _ => {}
+        }
+    }
+    for f in &tests {
+        let Some(got) = matcher::get(&actual, &f.path) else { continue };
+        if !f.test.passes(got, &|want| want == got) {
+            let (k, test) = (f.path.join("."), matches.get(&f.path[0]).map(|t| t.to_string()).unwrap_or_default());
+            return Err(format!("identification {line}: {k} is {got}, which does not pass {test}"));
         }
     }
     Ok(())

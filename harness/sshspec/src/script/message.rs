@@ -3,6 +3,7 @@
 //! `with`; to expect, the received message is overlaid with the step's `match`, and it matches
 //! if the overlay changed nothing. Both go through the typed [`Message`], so values are checked.
 
+use super::matcher;
 use sshspec_wire::Message;
 use toml::{Table, Value};
 
@@ -48,21 +49,33 @@ pub fn build_check(name: &str, fields: &Table) -> Result<(), String> {
     build(name, None, fields).map(|_| ())
 }
 
-/// Whether `msg` is `name` and carries the values in `matches`.
+/// Whether `msg` is `name` and carries the values in `matches`, and its fields pass the tests
+/// there (`contains`, `any_of`, ...: see [`matcher`]).
 pub fn matches(msg: &Message, name: &str, matches: &Table) -> Result<bool, String> {
     if msg.name() != name {
         return Ok(false);
     }
     let actual = to_table(msg)?;
+    let (plain, tests) = matcher::split(matches)?;
+    if !carries(&actual, &plain) {
+        return Ok(false);
+    }
+    Ok(tests.iter().all(|f| match matcher::get(&actual, &f.path) {
+        Some(value) => f.test.passes(value, &|v| carries(&actual, &matcher::at(&f.path, v.clone()))),
+        // A test on a field the message lacks (another request type) does not pass.
+        None => false,
+    }))
+}
+
+/// Whether overlaying `plain` on the received message's table changes nothing, after both went
+/// through the typed message: a reason code then equals its name.
+fn carries(actual: &Table, plain: &Table) -> bool {
     let mut merged = actual.clone();
-    overlay(&mut merged, matches);
+    overlay(&mut merged, plain);
     // The matcher was checked against the message's shape at load time, so an overlay that no
     // longer decodes means the received value has another shape (an `exit-status` request where
     // `exit-signal` was expected): a mismatch, not a harness error.
-    let Ok(merged) = from_table(merged) else {
-        return Ok(false);
-    };
-    Ok(to_table(&merged)? == actual)
+    from_table(merged).ok().and_then(|m| to_table(&m).ok()).is_some_and(|m| &m == actual)
 }
 
 /// Variables a `with` or `match` table may use as a value, bound when the step runs, and what they
@@ -118,7 +131,24 @@ pub fn bind(t: &Table, value: &dyn Fn(&str) -> Option<Value>) -> Result<Table, S
 
 /// Checks a `match` table at load time, with every variable standing in for a value of its type.
 pub fn match_check(name: &str, matches: &Table) -> Result<(), String> {
-    build_check(name, &bind(matches, &placeholder)?)
+    let (plain, tests) = matcher::split(&bind(matches, &placeholder)?)?;
+    build_check(name, &plain)?;
+    // Each test's values must be values of its field: `at_least = 32768` on a number, `contains`
+    // on a list or a string of what the list holds.
+    for f in &tests {
+        for one_of in f.test.probes() {
+            let mut last = String::new();
+            let fits = one_of.into_iter().any(|v| {
+                let mut t = plain.clone();
+                overlay(&mut t, &matcher::at(&f.path, v));
+                build_check(name, &t).map_err(|e| last = e).is_ok()
+            });
+            if !fits {
+                return Err(format!("{}: the test does not fit the field: {last}", f.path.join(".")));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Checks a `send` step's `with` table at load time, likewise.
@@ -130,6 +160,12 @@ pub fn with_check(name: &str, with: &Table) -> Result<(), String> {
 pub const BANNER_FIELDS: &[&str] = &["protoversion", "softwareversion", "comments", "pre_banner_lines"];
 
 pub fn check_banner_matchers(m: &Table) -> Result<(), String> {
+    let (_, tests) = matcher::split(m)?;
+    for f in &tests {
+        if f.path.len() > 1 {
+            return Err(format!("banner field {:?} has no fields of its own", f.path[0]));
+        }
+    }
     for k in m.keys() {
         if !BANNER_FIELDS.contains(&k.as_str()) {
             return Err(format!("unknown banner field {k:?}; known: {}", BANNER_FIELDS.join(", ")));
@@ -176,6 +212,48 @@ mod tests {
             !matches(&m, "channel_request", &t("request = { type = \"exit-signal\", signal_name = \"TERM\" }"))
                 .unwrap()
         );
+    }
+
+    #[test]
+    fn no_message_field_is_named_like_a_test() {
+        fn keys(v: &Value, out: &mut Vec<String>) {
+            match v {
+                Value::Table(t) => t.iter().for_each(|(k, v)| {
+                    out.push(k.clone());
+                    keys(v, out)
+                }),
+                Value::Array(a) => a.iter().for_each(|v| keys(v, out)),
+                _ => {}
+            }
+        }
+        let mut all = Vec::new();
+        for name in Message::NAMES {
+            keys(&Value::Table(to_table(&build(name, None, &Table::new()).unwrap()).unwrap()), &mut all);
+        }
+        assert!(all.len() > 100);
+        assert!(all.iter().all(|k| !matcher::KEYS.contains(&k.as_str())));
+    }
+
+    #[test]
+    fn tests_match_fields_after_normalisation() {
+        let m = Message::Disconnect(Disconnect {
+            reason: DisconnectReason(3),
+            description: "key exchange failed: no common cipher".into(),
+            language: "".into(),
+        });
+        let ok = |s: &str| matches(&m, "disconnect", &t(s)).unwrap();
+        assert!(ok("reason = { any_of = [\"PROTOCOL_ERROR\", \"KEY_EXCHANGE_FAILED\"] }"));
+        assert!(!ok("reason = { any_of = [\"PROTOCOL_ERROR\", 4] }"));
+        assert!(ok("reason = { not = \"PROTOCOL_ERROR\" }"));
+        assert!(ok("description = { regex = \"(?i)no common\" }"));
+        assert!(!ok("description = { contains = \"mac\" }"));
+        let c = build("channel_open_confirmation", None, &t("maximum_packet_size = 32759")).unwrap();
+        assert!(matches(&c, "channel_open_confirmation", &t("maximum_packet_size = { at_least = 16384 }")).unwrap());
+        assert!(!matches(&c, "channel_open_confirmation", &t("maximum_packet_size = { at_least = 32768 }")).unwrap());
+        assert!(match_check("disconnect", &t("reason = { at_least = 2 }")).is_ok());
+        assert!(match_check("disconnect", &t("description = { contains = 2 }")).is_err());
+        assert!(match_check("kexinit", &t("kex_algorithms = { contains = \"x\" }")).is_ok());
+        assert!(match_check("kexinit", &t("cookie = { at_least = 1 }")).is_err());
     }
 
     #[test]

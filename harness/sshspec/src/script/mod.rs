@@ -6,6 +6,7 @@
 pub mod clauses;
 mod expand;
 mod load;
+pub mod matcher;
 pub mod message;
 pub mod names;
 pub mod program;
