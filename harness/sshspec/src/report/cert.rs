@@ -67,7 +67,13 @@ pub struct Certificate<'a> {
     /// INCONCLUSIVE results: a setup step failed, so their clauses were not reached. Listed apart
     /// from deviations: they say nothing about the clauses they cite.
     pub inconclusive: Vec<&'a ScenarioResult>,
+    /// The known-vulnerability probes (scenarios/vulnerabilities/), whatever their verdict: a
+    /// certifier wants to see each one checked, not only the ones that failed.
+    pub vulnerabilities: Vec<&'a ScenarioResult>,
 }
+
+/// Where the known-vulnerability probes live in the catalogue.
+pub const VULNERABILITIES: &str = "vulnerabilities/";
 
 fn clause_verdict(rs: &[&ScenarioResult]) -> ClauseVerdict {
     if rs.iter().any(|r| matches!(r.outcome, Outcome::Fail | Outcome::Xfail)) {
@@ -113,11 +119,12 @@ impl<'a> Certificate<'a> {
             .filter(|r| matches!(r.outcome, Outcome::Fail | Outcome::Xfail | Outcome::Xpass | Outcome::Error))
             .collect();
         let inconclusive = results.iter().copied().filter(|r| r.outcome == Outcome::Inconclusive).collect();
+        let vulnerabilities = results.iter().copied().filter(|r| r.scenario.starts_with(VULNERABILITIES)).collect();
         let mut skipped = BTreeMap::new();
         for r in results.iter().filter(|r| r.outcome == Outcome::Skip) {
             *skipped.entry(r.reason.as_deref().unwrap_or("(no reason given)")).or_insert(0) += 1;
         }
-        Certificate { target, summary, clauses, levels, deviations, skipped, inconclusive }
+        Certificate { target, summary, clauses, levels, deviations, skipped, inconclusive, vulnerabilities }
     }
 
     fn identity_lines(&self) -> Vec<(&'static str, String)> {
@@ -195,6 +202,16 @@ impl<'a> Certificate<'a> {
                 r.not_judged
             );
         }
+        if !self.vulnerabilities.is_empty() {
+            let _ = writeln!(
+                o,
+                "\n## Known vulnerabilities, probed by behaviour ({})\n\n| verdict | probe | what it shows |\n|---|---|---|",
+                self.vulnerabilities.len()
+            );
+            for r in &self.vulnerabilities {
+                let _ = writeln!(o, "| {} | `{}` | {} |", r.outcome, r.scenario, r.title.replace('|', "\\|"));
+            }
+        }
         let _ = writeln!(o, "\n## Deviations ({})\n", self.deviations.len());
         if self.deviations.is_empty() {
             o.push_str("None.\n\n");
@@ -267,9 +284,28 @@ impl<'a> Certificate<'a> {
                 r.not_judged
             );
         }
+        o.push_str("</table>");
+        if !self.vulnerabilities.is_empty() {
+            let _ = write!(
+                o,
+                "<h2>Known vulnerabilities, probed by behaviour ({})</h2><table id=\"vulnerabilities\"><tr><th>verdict</th><th>probe</th><th>what it shows</th></tr>",
+                self.vulnerabilities.len()
+            );
+            for r in &self.vulnerabilities {
+                let _ = write!(
+                    o,
+                    "<tr><td class=\"v {v}\"><a href=\"#{a}\">{v}</a></td><td class=\"mono\">{s}</td><td>{t}</td></tr>",
+                    v = r.outcome.label(),
+                    a = anchor(&r.target, &r.scenario),
+                    s = esc(&r.scenario),
+                    t = esc(&r.title)
+                );
+            }
+            o.push_str("</table>");
+        }
         let _ = write!(
             o,
-            "</table><h2>Deviations ({})</h2><table id=\"deviations\"><tr><th>verdict</th><th>scenario</th><th>clauses</th><th>evidence</th></tr>",
+            "<h2>Deviations ({})</h2><table id=\"deviations\"><tr><th>verdict</th><th>scenario</th><th>clauses</th><th>evidence</th></tr>",
             self.deviations.len()
         );
         for r in &self.deviations {

@@ -108,6 +108,9 @@ struct Conn {
     held_global: Option<Message>,
     forwards: Forwards,
     connected_at: Instant,
+    /// A USERAUTH_REQUEST that came in the clear during the first key exchange, kept to be acted on
+    /// under the new keys (a deviation: the rogue session attack).
+    rogue: Option<UserauthRequest>,
 }
 
 impl Conn {
@@ -136,6 +139,7 @@ impl Conn {
             held_global: None,
             forwards: Forwards::default(),
             connected_at: Instant::now(),
+            rogue: None,
         }
     }
 
@@ -378,6 +382,18 @@ impl Conn {
         // What Erlang/OTP did before 27.3.3 (CVE-2025-32433): connection messages that arrive in the
         // clear, in the first key exchange, go to the connection layer as if a user had logged in.
         let early = number >= 80 && !self.first_kex_done && !self.authed && self.dev("early-channel-run");
+        // What AsyncSSH did before 2.14.1 (CVE-2023-46446): a USERAUTH_REQUEST in the clear, inside
+        // the first key exchange, is acted on once the exchange completes, as if it had been sent
+        // under the new keys after SERVICE_ACCEPT.
+        if let Message::UserauthRequest(r) = &msg
+            && self.in_kex
+            && !self.first_kex_done
+            && self.dev("rogue-session")
+        {
+            self.t.log.note("kept: a USERAUTH_REQUEST sent during the first key exchange");
+            self.rogue = Some(r.clone());
+            return Ok(());
+        }
         if self.in_kex && !kex_message && !(1..=4).contains(&number) && !early {
             return self
                 .disconnect(DisconnectReason::PROTOCOL_ERROR, "only transport messages during a key exchange")
@@ -656,6 +672,10 @@ impl Conn {
         }
         self.in_kex = false;
         self.first_kex_done = true;
+        if let Some(r) = self.rogue.take() {
+            self.service = true;
+            return self.on_userauth(r).await;
+        }
         Ok(())
     }
 

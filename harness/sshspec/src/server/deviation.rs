@@ -130,6 +130,11 @@ pub const DEVIATIONS: &[Deviation] = &[
         &["4252-6-a"],
         "acts on channel messages sent during the initial key exchange, unauthenticated (CVE-2025-32433)",
     ),
+    d(
+        "rogue-session",
+        &["4253-7.1-x"],
+        "acts on a USERAUTH_REQUEST sent in the clear during the initial key exchange (CVE-2023-46446)",
+    ),
     d("pk-ok-names-key-type", &["4252-7-e"], "echoes the key type, not the requested algorithm, in PK_OK"),
     d("signature-unchecked", &["4252-7-b", "4252-7-f"], "accepts publickey requests whatever their signature"),
     d("success-repeated", &["4252-5.1-j"], "answers authentication requests after success with another SUCCESS"),
