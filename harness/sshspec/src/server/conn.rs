@@ -394,7 +394,10 @@ impl Conn {
             self.rogue = Some(r.clone());
             return Ok(());
         }
-        if self.in_kex && !kex_message && !(1..=4).contains(&number) && !early {
+        // RFC 4253 §7.1: the generic messages (1 to 19, SERVICE_REQUEST and SERVICE_ACCEPT aside) keep
+        // their place in a key exchange; an unassigned one among them gets UNIMPLEMENTED (§11.4).
+        let generic = matches!(number, 1..=4 | 9..=19) && !self.dev("unassigned-during-kex-fatal");
+        if self.in_kex && !kex_message && !generic && !early {
             return self
                 .disconnect(DisconnectReason::PROTOCOL_ERROR, "only transport messages during a key exchange")
                 .await;

@@ -58,6 +58,11 @@ pub const DEVIATIONS: &[Deviation] = &[
     d("disconnect-ignored", &["4253-11.1-b"], "keeps the connection open after the client's DISCONNECT"),
     d("service-accept-wrong-name", &["4253-10-b"], "accepts ssh-userauth naming ssh-connection"),
     d("unknown-service-accepted", &["4253-10-a"], "accepts any service"),
+    d(
+        "unassigned-during-kex-fatal",
+        &["4253-11.4-a"],
+        "ends the connection at an unassigned generic message number (1-19) during a key exchange",
+    ),
     d("data-during-own-rekey", &["4253-7.1-x"], "sends channel data between its KEXINIT and NEWKEYS"),
     d("never-rekeys", &["4253-9-c"], "never starts a key exchange of its own (seen with the rekey-256k variant)"),
     d("rekey-refused", &["4253-9-a"], "disconnects when the client starts a key re-exchange"),
