@@ -200,10 +200,9 @@ impl Reporter for Quiet {
 fn may_pass(mode: Mode, s: &Scenario) -> bool {
     // A scenario whose verdict is "the server closes the connection" is right to pass against a
     // server that closes it, once its banner is out.
-    let ends_in_close = matches!(
-        s.steps.last().map(|st| &st.action),
-        Some(Action::Expect(alts)) if alts.iter().any(|a| matches!(a, Expectation::Close))
-    );
+    // Whether the scenario's last step accepts this kind of answer.
+    let ends_accepting = |kind: fn(&Expectation) -> bool| matches!(s.steps.last().map(|st| &st.action), Some(Action::Expect(alts)) if alts.iter().any(kind));
+    let ends_in_close = ends_accepting(|a| matches!(a, Expectation::Close));
     let closes = matches!(mode, Mode::CloseAfterBanner | Mode::CloseMidPacket | Mode::CloseAfterKexinit);
     // The banner and KEXINIT are well formed; IGNORE may come at any time, window adjusts and
     // replays come after the KEXINIT the scenario checks.
@@ -220,10 +219,7 @@ fn may_pass(mode: Mode, s: &Scenario) -> bool {
     // A flood of IGNOREs is no message: a scenario that gets as far as its last step with only the
     // KEXINIT (CVE-2025-32433's probe) and there accepts silence is right to pass. Whether it gets
     // there before the deadline depends on how fast the flood is read, so FAIL is right as well.
-    let ends_in_nothing = matches!(
-        s.steps.last().map(|st| &st.action),
-        Some(Action::Expect(alts)) if alts.iter().any(|a| matches!(a, Expectation::Nothing))
-    );
+    let ends_in_nothing = ends_accepting(|a| matches!(a, Expectation::Nothing));
     (closes && ends_in_close)
         || (identification_ok && judges_identification.contains(&s.id.as_str()))
         || (matches!(mode, Mode::FloodIgnore) && ends_in_nothing)
