@@ -1,7 +1,8 @@
 //! Judging the server's KEXINIT as a message (RFC 4253 §7.1, RFC 4251 §5 and §6): every algorithm
 //! name-list non-empty, every name 1 to 64 printable US-ASCII characters with no empty element,
-//! `@` names with a single at-sign, no client-only indicator among the kex methods, booleans 0 or
-//! 1, and the reserved field 0. Negotiation reads
+//! `@` names with a single at-sign, `none` among the compression methods (RFC 4253 §6.2: REQUIRED),
+//! a cookie that is not all zero, no client-only indicator among the kex methods, booleans 0 or 1,
+//! and the reserved field 0. Negotiation reads
 //! the lists leniently; this is where their form is held to the RFCs.
 
 use crate::transport::kex::{EXT_INFO_C, KEX_STRICT_C};
@@ -27,6 +28,18 @@ pub fn problems(k: &KexInit) -> Vec<String> {
                 "{field} is empty (RFC 4253 §7.1: each name-list MUST contain at least one algorithm name)"
             ));
         }
+    }
+    for (field, list) in &algorithm_lists[6..] {
+        if !list.0.is_empty() && !list.contains("none") {
+            out.push(format!(
+                "{field} [{}] lacks none (RFC 4253 §6.2: \"none REQUIRED no compression\")",
+                list.joined()
+            ));
+        }
+    }
+    // One connection cannot show randomness; an all-zero cookie is the one value that is surely not.
+    if k.cookie.0 == [0; 16] {
+        out.push("the cookie is 16 zero bytes (RFC 4253 §7.1: the cookie MUST be a random value)".into());
     }
     let languages = [
         ("languages_client_to_server", &k.languages_client_to_server),
@@ -89,7 +102,7 @@ fn bad_name(name: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sshspec_wire::Bool;
+    use sshspec_wire::{Bool, Cookie};
 
     fn good() -> KexInit {
         let l = |v: &[&str]| NameList::new(v.iter().copied());
@@ -102,6 +115,7 @@ mod tests {
             mac_algorithms_server_to_client: l(&["hmac-sha2-256"]),
             compression_algorithms_client_to_server: l(&["none"]),
             compression_algorithms_server_to_client: l(&["none"]),
+            cookie: Cookie([7; 16]),
             ..KexInit::default()
         }
     }
@@ -119,8 +133,10 @@ mod tests {
         k.server_host_key_algorithms = NameList::new(["ssh ed25519", &"x".repeat(65)]);
         k.first_kex_packet_follows = Bool(2);
         k.reserved = 1;
+        k.compression_algorithms_server_to_client = NameList::new(["zlib@openssh.com"]);
+        k.cookie.0 = [0; 16];
         let p = problems(&k);
-        assert_eq!(p.len(), 7, "{p:#?}");
+        assert_eq!(p.len(), 9, "{p:#?}");
     }
 
     #[test]

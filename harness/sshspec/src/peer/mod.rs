@@ -789,6 +789,8 @@ impl Peer<'_> {
                 }
             }
             Message::UserauthFailure(f) => self.auth_methods = Some(f.methods.0.clone()),
+            // Whichever step read it, an `authenticate` step after it must not ask again.
+            Message::ServiceAccept(s) if s.service.as_slice() == b"ssh-userauth" => self.service_accepted = true,
             Message::ChannelFailure(_) | Message::RequestFailure(_) | Message::ChannelOpenFailure(_) => {
                 if let Some(o) = self.pending.answered(msg) {
                     if self.granted.contains(&o.what) {
@@ -983,6 +985,9 @@ impl Peer<'_> {
         let before = self.t.kex.completed;
         if self.t.kex.ours.is_none() {
             self.send_kexinit().await?;
+        } else {
+            // Both KEXINITs may have passed through low-level steps, which answer nothing.
+            self.send_kex_init_if_ready().await?;
         }
         self.finish_kex(before, deadline).await
     }

@@ -40,6 +40,7 @@ pub(super) async fn serve(stream: tokio::net::TcpStream, shared: Arc<Shared>) {
     t.quirks.session_id_follows_rekey = shared.settings.deviates("session-id-follows-rekey");
     t.quirks.reset_sequence_numbers_once = shared.settings.deviates("strict-kex-rekey-no-reset");
     t.quirks.strict_follows_rekey_markers = shared.settings.deviates("strict-kex-marker-in-rekey");
+    t.quirks.repeat_short_keys = shared.settings.deviates("key-not-extended");
     let mut c = Conn::new(t, shared);
     let _ = c.run().await;
     c.t.shutdown().await;
@@ -275,20 +276,40 @@ impl Conn {
         if self.dev("non-ascii-name") {
             host.push("caf\u{e9}@sshspec.example");
         }
+        if self.dev("double-at-name") {
+            host.push("x@y@sshspec.example");
+        }
+        if self.dev("name-with-space") {
+            host.push("ssh ed25519");
+        }
+        if self.dev("nul-in-name-list") {
+            host.push("ssh-ed25519\0");
+        }
         let mut compression = vec![compress::NONE, compress::ZLIB_OPENSSH];
         if self.dev("empty-name-in-list") {
             compression.insert(1, "");
         }
-        let macs = cipher::MACS;
+        if self.dev("no-none-compression") {
+            compression.retain(|c| *c != compress::NONE);
+        }
+        let mut ciphers = cipher::CIPHERS.to_vec();
+        let mut macs = cipher::MACS.to_vec();
+        if self.dev("3des-offered") {
+            ciphers.push("3des-cbc");
+        }
+        if self.dev("none-cipher-offered") {
+            ciphers.push("none");
+            macs.push("none");
+        }
         let languages: &[&str] = if self.dev("language-tags") { &["en-US"] } else { &[] };
         KexInit {
-            cookie: Cookie(rand::random()),
+            cookie: Cookie(if self.dev("zero-cookie") { [0; 16] } else { rand::random() }),
             kex_algorithms: l(&kex),
             server_host_key_algorithms: l(&host),
-            encryption_algorithms_client_to_server: l(cipher::CIPHERS),
-            encryption_algorithms_server_to_client: l(cipher::CIPHERS),
-            mac_algorithms_client_to_server: if self.dev("empty-mac-list") { l(&[]) } else { l(macs) },
-            mac_algorithms_server_to_client: l(macs),
+            encryption_algorithms_client_to_server: l(&ciphers),
+            encryption_algorithms_server_to_client: l(&ciphers),
+            mac_algorithms_client_to_server: if self.dev("empty-mac-list") { l(&[]) } else { l(&macs) },
+            mac_algorithms_server_to_client: l(&macs),
             compression_algorithms_client_to_server: l(&[compress::NONE, compress::ZLIB_OPENSSH]),
             compression_algorithms_server_to_client: l(&compression),
             languages_client_to_server: l(languages),
@@ -625,13 +646,35 @@ impl Conn {
         let kind =
             HOST_KEY_ALGORITHMS.iter().find(|(a, _)| *a == n.host_key).map(|(_, k)| *k).unwrap_or(KeyKind::Ed25519);
         let host = self.shared.host;
-        let blob = host.blob(kind);
-        let reply = match self.t.server_kex_reply(&blob, |alg, h| host.sign(kind, alg, h)) {
+        let foreign = kind != KeyKind::Ed25519 && self.dev("host-key-of-another-type");
+        let blob = host.blob(if foreign { KeyKind::Ed25519 } else { kind });
+        let (wrong_data, sha1_rsa, own_name) = (
+            self.dev("signature-over-wrong-data"),
+            self.dev("rsa-sha2-signed-with-sha1"),
+            self.dev("signature-named-apart-from-key"),
+        );
+        let sign = |alg: &str, h: &[u8]| {
+            let mut data = h.to_vec();
+            if wrong_data {
+                data[0] ^= 1;
+            }
+            let alg = match alg {
+                "rsa-sha2-256" | "rsa-sha2-512" if sha1_rsa => "ssh-rsa",
+                "ssh-ed25519" if own_name => "ed25519",
+                other => other,
+            };
+            host.sign(kind, alg, &data)
+        };
+        let reply = match self.t.server_kex_reply(&blob, sign) {
             Ok(r) => r,
-            Err(e) if self.dev("dh-e-unchecked") => {
+            Err(e) if self.dev("dh-e-unchecked") || self.dev("curve25519-point-unchecked") => {
                 self.t.log.note(format!("answering anyway: {e}"));
                 let junk = Bytes(vec![0x42; 32]);
-                Message::KexdhReply(KexdhReply { k_s: Bytes(blob), f: Bytes(vec![2]), signature: junk })
+                if n.kex.starts_with("curve25519") {
+                    Message::KexEcdhReply(KexEcdhReply { k_s: Bytes(blob), q_s: Bytes(vec![9; 32]), signature: junk })
+                } else {
+                    Message::KexdhReply(KexdhReply { k_s: Bytes(blob), f: Bytes(vec![2]), signature: junk })
+                }
             }
             Err(e) => return self.disconnect(DisconnectReason::KEY_EXCHANGE_FAILED, &e.to_string()).await,
         };
@@ -685,6 +728,10 @@ impl Conn {
     /// Starts a key exchange of ours when a limit is reached (RFC 4253 §9).
     async fn maybe_rekey(&mut self) -> Step {
         if !self.first_kex_done || !self.t.kex.idle() || self.in_kex || self.dev("never-rekeys") {
+            return Ok(());
+        }
+        // RFC 8308 §3.2.1: no key re-exchange of ours before the user is authenticated.
+        if !self.authed && !self.dev("rekeys-before-login") {
             return Ok(());
         }
         let s = &self.shared.settings;
@@ -763,7 +810,12 @@ impl Conn {
         }
         self.authed = true;
         self.authed_at = Some(Instant::now());
-        self.send(Message::UserauthSuccess(UserauthSuccess {})).await
+        self.send(Message::UserauthSuccess(UserauthSuccess {})).await?;
+        if self.dev("banner-after-success") {
+            let m = UserauthBanner { message: Bytes(b"welcome\r\n".to_vec()), language: Bytes::default() };
+            self.send(Message::UserauthBanner(m)).await?;
+        }
+        Ok(())
     }
 
     async fn on_userauth(&mut self, r: UserauthRequest) -> Step {
@@ -844,6 +896,7 @@ impl Conn {
                 }
                 Ok(())
             }
+            AuthMethod::None {} if right_user && self.dev("none-accepted") => self.passed(&r.user.0, "none").await,
             AuthMethod::Other { .. } if self.dev("unknown-method-disconnects") => {
                 self.disconnect(DisconnectReason::PROTOCOL_ERROR, "unknown method").await
             }

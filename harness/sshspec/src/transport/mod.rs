@@ -221,6 +221,8 @@ pub struct Quirks {
     pub reset_sequence_numbers_once: bool,
     /// Let a rekey KEXINIT's markers switch strict kex on or off.
     pub strict_follows_rekey_markers: bool,
+    /// Lengthen keys longer than one hash by repeating the first hash, not by RFC 4253 §7.2's chain.
+    pub repeat_short_keys: bool,
 }
 
 /// The other end's identification and what preceded it (the server's, in the client role).
@@ -1036,7 +1038,13 @@ impl Transport {
                     }
                     None => 0,
                 };
-                let d = |letter: u8, len: usize| kex::derive_key(method.hash, k, h, letter, &session_id, len);
+                let d = |letter: u8, len: usize| {
+                    if self.quirks.repeat_short_keys {
+                        let one = method.hash.digest(&[k, h, &[letter], &session_id]);
+                        return one.iter().copied().cycle().take(len).collect();
+                    }
+                    kex::derive_key(method.hash, k, h, letter, &session_id, len)
+                };
                 Ok(DirectionKeys {
                     cipher: cipher.to_owned(),
                     mac: mac.clone(),
