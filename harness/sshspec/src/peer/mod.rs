@@ -460,6 +460,7 @@ impl<'a> Peer<'a> {
             inner: opts.ssh_inner.unwrap_or(addr),
             bound_port: None,
             server_sig_algs: None,
+            server_extensions: Vec::new(),
             auth_methods: None,
             offer: (Pins::default(), toml::Table::new()),
             rekey: RekeyPolicy::default(),
@@ -493,6 +494,8 @@ struct Peer<'a> {
     bound_port: Option<u32>,
     /// The `server-sig-algs` extension of the server's EXT_INFO (RFC 8308 §3.1), once seen.
     server_sig_algs: Option<Vec<String>>,
+    /// The names of every extension the server's EXT_INFO messages carried, in order, once each.
+    server_extensions: Vec<String>,
     /// The methods that can continue, from the last USERAUTH_FAILURE.
     auth_methods: Option<Vec<String>>,
     /// What the last `key-exchange` step offered; rekeys offer the same.
@@ -783,6 +786,12 @@ impl Peer<'_> {
             Message::KexInit(_) => self.server_in_kex = true,
             Message::NewKeys(_) => self.server_in_kex = false,
             Message::ExtInfo(e) => {
+                for x in &e.extensions {
+                    let name = String::from_utf8_lossy(x.name.as_slice()).into_owned();
+                    if !self.server_extensions.contains(&name) {
+                        self.server_extensions.push(name);
+                    }
+                }
                 if let Some(v) = e.get("server-sig-algs") {
                     self.server_sig_algs =
                         Some(String::from_utf8_lossy(v.as_slice()).split(',').map(str::to_owned).collect());

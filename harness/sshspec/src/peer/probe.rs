@@ -33,6 +33,9 @@ pub struct Profile {
     pub strict_kex: bool,
     /// The server lists `ext-info-s` (RFC 8308 §2.1).
     pub ext_info: bool,
+    /// The extensions of the server's first EXT_INFO (RFC 8308), by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extensions: Vec<String>,
     /// The methods USERAUTH_FAILURE listed for `none`; `None` when the probe did not get that far.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub auth_methods: Option<Vec<String>>,
@@ -201,6 +204,8 @@ impl Peer<'_> {
             Message::ServiceAccept(_) => {}
             other => return Err(format!("expected SERVICE_ACCEPT; got {}", summarize(&other))),
         }
+        // EXT_INFO comes right after the server's NEWKEYS (RFC 8308 §2.4), so before this answer.
+        p.extensions = self.server_extensions.clone();
         let none = UserauthRequest {
             user: self.creds.user.as_str().into(),
             service: "ssh-connection".into(),

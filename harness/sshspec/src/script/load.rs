@@ -1137,6 +1137,18 @@ expect_any = [{ expect = "disconnect", match = { reason = "KEY_EXCHANGE_FAILED" 
     }
 
     #[test]
+    fn judgement_starts_at_the_step_marked_judged() {
+        let steps = "[[step]]\ndo = \"version-exchange\"\n[[step]]\nexpect = \"kexinit\"\n[[step]]\nsend = \"ignore\"\n\
+                     [[step]]\nexpect = \"close\"\n";
+        let unmarked = p(&format!("{HEADER}\n{steps}")).unwrap();
+        assert_eq!(unmarked.first_judged(), 1, "a low-level expect is judged unless marked otherwise");
+        let marked =
+            p(&format!("{HEADER}\n{}", steps.replace("send = \"ignore\"", "send = \"ignore\"\njudged = true")))
+                .unwrap();
+        assert_eq!(marked.first_judged(), 2, "the steps before the marked one are setup");
+    }
+
+    #[test]
     fn a_bad_include_is_located_with_a_hint() {
         let e = p(&format!("{HEADER}\n[[step]]\ninclude = \"logn\"\n")).unwrap_err();
         assert_eq!(e.line, 7, "{e}");

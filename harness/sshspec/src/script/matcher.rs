@@ -2,10 +2,13 @@
 //! field must equal, or a table of one test:
 //!
 //! - `contains = X`: a name-list or list holds X, or a string holds X as a substring;
-//! - `any_of = [A, B]`: the field equals one of them;
+//! - `any_of = [A, B]`: the field equals one of them, or passes one of them where it is itself a
+//!   test (`any_of = [{ not = { regex = "x" } }, { regex = "a.*b" }]`);
 //! - `not = X`: the field does not equal X (or does not pass X, if X is itself a test);
 //! - `regex = "…"`: a string, or a name-list joined with commas as on the wire, matches;
-//! - `at_least = N`, `at_most = M` (alone or together): a number lies in the range.
+//! - `at_least = N`, `at_most = M` (alone or together): a number lies in the range;
+//! - `bits = { at_least = N, at_most = M }`: a byte string read as an unsigned big-endian number
+//!   (an mpint's body: a group exchange's `p`) has a bit length in the range.
 //!
 //! A table is a test when every key in it is one of these; no message field is named like them
 //! (checked by a test in `message`), so a nested message table is never mistaken for one.
@@ -13,7 +16,7 @@
 use regex::Regex;
 use toml::{Table, Value};
 
-pub const KEYS: &[&str] = &["contains", "any_of", "not", "regex", "at_least", "at_most"];
+pub const KEYS: &[&str] = &["contains", "any_of", "not", "regex", "at_least", "at_most", "bits"];
 
 /// A test and the field it applies to (`["request", "command"]`).
 #[derive(Debug)]
@@ -25,11 +28,23 @@ pub struct FieldTest {
 #[derive(Debug)]
 pub enum Test {
     Contains(Value),
-    AnyOf(Vec<Value>),
+    AnyOf(Vec<Alternative>),
     NotEqual(Value),
     NotPassing(Box<Test>),
     Regex(Regex),
-    Range { at_least: Option<i64>, at_most: Option<i64> },
+    Range {
+        at_least: Option<i64>,
+        at_most: Option<i64>,
+    },
+    /// The bit length of a byte string, tested by a range.
+    Bits(Box<Test>),
+}
+
+/// One alternative of `any_of`: a value the field may equal, or a test it may pass.
+#[derive(Debug)]
+pub enum Alternative {
+    Equal(Value),
+    Passing(Test),
 }
 
 pub fn is_test(t: &Table) -> bool {
@@ -98,8 +113,15 @@ fn parse(t: &Table) -> Result<Test, String> {
             other => return Err(format!("`contains` takes a string or a number, not {other}")),
         },
         "any_of" => match v {
-            Value::Array(a) if !a.is_empty() => Test::AnyOf(a.clone()),
-            _ => return Err("`any_of` takes a non-empty list of values".into()),
+            Value::Array(a) if !a.is_empty() => Test::AnyOf(
+                a.iter()
+                    .map(|v| match v {
+                        Value::Table(inner) if is_test(inner) => parse(inner).map(Alternative::Passing),
+                        other => Ok(Alternative::Equal(other.clone())),
+                    })
+                    .collect::<Result<_, _>>()?,
+            ),
+            _ => return Err("`any_of` takes a non-empty list of values or tests".into()),
         },
         "not" => match v {
             Value::Table(inner) if is_test(inner) => Test::NotPassing(Box::new(parse(inner)?)),
@@ -112,6 +134,12 @@ fn parse(t: &Table) -> Result<Test, String> {
             ),
             other => return Err(format!("`regex` takes a string, not {other}")),
         },
+        "bits" => match v {
+            Value::Table(inner) if inner.contains_key("at_least") || inner.contains_key("at_most") => {
+                Test::Bits(Box::new(parse(inner)?))
+            }
+            other => return Err(format!("`bits` takes a range, `{{ at_least = N, at_most = M }}`, not {other}")),
+        },
         _ => unreachable!("is_test admits only KEYS"),
     })
 }
@@ -122,13 +150,20 @@ impl Test {
     pub fn probes(&self) -> Vec<Vec<Value>> {
         match self {
             Test::Contains(x) => vec![vec![Value::Array(vec![x.clone()]), x.clone()]],
-            Test::AnyOf(vs) => vs.iter().map(|v| vec![v.clone()]).collect(),
+            Test::AnyOf(vs) => vs
+                .iter()
+                .flat_map(|v| match v {
+                    Alternative::Equal(v) => vec![vec![v.clone()]],
+                    Alternative::Passing(t) => t.probes(),
+                })
+                .collect(),
             Test::NotEqual(v) => vec![vec![v.clone()]],
             Test::NotPassing(t) => t.probes(),
             Test::Regex(_) => vec![vec![Value::String(String::new()), Value::Array(Vec::new())]],
             Test::Range { at_least, at_most } => {
                 [at_least, at_most].into_iter().flatten().map(|n| vec![Value::Integer(*n)]).collect()
             }
+            Test::Bits(_) => vec![vec![Value::String(String::new())]],
         }
     }
 
@@ -141,7 +176,10 @@ impl Test {
                 Value::String(s) => x.as_str().is_some_and(|x| s.contains(x)),
                 _ => false,
             },
-            Test::AnyOf(vs) => vs.iter().any(equal),
+            Test::AnyOf(vs) => vs.iter().any(|v| match v {
+                Alternative::Equal(v) => equal(v),
+                Alternative::Passing(t) => t.passes(actual, equal),
+            }),
             Test::NotEqual(v) => !equal(v),
             Test::NotPassing(t) => !t.passes(actual, equal),
             Test::Regex(r) => match actual {
@@ -156,7 +194,21 @@ impl Test {
                 Value::Integer(n) => at_least.is_none_or(|l| *n >= l) && at_most.is_none_or(|m| *n <= m),
                 _ => false,
             },
+            Test::Bits(range) => bytes(actual).is_some_and(|b| {
+                let bits =
+                    b.iter().position(|x| *x != 0).map_or(0, |i| (b.len() - i) * 8 - b[i].leading_zeros() as usize);
+                range.passes(&Value::Integer(bits as i64), &|_| false)
+            }),
         }
+    }
+}
+
+/// A bytes field's value as the message table holds it: text, or `{ hex = "..." }`.
+fn bytes(v: &Value) -> Option<Vec<u8>> {
+    match v {
+        Value::String(s) => Some(s.as_bytes().to_vec()),
+        Value::Table(t) => t.get("hex").and_then(Value::as_str).and_then(|h| hex::decode(h).ok()),
+        _ => None,
     }
 }
 
@@ -218,6 +270,15 @@ mod tests {
         assert!(one("{ any_of = [1, 32768] }").passes(&n, &eq(&n)));
         assert!(!one("{ not = 32768 }").passes(&n, &eq(&n)));
         assert!(one("{ not = { at_most = 5 } }").passes(&n, &eq(&n)));
+        let either = "{ any_of = [{ not = { regex = \"x\" } }, { regex = \"^x,y$\" }] }";
+        assert!(one(either).passes(&list, &|_| false), "passes the first test");
+        assert!(one(either).passes(&Value::Array(vec!["x".into(), "y".into()]), &|_| false), "the second");
+        assert!(!one(either).passes(&Value::Array(vec!["x".into()]), &|_| false), "neither");
+        assert!(one("{ any_of = [7, { at_least = 100 }] }").passes(&n, &eq(&n)));
+        let p = Value::Table(t("hex = \"00ff01\""));
+        assert!(one("{ bits = { at_least = 16, at_most = 16 } }").passes(&p, &|_| false), "0x00ff01 has 16 bits");
+        assert!(!one("{ bits = { at_least = 17 } }").passes(&p, &|_| false));
+        assert!(one("{ bits = { at_most = 0 } }").passes(&"".into(), &|_| false), "zero has no bits");
     }
 
     #[test]
@@ -228,6 +289,7 @@ mod tests {
             ("f = { at_least = \"5\" }", "takes a number"),
             ("f = { regex = \"(\" }", "bad regex"),
             ("f = { any_of = [] }", "non-empty"),
+            ("f = { bits = 5 }", "`bits` takes a range"),
             ("g = { f = { at_most = 1, contains = 2 } }", "g.f: `contains` cannot be combined"),
         ] {
             let e = split(&t(text)).unwrap_err();

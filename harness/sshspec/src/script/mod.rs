@@ -68,6 +68,9 @@ pub struct Requires {
     /// Channel request types, subsystems and global requests the target must offer (`subsystem:sftp`,
     /// `tcpip-forward`, `direct-tcpip`, `no-more-sessions@openssh.com`), beyond what every server has.
     pub feature: Vec<String>,
+    /// Extensions the server must advertise in its EXT_INFO (RFC 8308), as the probe saw them:
+    /// `ping@openssh.com`, `publickey-hostbound@openssh.com`.
+    pub extension: Vec<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -131,9 +134,15 @@ impl Scenario {
 
     /// The index of the first step under test: the steps before it are setup, and a setup step
     /// that fails makes the scenario INCONCLUSIVE, never a FAIL of the clauses it cites. The last
-    /// step is always judged (a scenario of setup steps only judges its last one).
+    /// step is always judged (a scenario of setup steps only judges its last one). A step marked
+    /// `judged` is where judgement starts, whatever precedes it: a low-level scenario that must
+    /// first bring a key exchange to some point (a group exchange's group) charges a server that
+    /// fails on the way there with INCONCLUSIVE, not with the clause it never reached.
     pub fn first_judged(&self) -> usize {
-        let setup = self.steps.iter().take_while(|s| s.is_setup()).count();
+        let setup = match self.steps.iter().position(|s| s.judged) {
+            Some(marked) => marked,
+            None => self.steps.iter().take_while(|s| s.is_setup()).count(),
+        };
         setup.min(self.steps.len().saturating_sub(1))
     }
 
@@ -211,8 +220,8 @@ pub struct Step {
     /// Further messages (by name) the expectation passes over, e.g. a server's unsolicited
     /// `global_request` after login.
     pub pass_over: Vec<String>,
-    /// `judged = true`: this step is under test even though it looks like setup (a pinned
-    /// key exchange in a scenario about that cipher); it and every later step are judged.
+    /// `judged = true`: judgement starts at this step: it and every later step are judged
+    /// (a pinned key exchange in a scenario about that cipher), every earlier one is setup.
     pub judged: bool,
     /// For an `expect_any`, per alternative: the branch the scenario goes on with when that
     /// alternative is what came (`then = "NAME"`), or `None` to go on with the next step.

@@ -28,6 +28,16 @@ const SERVER_MARKERS: &[&str] = &["ext-info-s", kex::KEX_STRICT_S];
 
 const COMPRESSION: &[&str] = &[compress::NONE, compress::ZLIB, compress::ZLIB_OPENSSH];
 
+/// EXT_INFO extensions a scenario may require a server to advertise (RFC 8308 §3, OpenSSH PROTOCOL).
+pub const EXTENSIONS: &[&str] = &[
+    "server-sig-algs",
+    "delay-compression",
+    "no-flow-control",
+    "elevation",
+    "ping@openssh.com",
+    "publickey-hostbound@openssh.com",
+];
+
 fn kex_methods() -> impl Iterator<Item = &'static str> {
     kex::METHODS.iter().map(|m| m.name)
 }
@@ -89,7 +99,7 @@ fn edits(a: &str, b: &str) -> usize {
 pub fn check_requires(r: &Requires) -> Result<(), (String, String)> {
     let kex: Vec<&str> = kex_methods().chain(SERVER_MARKERS.iter().copied()).collect();
     let user_keys: Vec<&str> = KeyKind::ALL.iter().map(|k| k.key_type()).collect();
-    let lists: [(&str, &[String], &[&str]); 7] = [
+    let lists: [(&str, &[String], &[&str]); 8] = [
         ("authentication method", &r.auth, AUTH_METHODS),
         ("kex method", &r.kex, &kex),
         ("host key algorithm", &r.host_key, hostkey::ALL),
@@ -97,6 +107,7 @@ pub fn check_requires(r: &Requires) -> Result<(), (String, String)> {
         ("MAC", &r.mac, cipher::MACS),
         ("compression method", &r.compression, COMPRESSION),
         ("user key type", &r.user_key, &user_keys),
+        ("EXT_INFO extension", &r.extension, EXTENSIONS),
     ];
     for (what, names, known) in lists {
         for n in names {

@@ -34,6 +34,10 @@ impl From<TransportError> for Closed {
 
 type Step = Result<(), Closed>;
 
+/// SSH2_MSG_PING and SSH2_MSG_PONG (OpenSSH PROTOCOL §1.9).
+const PING: u8 = 192;
+const PONG: u8 = 193;
+
 pub(super) async fn serve(stream: tokio::net::TcpStream, shared: Arc<Shared>) {
     let mut t = Transport::accepted(stream, Transcript::default());
     t.quirks.keep_sequence_numbers = shared.settings.deviates("strict-kex-no-sequence-reset");
@@ -41,6 +45,9 @@ pub(super) async fn serve(stream: tokio::net::TcpStream, shared: Arc<Shared>) {
     t.quirks.reset_sequence_numbers_once = shared.settings.deviates("strict-kex-rekey-no-reset");
     t.quirks.strict_follows_rekey_markers = shared.settings.deviates("strict-kex-marker-in-rekey");
     t.quirks.repeat_short_keys = shared.settings.deviates("key-not-extended");
+    t.quirks.exchange_hash_sha256 = shared.settings.deviates("exchange-hash-always-sha256");
+    t.quirks.gex_hash_without_bounds = shared.settings.deviates("gex-hash-without-bounds");
+    t.quirks.curve25519_k_as_string = shared.settings.deviates("curve25519-k-as-string");
     let mut c = Conn::new(t, shared);
     let _ = c.run().await;
     c.t.shutdown().await;
@@ -107,6 +114,8 @@ struct Conn {
     held_reply: Option<Message>,
     /// A global request's reply kept back likewise.
     held_global: Option<Message>,
+    /// A PONG kept back to be sent after the next one (a deviation).
+    held_pong: Option<Message>,
     forwards: Forwards,
     connected_at: Instant,
     /// A USERAUTH_REQUEST that came in the clear during the first key exchange, kept to be acted on
@@ -138,6 +147,7 @@ impl Conn {
             next_channel: 0,
             held_reply: None,
             held_global: None,
+            held_pong: None,
             forwards: Forwards::default(),
             connected_at: Instant::now(),
             rogue: None,
@@ -267,6 +277,31 @@ impl Conn {
         ];
         if self.dev("ext-info-c-as-own") {
             kex = kex.into_iter().map(|k| if k == "ext-info-s" { "ext-info-c" } else { k }).collect();
+        }
+        // RFC 9142's method guidance, broken one way each; the names are listed, not implemented.
+        let dropped: Vec<&str> = [
+            ("no-curve25519", &["curve25519-sha256"][..]),
+            ("no-group14-sha256", &["diffie-hellman-group14-sha256"]),
+            ("no-group16-sha512", &["diffie-hellman-group16-sha512"]),
+            ("nist-curves-partial", &["ecdh-sha2-nistp384", "ecdh-sha2-nistp521"]),
+        ]
+        .into_iter()
+        .filter(|(deviation, _)| self.dev(deviation))
+        .flat_map(|(_, names)| names.iter().copied())
+        .collect();
+        kex.retain(|k| !dropped.contains(k));
+        let real = kex.iter().position(|k| *k == "ext-info-s").unwrap_or(kex.len());
+        if self.dev("weak-kex-offered") {
+            kex.splice(
+                real..real,
+                ["diffie-hellman-group1-sha1", "diffie-hellman-group-exchange-sha1", "rsa1024-sha1"],
+            );
+        }
+        if self.dev("small-curve-offered") {
+            kex.insert(real, "ecdh-sha2-1.3.132.0.6");
+        }
+        if self.dev("group14-sha1-first") {
+            kex.insert(0, "diffie-hellman-group14-sha1");
         }
         let long = format!("{}@sshspec.example", "x".repeat(60));
         let mut host: Vec<&str> = HOST_KEY_ALGORITHMS.iter().map(|(a, _)| *a).collect();
@@ -456,6 +491,7 @@ impl Conn {
                 self.authed = true;
                 Ok(())
             }
+            Message::Unknown(ping) if ping.msg_type == PING && self.first_kex_done => self.on_ping(ping).await,
             m if m.msg_type().0 >= 80 && !self.authed && !self.dev("connection-before-login") && !early => {
                 self.disconnect(DisconnectReason::PROTOCOL_ERROR, "connection protocol message before authentication")
                     .await
@@ -498,6 +534,25 @@ impl Conn {
             | Message::RequestFailure(_) => Ok(()),
             _ => self.unimplemented().await,
         }
+    }
+
+    /// OpenSSH PROTOCOL §1.9: a PONG copying the PING's data, in order, held during our rekeys
+    /// like every message of 50 and up.
+    async fn on_ping(&mut self, ping: sshspec_wire::msg::Unknown) -> Step {
+        let mut body = ping.body;
+        if self.dev("pong-data-altered") {
+            body = Rest(Bytes(vec![0, 0, 0, 0]));
+        }
+        let pong = Message::Unknown(sshspec_wire::msg::Unknown { msg_type: PONG, body });
+        if self.dev("pongs-reordered") && self.held_pong.is_none() {
+            self.held_pong = Some(pong);
+            return Ok(());
+        }
+        self.send(pong).await?;
+        if let Some(first) = self.held_pong.take() {
+            self.send(first).await?;
+        }
+        Ok(())
     }
 
     // ---- key exchange ----
@@ -667,13 +722,17 @@ impl Conn {
         };
         let reply = match self.t.server_kex_reply(&blob, sign) {
             Ok(r) => r,
-            Err(e) if self.dev("dh-e-unchecked") || self.dev("curve25519-point-unchecked") => {
+            Err(e) if self.dev("dh-e-unchecked") || self.dev("ecdh-point-unchecked") => {
                 self.t.log.note(format!("answering anyway: {e}"));
-                let junk = Bytes(vec![0x42; 32]);
-                if n.kex.starts_with("curve25519") {
-                    Message::KexEcdhReply(KexEcdhReply { k_s: Bytes(blob), q_s: Bytes(vec![9; 32]), signature: junk })
-                } else {
-                    Message::KexdhReply(KexdhReply { k_s: Bytes(blob), f: Bytes(vec![2]), signature: junk })
+                let (k_s, junk) = (Bytes(blob), Bytes(vec![0x42; 32]));
+                match n.kex.as_str() {
+                    k if k.starts_with("diffie-hellman-group-exchange") => {
+                        Message::KexDhGexReply(KexDhGexReply { k_s, f: Bytes(vec![2]), signature: junk })
+                    }
+                    k if k.starts_with("diffie-hellman") => {
+                        Message::KexdhReply(KexdhReply { k_s, f: Bytes(vec![2]), signature: junk })
+                    }
+                    _ => Message::KexEcdhReply(KexEcdhReply { k_s, q_s: Bytes(vec![9; 32]), signature: junk }),
                 }
             }
             Err(e) => return self.disconnect(DisconnectReason::KEY_EXCHANGE_FAILED, &e.to_string()).await,
@@ -688,8 +747,12 @@ impl Conn {
         let wants_ext_info = n.ext_info_c || self.dev("ext-info-unasked");
         if !self.first_kex_done && wants_ext_info && !self.dev("no-ext-info") {
             let algs = "ssh-ed25519,ecdsa-sha2-nistp256,rsa-sha2-512,rsa-sha2-256";
-            let ext = Extension { name: Bytes(b"server-sig-algs".to_vec()), value: Bytes(algs.as_bytes().to_vec()) };
-            self.t.send(&Message::ExtInfo(ExtInfo { extensions: vec![ext] })).await?;
+            let ext = |name: &str, value: &str| Extension {
+                name: Bytes(name.as_bytes().to_vec()),
+                value: Bytes(value.as_bytes().to_vec()),
+            };
+            let extensions = vec![ext("server-sig-algs", algs), ext("ping@openssh.com", "0")];
+            self.t.send(&Message::ExtInfo(ExtInfo { extensions })).await?;
         }
         for m in std::mem::take(&mut self.held) {
             self.t.send(&m).await?;
@@ -703,7 +766,15 @@ impl Conn {
         if !self.in_kex || self.replied || !gex {
             return self.disconnect(DisconnectReason::PROTOCOL_ERROR, "an unexpected group exchange request").await;
         }
-        match self.t.server_gex_group() {
+        let request = self.t.kex.gex_request;
+        let group = if self.dev("gex-group-ignores-bounds") {
+            Transport::gex_group(kex::modp::GROUP14)
+        } else if self.dev("small-gex-group") && request.is_some_and(|r| r.allows(1024) && r.n <= 1024) {
+            Transport::gex_group(kex::modp::GROUP1)
+        } else {
+            self.t.server_gex_group()
+        };
+        match group {
             Ok(group) => {
                 self.t.send(&group).await?;
                 Ok(())

@@ -49,12 +49,53 @@ pub const DEVIATIONS: &[Deviation] = &[
     d("names-case-insensitive", &["4251-6-c"], "matches algorithm names without regard to case"),
     d("right-guess-ignored", &["4253-7-a"], "ignores a correctly guessed key exchange packet"),
     d("wrong-guess-used", &["4253-7-b", "4253-7.1-v"], "answers a wrongly guessed key exchange packet"),
-    d("dh-e-unchecked", &["4253-8-a", "8268-4-a"], "answers a Diffie-Hellman e outside [1, p-1]"),
     d(
-        "curve25519-point-unchecked",
-        &["8731-3-c", "8731-3-e"],
-        "answers a curve25519 public value of the wrong length or one that gives the all-zero secret",
+        "dh-e-unchecked",
+        &["4253-8-a", "8268-4-a", "4419-3-d", "4419-3-e"],
+        "answers a Diffie-Hellman e outside [1, p-1] or one that makes K trivial, in fixed groups and group exchange",
     ),
+    d(
+        "ecdh-point-unchecked",
+        &["8731-3-c", "8731-3-e", "5656-4-b"],
+        "answers a curve25519 value of the wrong length or of small order, and a NIST-curve point that is not on the curve",
+    ),
+    d(
+        "exchange-hash-always-sha256",
+        &["5656-6.3-a", "8268-3-c"],
+        "computes the exchange hash with SHA-256 whatever the method names (nistp384, nistp521, the sha512 groups)",
+    ),
+    d(
+        "gex-hash-without-bounds",
+        &["4419-3-i"],
+        "leaves min and max out of a group exchange's hash, as if the client had sent the old request",
+    ),
+    d(
+        "curve25519-k-as-string",
+        &["8731-3.1-a"],
+        "encodes a curve25519 shared secret in H and the keys as a 32-byte string, not as an mpint",
+    ),
+    // RFC 9142 (and RFC 5656, 8268): which key exchange methods a server offers.
+    d("no-curve25519", &["9142-3.1.1-a"], "does not list curve25519-sha256 (only its @libssh.org alias)"),
+    d("no-group14-sha256", &["9142-3.2.2-a", "8268-3-a"], "does not list diffie-hellman-group14-sha256"),
+    d("no-group16-sha512", &["9142-3.2.2-b"], "does not list diffie-hellman-group16-sha512"),
+    d(
+        "nist-curves-partial",
+        &["9142-3.1.3-b", "5656-10.1-a", "5656-10.1-b"],
+        "lists ecdh-sha2-nistp256 without nistp384 and nistp521",
+    ),
+    d(
+        "weak-kex-offered",
+        &["9142-3.4-b", "9142-3.2.1-c", "9142-3.3-a"],
+        "lists diffie-hellman-group1-sha1, diffie-hellman-group-exchange-sha1 and rsa1024-sha1",
+    ),
+    d("small-curve-offered", &["5656-9-a"], "lists ecdh-sha2-1.3.132.0.6 (secp112r1, a 112-bit curve)"),
+    d("group14-sha1-first", &["9142-3.4-a"], "lists diffie-hellman-group14-sha1 first, ahead of every SHA-2 method"),
+    d(
+        "small-gex-group",
+        &["9142-3.2.1-a", "9142-3.2.1-b", "4419-3-h"],
+        "answers a group exchange request that allows 1024 bits with the 1024-bit Oakley group 2",
+    ),
+    d("gex-group-ignores-bounds", &["4419-3-b"], "answers every group exchange request with its 2048-bit group"),
     d("session-id-follows-rekey", &["4253-9-d"], "makes the last exchange hash the session id"),
     d("signature-over-wrong-data", &["4253-8-c"], "signs the exchange hash with its first bit flipped"),
     d(
@@ -252,6 +293,9 @@ pub const DEVIATIONS: &[Deviation] = &[
     d("channel-replies-reordered", &["4254-4-c"], "answers a channel's first request after its second"),
     d("global-replies-reordered", &["4254-4-b"], "answers a tcpip-forward after the global request that followed it"),
     d("unknown-channel-type-unanswered", &["4254-5.1-a"], "does not answer an open of an unknown channel type"),
+    // OpenSSH PROTOCOL §1.9: ping@openssh.com.
+    d("pong-data-altered", &["OSSH-1.9-a"], "answers a PING with a PONG carrying empty data"),
+    d("pongs-reordered", &["OSSH-1.9-b"], "answers the first PING only after the second"),
     d("small-maximum-packet", &["4254-5.2-d", "4254-5.2-e"], "advertises a maximum packet of 16 KiB for its channels"),
     d("x11-open-accepted", &["4254-6.3.2-a"], "confirms x11 channel opens though it asked for no X11 forwarding"),
     d("forwarded-tcpip-open-accepted", &["4254-7.2-a"], "confirms forwarded-tcpip opens though it forwards no port"),

@@ -643,6 +643,22 @@ impl TargetInfo {
         {
             return Some(format!("declared: {} does not offer {f}", self.name));
         }
+        if let Some(x) = r.extension.first() {
+            // Only the server's own EXT_INFO tells; a description cannot vouch for it.
+            match self.profile.as_ref().filter(|p| p.has_lists()) {
+                Some(p) => {
+                    if let Some(x) = r.extension.iter().find(|x| !p.extensions.contains(x)) {
+                        return Some(format!("probed: {} does not advertise the extension {x} in EXT_INFO", self.name));
+                    }
+                }
+                None => {
+                    return Some(format!(
+                        "not probed: whether {} advertises the extension {x} in EXT_INFO is unknown",
+                        self.name
+                    ));
+                }
+            }
+        }
         let lists = [
             ("kex", "key exchange", &r.kex, &self.algorithms.kex),
             ("host_key", "host key algorithm", &r.host_key, &self.algorithms.host_key),

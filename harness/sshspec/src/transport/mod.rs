@@ -223,6 +223,12 @@ pub struct Quirks {
     pub strict_follows_rekey_markers: bool,
     /// Lengthen keys longer than one hash by repeating the first hash, not by RFC 4253 §7.2's chain.
     pub repeat_short_keys: bool,
+    /// Compute H with SHA-256 whatever hash the method names.
+    pub exchange_hash_sha256: bool,
+    /// Leave min and max out of a group exchange's H (hash only n, as for the old request).
+    pub gex_hash_without_bounds: bool,
+    /// Encode a curve25519 K as a 32-byte string, not RFC 8731 §3.1's mpint.
+    pub curve25519_k_as_string: bool,
 }
 
 /// The other end's identification and what preceded it (the server's, in the client role).
@@ -953,6 +959,12 @@ impl Transport {
                 (ours, k)
             }
         };
+        let k = if self.quirks.curve25519_k_as_string && matches!(method.family, kex::Family::Ecdh(kex::Curve::X25519))
+        {
+            kex::mpint_as_string(&k, 32)
+        } else {
+            k
+        };
         let h = self.exchange_hash(method, k_s, &client, &ours, &k)?;
         let signature = sign(&n.host_key, &h).map_err(TransportError::Ours)?;
         self.install_keys(&n, method, &k, &h)?;
@@ -987,6 +999,11 @@ impl Transport {
                     req.min, req.max
                 ))
             })?;
+        Self::gex_group(p_hex)
+    }
+
+    /// KEX_DH_GEX_GROUP for one of the MODP primes (hex), generator 2.
+    pub fn gex_group(p_hex: &str) -> Result<Message, TransportError> {
         let mut p = vec![0u8];
         p.extend(hex::decode(p_hex).map_err(|e| TransportError::Ours(format!("a MODP prime: {e}")))?);
         Ok(Message::KexDhGexGroup(sshspec_wire::msg::KexDhGexGroup { p: Bytes(p), g: Bytes(vec![2]) }))
@@ -1003,7 +1020,12 @@ impl Transport {
         let (i_c, i_s) = self
             .kexinit_payloads()
             .ok_or_else(|| TransportError::Ours("an exchange hash without both KEXINITs".into()))?;
+        let old_request;
         let gex = match (method.family, &self.kex.gex_request, &self.kex.gex_group) {
+            (kex::Family::Gex, Some(req), Some((p, g))) if self.quirks.gex_hash_without_bounds => {
+                old_request = kex::GexRequest { min: None, max: None, ..*req };
+                Some((&old_request, p.as_slice(), g.as_slice()))
+            }
             (kex::Family::Gex, Some(req), Some((p, g))) => Some((req, p.as_slice(), g.as_slice())),
             (kex::Family::Gex, ..) => {
                 return Err(TransportError::Ours(
@@ -1014,7 +1036,8 @@ impl Transport {
         };
         let (v_c, v_s) = self.versions();
         let middle = kex::Middle { gex, client, server };
-        Ok(kex::exchange_hash(method.hash, &kex::HashInputs { v_c: &v_c, v_s: &v_s, i_c, i_s, k_s, middle, k }))
+        let hash = if self.quirks.exchange_hash_sha256 { kex::Hash::Sha256 } else { method.hash };
+        Ok(kex::exchange_hash(hash, &kex::HashInputs { v_c: &v_c, v_s: &v_s, i_c, i_s, k_s, middle, k }))
     }
 
     /// Derives the next epoch's keys from K and H (RFC 4253 §7.2) and holds them until NEWKEYS.

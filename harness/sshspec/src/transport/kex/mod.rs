@@ -203,6 +203,19 @@ pub fn exchange_hash(hash: Hash, h: &HashInputs<'_>) -> Vec<u8> {
     hash.digest(&[&buf])
 }
 
+/// An encoded mpint (length and body) re-encoded as a string of `width` bytes: the value
+/// left-padded with zeros, its sign byte dropped. Only the fixture's `curve25519-k-as-string`
+/// deviation encodes K so; RFC 8731 §3.1 requires the mpint.
+pub fn mpint_as_string(mpint: &[u8], width: usize) -> Vec<u8> {
+    let body = mpint.get(4..).unwrap_or_default();
+    let value = &body[body.iter().take_while(|b| **b == 0).count()..];
+    let mut out = Vec::with_capacity(width + 4);
+    out.extend_from_slice(&(width as u32).to_be_bytes());
+    out.resize(4 + width.saturating_sub(value.len()), 0);
+    out.extend_from_slice(value);
+    out
+}
+
 /// RFC 4253 §7.2: HASH(K || H || letter || session_id), extended by HASH(K || H || K1 ...) to `len`.
 pub fn derive_key(hash: Hash, k: &[u8], h: &[u8], letter: u8, session_id: &[u8], len: usize) -> Vec<u8> {
     let mut out = hash.digest(&[k, h, &[letter], session_id]);
@@ -217,6 +230,18 @@ pub fn derive_key(hash: Hash, k: &[u8], h: &[u8], letter: u8, session_id: &[u8],
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_mpint_becomes_a_fixed_width_string() {
+        use sshspec_wire::codec::put_mpint_unsigned;
+        let mut top_bit = Vec::new();
+        put_mpint_unsigned(&mut top_bit, &[0x80, 1]);
+        assert_eq!(hex::encode(&top_bit), "00000003008001", "the mpint has a sign byte");
+        assert_eq!(hex::encode(mpint_as_string(&top_bit, 4)), "0000000400008001");
+        let mut small = Vec::new();
+        put_mpint_unsigned(&mut small, &[0, 0, 5]);
+        assert_eq!(hex::encode(mpint_as_string(&small, 3)), "00000003000005");
+    }
 
     #[test]
     fn derivation_extends_past_one_hash() {
