@@ -48,6 +48,7 @@ pub(super) async fn serve(stream: tokio::net::TcpStream, shared: Arc<Shared>) {
     t.quirks.exchange_hash_sha256 = shared.settings.deviates("exchange-hash-always-sha256");
     t.quirks.gex_hash_without_bounds = shared.settings.deviates("gex-hash-without-bounds");
     t.quirks.curve25519_k_as_string = shared.settings.deviates("curve25519-k-as-string");
+    t.quirks.mac_before_keys = shared.settings.deviates("mac-before-newkeys");
     let mut c = Conn::new(t, shared);
     let _ = c.run().await;
     c.t.shutdown().await;
@@ -476,6 +477,12 @@ impl Conn {
             {
                 self.disconnect(DisconnectReason::PROTOCOL_ERROR, "unknown extension").await
             }
+            Message::ExtInfo(e)
+                if self.dev("ext-info-size-limited")
+                    && e.extensions.iter().map(|x| x.value.0.len()).sum::<usize>() > 4096 =>
+            {
+                self.disconnect(DisconnectReason::PROTOCOL_ERROR, "EXT_INFO over 4 KiB").await
+            }
             Message::Ignore(_) | Message::Debug(_) | Message::Unimplemented(_) | Message::ExtInfo(_) => Ok(()),
             Message::Disconnect(_) if self.dev("disconnect-ignored") => Ok(()),
             Message::Disconnect(_) => Err(Closed),
@@ -746,7 +753,11 @@ impl Conn {
         }
         let wants_ext_info = n.ext_info_c || self.dev("ext-info-unasked");
         if !self.first_kex_done && wants_ext_info && !self.dev("no-ext-info") {
-            let algs = "ssh-ed25519,ecdsa-sha2-nistp256,rsa-sha2-512,rsa-sha2-256";
+            let algs = if self.dev("server-sig-algs-incomplete") {
+                "ssh-ed25519,ecdsa-sha2-nistp256,rsa-sha2-512"
+            } else {
+                "ssh-ed25519,ecdsa-sha2-nistp256,rsa-sha2-512,rsa-sha2-256"
+            };
             let ext = |name: &str, value: &str| Extension {
                 name: Bytes(name.as_bytes().to_vec()),
                 value: Bytes(value.as_bytes().to_vec()),

@@ -25,6 +25,11 @@ pub const DEVIATIONS: &[Deviation] = &[
     d("no-identification-crlf", &["4253-4.2-e"], "ends its identification line with LF only"),
     d("identification-with-minus", &["4253-4.2-l"], "puts a minus sign in its softwareversion"),
     d("empty-mac-list", &["4253-7.1-d"], "sends an empty MAC list for client-to-server"),
+    d(
+        "mac-before-newkeys",
+        &["4253-6-d", "4253-6.4-a"],
+        "appends 20 bytes, as if of a MAC, to each packet before its first NEWKEYS",
+    ),
     d("short-padding-sent", &["4253-6-b"], "sends an IGNORE with 3 bytes of padding after each NEWKEYS"),
     d(
         "misaligned-packet-accepted",
@@ -190,6 +195,12 @@ pub const DEVIATIONS: &[Deviation] = &[
         "re-reads the strict kex marker in a rekey KEXINIT, and drops strict kex when it is absent",
     ),
     // RFC 8308: extension negotiation.
+    d(
+        "server-sig-algs-incomplete",
+        &["8308-3.1-a"],
+        "leaves rsa-sha2-256 out of server-sig-algs, though it accepts it",
+    ),
+    d("ext-info-size-limited", &["8308-2.5-e"], "disconnects on a client EXT_INFO whose values exceed 4 KiB"),
     d("no-ext-info", &["8308-2.4-c", "8308-3.1-b", "9142-3.5-a"], "never sends EXT_INFO"),
     d("ext-info-unasked", &["8308-2.4-c"], "sends EXT_INFO to a client that did not list ext-info-c"),
     d("ext-info-marker-negotiated", &["8308-2.2-c"], "lets ext-info-s be chosen as the key exchange method"),
@@ -292,7 +303,11 @@ pub const DEVIATIONS: &[Deviation] = &[
     d("stderr-as-data", &["4254-6.5-c"], "sends standard error as ordinary channel data"),
     d("channel-replies-reordered", &["4254-4-c"], "answers a channel's first request after its second"),
     d("global-replies-reordered", &["4254-4-b"], "answers a tcpip-forward after the global request that followed it"),
-    d("unknown-channel-type-unanswered", &["4254-5.1-a"], "does not answer an open of an unknown channel type"),
+    d(
+        "unknown-channel-type-unanswered",
+        &["4254-5.1-a", "OSSH-2.3-a"],
+        "does not answer an open of an unknown channel type",
+    ),
     // OpenSSH PROTOCOL §1.9: ping@openssh.com.
     d("pong-data-altered", &["OSSH-1.9-a"], "answers a PING with a PONG carrying empty data"),
     d("pongs-reordered", &["OSSH-1.9-b"], "answers the first PING only after the second"),
@@ -301,7 +316,7 @@ pub const DEVIATIONS: &[Deviation] = &[
     d("forwarded-tcpip-open-accepted", &["4254-7.2-a"], "confirms forwarded-tcpip opens though it forwards no port"),
     d("zero-pty-size-refused", &["4254-6.2-a"], "refuses a pty request of zero columns or rows"),
     d("unknown-pty-mode-refused", &["4254-8-b"], "refuses a pty request carrying a terminal mode it does not know"),
-    d("unknown-signal-closes", &["4254-6.9-a"], "closes the channel on a signal it does not know"),
+    d("unknown-signal-closes", &["4254-6.9-a", "OSSH-2.6-a"], "closes the channel on a signal it does not know"),
     d("window-change-answered", &["4254-6.7-a"], "answers window-change requests that asked for no reply"),
 ];
 

@@ -229,6 +229,8 @@ pub struct Quirks {
     pub gex_hash_without_bounds: bool,
     /// Encode a curve25519 K as a 32-byte string, not RFC 8731 §3.1's mpint.
     pub curve25519_k_as_string: bool,
+    /// Append 20 bytes, as if of a MAC, to each packet sent before the first NEWKEYS.
+    pub mac_before_keys: bool,
 }
 
 /// The other end's identification and what preceded it (the server's, in the client role).
@@ -617,6 +619,9 @@ impl Transport {
         packet.resize(start + padding, 0);
         rand::thread_rng().fill_bytes(&mut packet[start..]);
         self.tx.cipher.seal(self.tx.seq, packet);
+        if self.quirks.mac_before_keys && self.kex.completed == 0 && !self.kex.newkeys_sent {
+            packet.extend_from_slice(&[0x4d; 20]);
+        }
         if f.corrupt_mac
             && let Some(last) = packet.last_mut()
         {
