@@ -328,7 +328,13 @@ impl Conn {
         if self.dev("no-none-compression") {
             compression.retain(|c| *c != compress::NONE);
         }
+        if self.dev("no-rsa-sha2-256-host-key") {
+            host.retain(|h| *h != "rsa-sha2-256");
+        }
         let mut ciphers = cipher::CIPHERS.to_vec();
+        if self.dev("no-aes128-ctr") {
+            ciphers.retain(|c| *c != "aes128-ctr");
+        }
         let mut macs = cipher::MACS.to_vec();
         if self.dev("3des-offered") {
             ciphers.push("3des-cbc");
@@ -850,6 +856,9 @@ impl Conn {
         if self.dev("none-lists-none") {
             names.push("none");
         }
+        if self.dev("publickey-unlisted") {
+            names.retain(|m| *m != "publickey");
+        }
         NameList::new(names)
     }
 
@@ -934,6 +943,9 @@ impl Conn {
         let user_known = r.user.0 == creds.user.as_bytes()
             || self.dev("any-user-accepted")
             || (!self.passed.is_empty() && self.dev("partial-success-kept-across-users"));
+        if r.service.0 != b"ssh-connection" && self.dev("unknown-service-silent-close") {
+            return Err(Closed);
+        }
         let right_user = user_known && (r.service.0 == b"ssh-connection" || self.dev("unknown-service-login"));
         let offered = |m: &str| self.shared.settings.methods.iter().any(|x| x == m);
         match r.method {
@@ -993,7 +1005,7 @@ impl Conn {
         let m = UserauthInfoRequest {
             name: Bytes::default(),
             instruction: Bytes::default(),
-            language: Bytes::default(),
+            language: Bytes(if self.dev("prompt-language-tag") { b"en-US".to_vec() } else { Vec::new() }),
             prompts: vec![p],
         };
         self.send(Message::UserauthInfoRequest(m)).await
@@ -1091,6 +1103,10 @@ impl Conn {
     // ---- connection ----
 
     async fn on_global_request(&mut self, g: GlobalRequest) -> Step {
+        if self.dev("busy-while-program-runs") && self.channels.values().any(|c| c.job.is_some()) {
+            self.t.log.note("not answered: a global request while a program runs");
+            return Ok(());
+        }
         let forward = matches!(g.request, GlobalRequestKind::TcpipForward { .. });
         // The reply's data: the port bound, when the client let us choose it (RFC 4254 §7.1).
         let granted: Option<Vec<u8>> = match g.request {

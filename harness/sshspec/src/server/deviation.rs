@@ -109,6 +109,8 @@ pub const DEVIATIONS: &[Deviation] = &[
         "sends its ssh-ed25519 key when an RSA or ECDSA host key algorithm was negotiated",
     ),
     d("signature-named-apart-from-key", &["4253-6.6-d"], "names its ssh-ed25519 signature \"ed25519\""),
+    d("no-rsa-sha2-256-host-key", &["8332-3-a"], "offers rsa-sha2-512 and ssh-rsa host keys but not rsa-sha2-256"),
+    d("no-aes128-ctr", &["4344-4-b"], "does not offer aes128-ctr"),
     d(
         "rsa-sha2-signed-with-sha1",
         &["8332-3.1-a"],
@@ -239,6 +241,16 @@ pub const DEVIATIONS: &[Deviation] = &[
         "keeps a partial success when the user name changes",
     ),
     d("unknown-service-login", &["4252-5-e"], "logs in for a service that does not exist"),
+    d(
+        "unknown-service-silent-close",
+        &["4252-5-d"],
+        "closes the connection without a DISCONNECT when a request names a service that does not exist",
+    ),
+    d(
+        "publickey-unlisted",
+        &["4252-5-i"],
+        "leaves publickey out of the methods that can continue, though it accepts it",
+    ),
     d("any-user-accepted", &["4252-5-f"], "accepts the right password for any user name"),
     d("unknown-method-disconnects", &["4252-5-g"], "disconnects on an unknown method instead of failing it"),
     d("keyboard-interactive-not-abandoned", &["4252-5-h"], "ignores other requests while keyboard-interactive waits"),
@@ -267,6 +279,7 @@ pub const DEVIATIONS: &[Deviation] = &[
     // RFC 4256: keyboard-interactive.
     d("second-info-request-early", &["4256-3-a", "4256-3.2-b"], "sends a second INFO_REQUEST before the answer"),
     d("empty-prompt", &["4256-3.2-f"], "prompts with an empty string"),
+    d("prompt-language-tag", &["4256-3.2-c"], "tags its keyboard-interactive prompts with the language en-US"),
     d("num-responses-unchecked", &["4256-3.4-c"], "takes the first response whatever their number"),
     d(
         "keyboard-interactive-unknown-user-refused",
@@ -311,6 +324,11 @@ pub const DEVIATIONS: &[Deviation] = &[
     // OpenSSH PROTOCOL §1.9: ping@openssh.com.
     d("pong-data-altered", &["OSSH-1.9-a"], "answers a PING with a PONG carrying empty data"),
     d("pongs-reordered", &["OSSH-1.9-b"], "answers the first PING only after the second"),
+    d(
+        "busy-while-program-runs",
+        &["4254-6.5-b"],
+        "answers no global request while a program runs on one of its channels",
+    ),
     d("small-maximum-packet", &["4254-5.2-d", "4254-5.2-e"], "advertises a maximum packet of 16 KiB for its channels"),
     d("x11-open-accepted", &["4254-6.3.2-a"], "confirms x11 channel opens though it asked for no X11 forwarding"),
     d("forwarded-tcpip-open-accepted", &["4254-7.2-a"], "confirms forwarded-tcpip opens though it forwards no port"),
