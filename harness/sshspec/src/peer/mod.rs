@@ -665,6 +665,16 @@ impl Peer<'_> {
         Some(match name {
             "$sent_seq" => Value::Integer(i64::from(self.t.tx.seq.wrapping_sub(1))),
             "$user" => Value::String(self.creds.user.clone()),
+            "$user_other_case" => {
+                let swapped: String = self
+                    .creds
+                    .user
+                    .chars()
+                    .map(|c| if c.is_lowercase() { c.to_ascii_uppercase() } else { c.to_ascii_lowercase() })
+                    .collect();
+                // A name without letters has no other case: the variable does not bind (our error).
+                (swapped != self.creds.user).then_some(Value::String(swapped))?
+            }
             "$password" => Value::String(self.creds.password.clone()),
             "$ssh_host" => Value::String(self.inner.ip().to_string()),
             "$ssh_port" => Value::Integer(i64::from(self.inner.port())),

@@ -83,6 +83,7 @@ fn carries(actual: &Table, plain: &Table) -> bool {
 pub const VARIABLES: &[(&str, &str)] = &[
     ("$sent_seq", "the sequence number of the last packet we sent (what UNIMPLEMENTED must echo)"),
     ("$user", "the target's test user"),
+    ("$user_other_case", "the test user's name with the case of its ASCII letters swapped (sshspec: SSHSPEC)"),
     ("$password", "the test user's password"),
     ("$ssh_host", "the target's SSH service as the target itself reaches it (127.0.0.1 in a container)"),
     ("$ssh_port", "its port, likewise (22 in a container)"),
@@ -97,7 +98,7 @@ fn variable_names() -> String {
 /// A stand-in of the variable's type, for checks at load time.
 fn placeholder(name: &str) -> Option<Value> {
     match name {
-        "$user" | "$password" | "$ssh_host" => Some(Value::String("x".into())),
+        "$user" | "$user_other_case" | "$password" | "$ssh_host" => Some(Value::String("x".into())),
         n if n.starts_with(super::PROGRAM_VARIABLE) => {
             super::Program::parse(&n[super::PROGRAM_VARIABLE.len()..]).ok().map(|_| Value::String("x".into()))
         }
@@ -116,6 +117,9 @@ pub fn bind(t: &Table, value: &dyn Fn(&str) -> Option<Value>) -> Result<Table, S
                         "{s:?}: {}",
                         super::Program::parse(p).err().unwrap_or_else(|| "no command for it".into())
                     ),
+                    None if VARIABLES.iter().any(|(v, _)| v == s) => {
+                        format!("{s:?} has no value for this target (a user name without letters has no other case)")
+                    }
                     None => format!("unknown variable {s:?}; known: {}", variable_names()),
                 })?
             }

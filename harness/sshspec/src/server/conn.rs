@@ -49,6 +49,7 @@ pub(super) async fn serve(stream: tokio::net::TcpStream, shared: Arc<Shared>) {
     t.quirks.gex_hash_without_bounds = shared.settings.deviates("gex-hash-without-bounds");
     t.quirks.curve25519_k_as_string = shared.settings.deviates("curve25519-k-as-string");
     t.quirks.mac_before_keys = shared.settings.deviates("mac-before-newkeys");
+    t.quirks.mpint_not_minimal = shared.settings.deviates("mpint-not-minimal");
     let mut c = Conn::new(t, shared);
     let _ = c.run().await;
     c.t.shutdown().await;
@@ -942,6 +943,7 @@ impl Conn {
         let creds = &self.shared.creds;
         let user_known = r.user.0 == creds.user.as_bytes()
             || self.dev("any-user-accepted")
+            || (self.dev("user-names-case-insensitive") && r.user.0.eq_ignore_ascii_case(creds.user.as_bytes()))
             || (!self.passed.is_empty() && self.dev("partial-success-kept-across-users"));
         if r.service.0 != b"ssh-connection" && self.dev("unknown-service-silent-close") {
             return Err(Closed);

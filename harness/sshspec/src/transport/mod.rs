@@ -231,6 +231,8 @@ pub struct Quirks {
     pub curve25519_k_as_string: bool,
     /// Append 20 bytes, as if of a MAC, to each packet sent before the first NEWKEYS.
     pub mac_before_keys: bool,
+    /// Send a Diffie-Hellman f with one unnecessary leading zero byte.
+    pub mpint_not_minimal: bool,
 }
 
 /// The other end's identification and what preceded it (the server's, in the client role).
@@ -969,6 +971,10 @@ impl Transport {
             kex::mpint_as_string(&k, 32)
         } else {
             k
+        };
+        let ours = match method.family {
+            kex::Family::Dh(_) | kex::Family::Gex if self.quirks.mpint_not_minimal => [&[0u8][..], &ours].concat(),
+            _ => ours,
         };
         let h = self.exchange_hash(method, k_s, &client, &ours, &k)?;
         let signature = sign(&n.host_key, &h).map_err(TransportError::Ours)?;

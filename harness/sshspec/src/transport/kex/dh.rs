@@ -98,10 +98,19 @@ pub fn bits(p: &[u8]) -> usize {
     BigUint::from_bytes_be(p).bits()
 }
 
-/// An mpint body that must hold a positive number.
+/// An mpint body that must hold a positive number, minimally encoded (RFC 4251 §5: a zero byte
+/// only in front of a byte with its top bit set).
 fn positive(b: &[u8], name: &str) -> Result<BigUint, String> {
     if b.first().is_some_and(|&x| x & 0x80 != 0) {
         return Err(format!("sent a negative mpint for {name}: {}", short(b)));
+    }
+    if let [0, next, ..] = b
+        && next & 0x80 == 0
+    {
+        return Err(format!(
+            "sent an mpint for {name} with an unnecessary leading zero byte (RFC 4251 §5): {}",
+            short(b)
+        ));
     }
     Ok(BigUint::from_bytes_be(b))
 }
