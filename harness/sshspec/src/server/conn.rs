@@ -626,6 +626,12 @@ impl Conn {
     /// Deviations that change what the two KEXINITs agree on.
     fn deviate_negotiation(&mut self, theirs: &KexInit) {
         let Some((ours, _)) = self.t.kex.ours.clone() else { return };
+        if self.dev("strict-kex-names-mixed")
+            && !self.first_kex_done
+            && theirs.kex_algorithms.contains(kex::KEX_STRICT_C_STANDARD)
+        {
+            self.t.kex.strict = true;
+        }
         let server_first = |pick: &mut String, client: &NameList, server: &NameList| {
             if let Some(s) = server.iter().find(|s| client.contains(s)) {
                 *pick = s.to_owned();

@@ -168,6 +168,11 @@ pub const DEVIATIONS: &[Deviation] = &[
     d("unimplemented-then-disconnect", &["4253-11.4-b"], "answers UNIMPLEMENTED, then disconnects"),
     // Strict kex (OpenSSH PROTOCOL §1.10, draft-ietf-sshm-strict-kex).
     d(
+        "strict-kex-names-mixed",
+        &["SKEX-5.1-a"],
+        "enables strict kex when the client offers the standard kex-strict-c and it lists only the pre-standard name",
+    ),
+    d(
         "strict-kex-lenient",
         &["SKEX-5.2-a", "OSSH-1.10-b"],
         "lets IGNORE, DEBUG and any other message through during a strict initial key exchange, before and after its own NEWKEYS",

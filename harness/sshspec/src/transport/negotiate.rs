@@ -2,7 +2,7 @@
 //! that the server also lists. Also notes the extension markers of RFC 8308 and strict kex.
 
 use super::cipher;
-use super::kex::{EXT_INFO_C, KEX_STRICT_C, KEX_STRICT_S};
+use super::kex::{EXT_INFO_C, KEX_STRICT_C, KEX_STRICT_C_STANDARD, KEX_STRICT_S, KEX_STRICT_S_STANDARD};
 use serde::Serialize;
 use sshspec_wire::NameList;
 use sshspec_wire::msg::KexInit;
@@ -94,7 +94,10 @@ pub fn negotiate(c: &KexInit, s: &KexInit) -> Result<Negotiated, NoCommon> {
         mac_s2c,
         compression_c2s,
         compression_s2c,
-        strict: c.kex_algorithms.contains(KEX_STRICT_C) && s.kex_algorithms.contains(KEX_STRICT_S),
+        // draft-ietf-sshm-strict-kex-02 §5.1: the pre-standard and the standard names each pair
+        // only with their own kind.
+        strict: (c.kex_algorithms.contains(KEX_STRICT_C) && s.kex_algorithms.contains(KEX_STRICT_S))
+            || (c.kex_algorithms.contains(KEX_STRICT_C_STANDARD) && s.kex_algorithms.contains(KEX_STRICT_S_STANDARD)),
         ext_info_c: c.kex_algorithms.contains(EXT_INFO_C),
     })
 }
@@ -102,6 +105,18 @@ pub fn negotiate(c: &KexInit, s: &KexInit) -> Result<Negotiated, NoCommon> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn strict_kex_names_pair_only_with_their_own_kind() {
+        let strict = |c: &[&str], s: &[&str]| {
+            negotiate(&kexinit(c, &["aes128-ctr"]), &kexinit(s, &["aes128-ctr"])).map(|n| n.strict)
+        };
+        let m = "curve25519-sha256";
+        assert_eq!(strict(&[m, KEX_STRICT_C], &[m, KEX_STRICT_S]).ok(), Some(true));
+        assert_eq!(strict(&[m, KEX_STRICT_C_STANDARD], &[m, KEX_STRICT_S_STANDARD]).ok(), Some(true));
+        assert_eq!(strict(&[m, KEX_STRICT_C_STANDARD], &[m, KEX_STRICT_S]).ok(), Some(false));
+        assert_eq!(strict(&[m, KEX_STRICT_C], &[m, KEX_STRICT_S_STANDARD]).ok(), Some(false));
+    }
 
     fn kexinit(kex: &[&str], cipher: &[&str]) -> KexInit {
         let l = |v: &[&str]| NameList::new(v.iter().copied());

@@ -21,6 +21,9 @@ pub const EXT_INFO_C: &str = "ext-info-c";
 /// OpenSSH PROTOCOL §1.10: strict key exchange (the Terrapin countermeasure).
 pub const KEX_STRICT_C: &str = "kex-strict-c-v00@openssh.com";
 pub const KEX_STRICT_S: &str = "kex-strict-s-v00@openssh.com";
+/// draft-ietf-sshm-strict-kex's standard names: each agrees only with its own kind (§5.1).
+pub const KEX_STRICT_C_STANDARD: &str = "kex-strict-c";
+pub const KEX_STRICT_S_STANDARD: &str = "kex-strict-s";
 
 /// The hash a method uses for H and the key derivation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
