@@ -46,6 +46,12 @@ pub fn check(line: &[u8]) -> (Vec<String>, Parsed) {
     )
 }
 
+/// How many of the lines before the identification `bad` holds for (RFC 4253 §4.2: each SHOULD end
+/// in CR LF and be UTF-8).
+fn count(lines: &[Vec<u8>], bad: impl Fn(&[u8]) -> bool) -> Value {
+    Value::Integer(lines.iter().filter(|l| bad(l)).count() as i64)
+}
+
 pub fn judge(v: &ServerVersion, matches: &Table) -> Result<(), String> {
     let (problems, p) = check(&v.line);
     if !problems.is_empty() {
@@ -56,6 +62,8 @@ pub fn judge(v: &ServerVersion, matches: &Table) -> Result<(), String> {
         ("softwareversion".to_owned(), Value::String(p.softwareversion)),
         ("comments".to_owned(), Value::String(p.comments)),
         ("pre_banner_lines".to_owned(), Value::Integer(v.pre_banner.len() as i64)),
+        ("pre_banner_without_crlf".to_owned(), count(&v.pre_banner, |l| !l.ends_with(b"\r\n"))),
+        ("pre_banner_not_utf8".to_owned(), count(&v.pre_banner, |l| std::str::from_utf8(l).is_err())),
     ]);
     let (plain, tests) = matcher::split(matches)?;
     let line = printable(&v.line);

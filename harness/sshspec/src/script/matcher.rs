@@ -8,7 +8,9 @@
 //! - `regex = "…"`: a string, or a name-list joined with commas as on the wire, matches;
 //! - `at_least = N`, `at_most = M` (alone or together): a number lies in the range;
 //! - `bits = { at_least = N, at_most = M }`: a byte string read as an unsigned big-endian number
-//!   (an mpint's body: a group exchange's `p`) has a bit length in the range.
+//!   (an mpint's body: a group exchange's `p`) has a bit length in the range;
+//! - `safe_prime = true`: a byte string read so is a safe prime, p = 2q + 1 with p and q prime
+//!   (RFC 4419 §3's definition; Miller-Rabin on q, a Pocklington proof for p: `transport::kex::dh`).
 //!
 //! A table is a test when every key in it is one of these; no message field is named like them
 //! (checked by a test in `message`), so a nested message table is never mistaken for one.
@@ -16,7 +18,7 @@
 use regex::Regex;
 use toml::{Table, Value};
 
-pub const KEYS: &[&str] = &["contains", "any_of", "not", "regex", "at_least", "at_most", "bits"];
+pub const KEYS: &[&str] = &["contains", "any_of", "not", "regex", "at_least", "at_most", "bits", "safe_prime"];
 
 /// A test and the field it applies to (`["request", "command"]`).
 #[derive(Debug)]
@@ -38,6 +40,8 @@ pub enum Test {
     },
     /// The bit length of a byte string, tested by a range.
     Bits(Box<Test>),
+    /// A byte string holds a safe prime.
+    SafePrime,
 }
 
 /// One alternative of `any_of`: a value the field may equal, or a test it may pass.
@@ -140,6 +144,10 @@ fn parse(t: &Table) -> Result<Test, String> {
             }
             other => return Err(format!("`bits` takes a range, `{{ at_least = N, at_most = M }}`, not {other}")),
         },
+        "safe_prime" => match v {
+            Value::Boolean(true) => Test::SafePrime,
+            other => return Err(format!("`safe_prime` takes `true` (negate it with `not`), not {other}")),
+        },
         _ => unreachable!("is_test admits only KEYS"),
     })
 }
@@ -163,7 +171,7 @@ impl Test {
             Test::Range { at_least, at_most } => {
                 [at_least, at_most].into_iter().flatten().map(|n| vec![Value::Integer(*n)]).collect()
             }
-            Test::Bits(_) => vec![vec![Value::String(String::new())]],
+            Test::Bits(_) | Test::SafePrime => vec![vec![Value::String(String::new())]],
         }
     }
 
@@ -199,6 +207,7 @@ impl Test {
                     b.iter().position(|x| *x != 0).map_or(0, |i| (b.len() - i) * 8 - b[i].leading_zeros() as usize);
                 range.passes(&Value::Integer(bits as i64), &|_| false)
             }),
+            Test::SafePrime => bytes(actual).is_some_and(|b| crate::transport::kex::is_safe_prime(&b)),
         }
     }
 }
@@ -279,6 +288,13 @@ mod tests {
         assert!(one("{ bits = { at_least = 16, at_most = 16 } }").passes(&p, &|_| false), "0x00ff01 has 16 bits");
         assert!(!one("{ bits = { at_least = 17 } }").passes(&p, &|_| false));
         assert!(one("{ bits = { at_most = 0 } }").passes(&"".into(), &|_| false), "zero has no bits");
+        let safe =
+            |n: u64| Value::Table(Table::from_iter([("hex".to_owned(), Value::String(hex::encode(n.to_be_bytes())))]));
+        assert!(one("{ safe_prime = true }").passes(&safe(23), &|_| false), "23 = 2 * 11 + 1");
+        assert!(one("{ safe_prime = true }").passes(&safe(2_147_483_783), &|_| false), "a 32-bit safe prime");
+        assert!(!one("{ safe_prime = true }").passes(&safe(29), &|_| false), "29 is prime, 14 is not");
+        assert!(!one("{ safe_prime = true }").passes(&safe(561), &|_| false), "a Carmichael number");
+        assert!(!one("{ safe_prime = true }").passes(&safe(2), &|_| false), "2 is prime but not safe");
     }
 
     #[test]

@@ -161,7 +161,14 @@ pub fn with_check(name: &str, with: &Table) -> Result<(), String> {
 }
 
 /// Fields of the server identification line a scenario can match (RFC 4253 §4.2).
-pub const BANNER_FIELDS: &[&str] = &["protoversion", "softwareversion", "comments", "pre_banner_lines"];
+pub const BANNER_FIELDS: &[&str] = &[
+    "protoversion",
+    "softwareversion",
+    "comments",
+    "pre_banner_lines",
+    "pre_banner_without_crlf",
+    "pre_banner_not_utf8",
+];
 
 pub fn check_banner_matchers(m: &Table) -> Result<(), String> {
     let (_, tests) = matcher::split(m)?;

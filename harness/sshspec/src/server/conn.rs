@@ -50,6 +50,9 @@ pub(super) async fn serve(stream: tokio::net::TcpStream, shared: Arc<Shared>) {
     t.quirks.curve25519_k_as_string = shared.settings.deviates("curve25519-k-as-string");
     t.quirks.mac_before_keys = shared.settings.deviates("mac-before-newkeys");
     t.quirks.mpint_not_minimal = shared.settings.deviates("mpint-not-minimal");
+    t.quirks.ecdh_point_compressed = shared.settings.deviates("ecdh-point-compressed");
+    t.quirks.etm_over_plaintext = shared.settings.deviates("etm-mac-over-plaintext");
+    t.quirks.aead_needs_mac = shared.settings.deviates("aead-needs-common-mac");
     let mut c = Conn::new(t, shared);
     let _ = c.run().await;
     c.t.shutdown().await;
@@ -169,6 +172,10 @@ impl Conn {
             self.send_identification(&format!("{BANNER} nul\0here"), "\r\n").await?;
         } else if self.dev("identification-over-255") {
             self.send_identification(&format!("{BANNER} {}", "x".repeat(300)), "\r\n").await?;
+        } else if self.dev("pre-banner-ssh-line") {
+            self.t.send_version(BANNER, &["SSH-fixture greeting".to_owned()]).await?;
+        } else if self.dev("pre-banner-bare-lf") {
+            self.t.send_version(BANNER, &["sshspec fixture, before its identification\n".to_owned()]).await?;
         } else {
             self.t.send_version(BANNER, &[]).await?;
         }
@@ -286,6 +293,7 @@ impl Conn {
             ("no-group14-sha256", &["diffie-hellman-group14-sha256"]),
             ("no-group16-sha512", &["diffie-hellman-group16-sha512"]),
             ("nist-curves-partial", &["ecdh-sha2-nistp384", "ecdh-sha2-nistp521"]),
+            ("no-nist-curves", &["ecdh-sha2-nistp256", "ecdh-sha2-nistp384", "ecdh-sha2-nistp521"]),
         ]
         .into_iter()
         .filter(|(deviation, _)| self.dev(deviation))
@@ -293,6 +301,9 @@ impl Conn {
         .collect();
         kex.retain(|k| !dropped.contains(k));
         let real = kex.iter().position(|k| *k == "ext-info-s").unwrap_or(kex.len());
+        if self.dev("gss-sha1-offered") {
+            kex.insert(real, "gss-group14-sha1-toWM5Slw5Ew8Mqkay+al2g==");
+        }
         if self.dev("weak-kex-offered") {
             kex.splice(
                 real..real,
@@ -337,6 +348,12 @@ impl Conn {
             ciphers.retain(|c| *c != "aes128-ctr");
         }
         let mut macs = cipher::MACS.to_vec();
+        if self.dev("no-hmac-sha2-256") {
+            macs.retain(|m| !m.starts_with("hmac-sha2-256"));
+        }
+        if self.dev("no-hmac-sha1") {
+            macs.retain(|m| !m.starts_with("hmac-sha1"));
+        }
         if self.dev("3des-offered") {
             ciphers.push("3des-cbc");
         }
@@ -483,6 +500,13 @@ impl Conn {
                 if self.dev("unknown-extension-fatal") && e.extensions.iter().any(|x| !known_extension(&x.name.0)) =>
             {
                 self.disconnect(DisconnectReason::PROTOCOL_ERROR, "unknown extension").await
+            }
+            Message::ExtInfo(e)
+                if self.dev("ext-info-order-sensitive")
+                    && e.extensions.first().is_some_and(|x| !known_extension(&x.name.0)) =>
+            {
+                // A parser that reads the extensions it knows in a fixed order and stops at the first other.
+                self.disconnect(DisconnectReason::PROTOCOL_ERROR, "unexpected extension").await
             }
             Message::ExtInfo(e)
                 if self.dev("ext-info-size-limited")
@@ -755,7 +779,14 @@ impl Conn {
                     _ => Message::KexEcdhReply(KexEcdhReply { k_s, q_s: Bytes(vec![9; 32]), signature: junk }),
                 }
             }
-            Err(e) => return self.disconnect(DisconnectReason::KEY_EXCHANGE_FAILED, &e.to_string()).await,
+            Err(e) => {
+                let reason = if self.dev("kex-abort-protocol-error") {
+                    DisconnectReason::PROTOCOL_ERROR
+                } else {
+                    DisconnectReason::KEY_EXCHANGE_FAILED
+                };
+                return self.disconnect(reason, &e.to_string()).await;
+            }
         };
         self.replied = true;
         self.t.send(&reply).await?;
@@ -793,10 +824,24 @@ impl Conn {
         let request = self.t.kex.gex_request;
         let group = if self.dev("gex-group-ignores-bounds") {
             Transport::gex_group(kex::modp::GROUP14)
+        } else if self.dev("gex-groups-to-4096")
+            && request.is_some_and(|r| ![2048, 3072, 4096].iter().any(|b| r.allows(*b)))
+        {
+            Err(TransportError::Target("no group of the size asked for (ours go up to 4096 bits)".into()))
         } else if self.dev("small-gex-group") && request.is_some_and(|r| r.allows(1024) && r.n <= 1024) {
             Transport::gex_group(kex::modp::GROUP1)
         } else {
             self.t.server_gex_group()
+        };
+        let group = match group {
+            Ok(Message::KexDhGexGroup(mut g)) if self.dev("gex-group-not-safe") => {
+                // The MODP primes end in 64 one bits: p - 2 is odd, and (almost surely) not prime.
+                if let Some(last) = g.p.0.last_mut() {
+                    *last -= 2;
+                }
+                Ok(Message::KexDhGexGroup(g))
+            }
+            other => other,
         };
         match group {
             Ok(group) => {
@@ -881,6 +926,22 @@ impl Conn {
                 return Ok(());
             }
         }
+        if self.dev("debug-chatter") {
+            let m = Debug {
+                always_display: Bool(0),
+                message: Bytes(b"sshspec fixture: no authorized key for this user in /home/sshspec/.ssh".to_vec()),
+                language: Bytes::default(),
+            };
+            self.send(Message::Debug(m)).await?;
+        }
+        if self.dev("ext-info-during-auth") {
+            // What OpenSSH PROTOCOL §1.11 allows only to a client that sent ext-info-in-auth@openssh.com.
+            let extensions = vec![Extension {
+                name: Bytes(b"server-sig-algs".to_vec()),
+                value: Bytes(b"ssh-ed25519,ecdsa-sha2-nistp256,rsa-sha2-512,rsa-sha2-256".to_vec()),
+            }];
+            self.send(Message::ExtInfo(ExtInfo { extensions })).await?;
+        }
         let partial = Bool(u8::from(self.dev("partial-success-on-failure")));
         self.send(Message::UserauthFailure(UserauthFailure { methods: self.methods_left(), partial_success: partial }))
             .await
@@ -946,6 +1007,9 @@ impl Conn {
                 .disconnect(DisconnectReason::NO_MORE_AUTH_METHODS_AVAILABLE, "too many authentication failures")
                 .await;
         }
+        if !r.user.0.is_ascii() && self.dev("non-ascii-user-fatal") {
+            return self.disconnect(DisconnectReason::PROTOCOL_ERROR, "user name not ASCII").await;
+        }
         let creds = &self.shared.creds;
         let user_known = r.user.0 == creds.user.as_bytes()
             || self.dev("any-user-accepted")
@@ -982,8 +1046,11 @@ impl Conn {
             AuthMethod::Publickey { signed, algorithm, key, signature } if offered("publickey") => {
                 self.on_publickey(&r.user.0, &r.service.0, right_user, signed, algorithm, key, signature).await
             }
-            AuthMethod::KeyboardInteractive { .. } if offered("keyboard-interactive") => {
+            AuthMethod::KeyboardInteractive { language, .. } if offered("keyboard-interactive") => {
                 if r.user.0 != creds.user.as_bytes() && self.dev("keyboard-interactive-unknown-user-refused") {
+                    return self.failure(true).await;
+                }
+                if !language.0.is_empty() && self.dev("language-tag-refused") {
                     return self.failure(true).await;
                 }
                 let prompt = if self.shared.settings.password_expired && !self.password_changed {
@@ -1257,7 +1324,7 @@ impl Conn {
         let m = ChannelOpenConfirmation {
             recipient_channel: o.sender_channel,
             sender_channel: id,
-            initial_window_size: WINDOW,
+            initial_window_size: if self.dev("window-unlimited") { u32::MAX } else { WINDOW },
             maximum_packet_size: if self.dev("small-maximum-packet") { 16 * 1024 } else { MAX_PACKET },
             data: Rest::default(),
         };
@@ -1528,6 +1595,7 @@ fn known_extension(name: &[u8]) -> bool {
             | b"global-requests-ok"
             | b"ping@openssh.com"
             | b"publickey-hostbound@openssh.com"
+            | b"ext-info-in-auth@openssh.com"
     )
 }
 

@@ -23,6 +23,8 @@ pub const DEVIATIONS: &[Deviation] = &[
     // RFC 4253: identification, packets, negotiation, key exchange, transport messages.
     d("ssh1-client-accepted", &["4253-4.2-c"], "answers a client that announces protocol 1.5 as if it were 2.0"),
     d("no-identification-crlf", &["4253-4.2-e"], "ends its identification line with LF only"),
+    d("pre-banner-ssh-line", &["4253-4.2-i"], "sends a line beginning with SSH- before its identification"),
+    d("pre-banner-bare-lf", &["4253-4.2-h"], "sends a line before its identification ended by LF alone"),
     d("identification-with-minus", &["4253-4.2-l"], "puts a minus sign in its softwareversion"),
     d("empty-mac-list", &["4253-7.1-d"], "sends an empty MAC list for client-to-server"),
     d("mpint-not-minimal", &["4251-5-d"], "sends its Diffie-Hellman f with an unnecessary leading zero byte"),
@@ -90,12 +92,23 @@ pub const DEVIATIONS: &[Deviation] = &[
         "lists ecdh-sha2-nistp256 without nistp384 and nistp521",
     ),
     d(
+        "kex-abort-protocol-error",
+        &["8731-3-f"],
+        "ends a key exchange it refuses with a DISCONNECT of reason PROTOCOL_ERROR, not KEY_EXCHANGE_FAILED",
+    ),
+    d("no-nist-curves", &["9142-3.1.3-a"], "lists none of the ecdh-sha2-nistp* methods"),
+    d("gss-sha1-offered", &["9142-3.4-c"], "lists gss-group14-sha1-*, a SHA-1 GSS-API key exchange"),
+    d("no-hmac-sha2-256", &["6668-2-a"], "lists neither hmac-sha2-256 nor its encrypt-then-MAC form"),
+    d("no-hmac-sha1", &["4253-6.4-e"], "lists neither hmac-sha1 nor its encrypt-then-MAC form"),
+    d(
         "weak-kex-offered",
         &["9142-3.4-b", "9142-3.2.1-c", "9142-3.3-a"],
         "lists diffie-hellman-group1-sha1, diffie-hellman-group-exchange-sha1 and rsa1024-sha1",
     ),
     d("small-curve-offered", &["5656-9-a"], "lists ecdh-sha2-1.3.132.0.6 (secp112r1, a 112-bit curve)"),
     d("group14-sha1-first", &["9142-3.4-a"], "lists diffie-hellman-group14-sha1 first, ahead of every SHA-2 method"),
+    d("gex-groups-to-4096", &["4419-3-c"], "has no group exchange group over 4096 bits"),
+    d("gex-group-not-safe", &["4419-3-a"], "sends p - 2 of a MODP group (odd, not a safe prime) for group exchange"),
     d(
         "small-gex-group",
         &["9142-3.2.1-a", "9142-3.2.1-b", "4419-3-h"],
@@ -214,6 +227,11 @@ pub const DEVIATIONS: &[Deviation] = &[
     d("ext-info-marker-negotiated", &["8308-2.2-c"], "lets ext-info-s be chosen as the key exchange method"),
     d("ext-info-c-as-own", &["8308-2.2-b"], "lists ext-info-c, the client's indicator, in its own KEXINIT"),
     d(
+        "ext-info-order-sensitive",
+        &["8308-2.5-b"],
+        "disconnects on a client EXT_INFO whose first extension is not one it knows",
+    ),
+    d(
         "unknown-extension-fatal",
         &["8308-2.5-a", "8308-2.5-c", "8308-2.5-d"],
         "disconnects on an extension it does not know",
@@ -288,6 +306,8 @@ pub const DEVIATIONS: &[Deviation] = &[
     d("empty-prompt", &["4256-3.2-f"], "prompts with an empty string"),
     d("prompt-language-tag", &["4256-3.2-c"], "tags its keyboard-interactive prompts with the language en-US"),
     d("num-responses-unchecked", &["4256-3.4-c"], "takes the first response whatever their number"),
+    d("language-tag-refused", &["4256-3.1-b"], "refuses keyboard-interactive requests with a language tag"),
+    d("non-ascii-user-fatal", &["4251-4.5-b"], "disconnects on a user name outside ASCII"),
     d(
         "keyboard-interactive-unknown-user-refused",
         &["4256-3.1-e"],
@@ -343,6 +363,25 @@ pub const DEVIATIONS: &[Deviation] = &[
     d("unknown-pty-mode-refused", &["4254-8-b"], "refuses a pty request carrying a terminal mode it does not know"),
     d("unknown-signal-closes", &["4254-6.9-a", "OSSH-2.6-a"], "closes the channel on a signal it does not know"),
     d("window-change-answered", &["4254-6.7-a"], "answers window-change requests that asked for no reply"),
+    d("window-unlimited", &["8308-3.3.1-a"], "offers a window of 2^32-1 for every channel, as if without flow control"),
+    // OpenSSH PROTOCOL §1.4-§1.6, §1.11: point encoding, encrypt-then-MAC, AES-GCM, EXT_INFO in auth.
+    d("debug-chatter", &["4251-9.4.2-a"], "explains each refused login attempt in a DEBUG message"),
+    d(
+        "ext-info-during-auth",
+        &["OSSH-1.11-a"],
+        "sends an EXT_INFO before each USERAUTH_FAILURE, to clients that never sent ext-info-in-auth@openssh.com",
+    ),
+    d("ecdh-point-compressed", &["OSSH-1.4-a"], "sends its NIST-curve ECDH public value compressed"),
+    d(
+        "etm-mac-over-plaintext",
+        &["OSSH-1.5-a"],
+        "computes its encrypt-then-MAC MACs over the plaintext, as RFC 4253 does for the others",
+    ),
+    d(
+        "aead-needs-common-mac",
+        &["OSSH-1.6-a"],
+        "fails the key exchange when the MAC lists share nothing, though AES-GCM is chosen",
+    ),
 ];
 
 /// The deviation called `name`.

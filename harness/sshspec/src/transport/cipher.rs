@@ -263,13 +263,15 @@ pub enum OpenError {
 pub struct PacketCipher {
     state: State,
     name: String,
+    /// Under an EtM MAC, compute the MAC over the plaintext as RFC 4253 does (a deviant fixture).
+    pub etm_over_plaintext: bool,
     /// The first block of a non-EtM packet, already decrypted to read its length.
     peeked: Option<Vec<u8>>,
 }
 
 impl PacketCipher {
     pub fn plain() -> Self {
-        PacketCipher { state: State::Plain, name: NONE.into(), peeked: None }
+        PacketCipher { state: State::Plain, name: NONE.into(), etm_over_plaintext: false, peeked: None }
     }
 
     /// Whether packets are encrypted (after the first NEWKEYS), so their raw bytes mean nothing to a reader.
@@ -306,7 +308,7 @@ impl PacketCipher {
                 State::Block { stream, mac: MacAlg::new(mac_name, k.mac_key.clone())?, etm }
             }
         };
-        Some(PacketCipher { state, name: k.cipher.clone(), peeked: None })
+        Some(PacketCipher { state, name: k.cipher.clone(), etm_over_plaintext: false, peeked: None })
     }
 
     pub fn name(&self) -> &str {
@@ -369,7 +371,11 @@ impl PacketCipher {
                 }
             }
             State::Block { stream, mac, etm } => {
-                if *etm {
+                if *etm && self.etm_over_plaintext {
+                    let tag = mac.compute(seq, packet);
+                    stream.encrypt(&mut packet[4..]);
+                    packet.extend_from_slice(&tag);
+                } else if *etm {
                     stream.encrypt(&mut packet[4..]);
                     let tag = mac.compute(seq, packet);
                     packet.extend_from_slice(&tag);

@@ -233,6 +233,12 @@ pub struct Quirks {
     pub mac_before_keys: bool,
     /// Send a Diffie-Hellman f with one unnecessary leading zero byte.
     pub mpint_not_minimal: bool,
+    /// Send a NIST-curve ECDH public value compressed (0x02 or 0x03 and x).
+    pub ecdh_point_compressed: bool,
+    /// Under an EtM MAC, compute the MAC over the plaintext.
+    pub etm_over_plaintext: bool,
+    /// Require a common MAC even when an AEAD cipher is chosen (as RFC 5647 would).
+    pub aead_needs_mac: bool,
 }
 
 /// The other end's identification and what preceded it (the server's, in the client role).
@@ -496,7 +502,10 @@ impl Transport {
         let mut out = Vec::new();
         for l in pre_banner {
             out.extend_from_slice(l.as_bytes());
-            out.extend_from_slice(b"\r\n");
+            // A line given with its own ending keeps it (a deviant fixture's bare LF).
+            if !l.ends_with('\n') {
+                out.extend_from_slice(b"\r\n");
+            }
         }
         out.extend_from_slice(ours.as_bytes());
         out.extend_from_slice(b"\r\n");
@@ -842,10 +851,19 @@ impl Transport {
         let (Some((ours, _)), Some((theirs, _))) = (&self.kex.ours, &self.kex.theirs) else {
             return;
         };
-        let n = match self.role {
+        let mut n = match self.role {
             Role::Client => negotiate::negotiate(ours, theirs),
             Role::Server => negotiate::negotiate(theirs, ours),
         };
+        if self.quirks.aead_needs_mac && n.is_ok() {
+            let (c, s) = match self.role {
+                Role::Client => (ours, theirs),
+                Role::Server => (theirs, ours),
+            };
+            if let Err(e) = negotiate::common_mac(c, s) {
+                n = Err(e);
+            }
+        }
         match &n {
             Ok(n) => {
                 if self.kex.completed == 0 || self.quirks.strict_follows_rekey_markers {
@@ -974,6 +992,9 @@ impl Transport {
         };
         let ours = match method.family {
             kex::Family::Dh(_) | kex::Family::Gex if self.quirks.mpint_not_minimal => [&[0u8][..], &ours].concat(),
+            kex::Family::Ecdh(c) if self.quirks.ecdh_point_compressed && c != kex::Curve::X25519 => {
+                kex::compress_point(&ours)
+            }
             _ => ours,
         };
         let h = self.exchange_hash(method, k_s, &client, &ours, &k)?;
@@ -1104,7 +1125,10 @@ impl Transport {
         };
         self.tx.pending_compression = Some(tx_comp);
         self.rx.pending_compression = Some(rx_comp);
-        self.tx.pending = PacketCipher::new(&tx);
+        self.tx.pending = PacketCipher::new(&tx).map(|mut c| {
+            c.etm_over_plaintext = self.quirks.etm_over_plaintext;
+            c
+        });
         self.rx.pending = PacketCipher::new(&rx);
         Ok(())
     }

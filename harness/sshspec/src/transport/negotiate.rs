@@ -42,6 +42,13 @@ fn pick(category: &'static str, client: &NameList, server: &NameList) -> Result<
     })
 }
 
+/// Whether the MAC lists have a name in common in each direction, whatever the cipher: what RFC 5647
+/// would demand of an AEAD cipher, and OpenSSH's definition (PROTOCOL §1.6) does not.
+pub fn common_mac(c: &KexInit, s: &KexInit) -> Result<(), NoCommon> {
+    pick("client-to-server MAC", &c.mac_algorithms_client_to_server, &s.mac_algorithms_client_to_server)?;
+    pick("server-to-client MAC", &c.mac_algorithms_server_to_client, &s.mac_algorithms_server_to_client).map(drop)
+}
+
 /// Extension markers in the kex list: RFC 8308's `ext-info-*` and strict kex's `kex-strict-*`.
 pub fn is_marker(name: &str) -> bool {
     name.starts_with("ext-info-") || name.starts_with("kex-strict-")

@@ -131,6 +131,74 @@ fn mpint_body(v: &BigUint) -> Vec<u8> {
     b
 }
 
+/// Whether `p` (big-endian) is a safe prime: p = 2q + 1 with p and q prime (RFC 4419 §3). q gets
+/// ten rounds of Miller-Rabin with random bases (a composite passes with odds under 4^-10); with q
+/// prime, 2^(p-1) = 1 (mod p) proves p prime (Pocklington: p - 1 = 2q and 2^2 != 1), so p costs
+/// one exponentiation. Small factors are ruled out first, which ends most non-primes at once.
+pub fn is_safe_prime(p: &[u8]) -> bool {
+    let p = BigUint::from_bytes_be(p);
+    if p < BigUint::from(7u32) {
+        return p == BigUint::from(5u32);
+    }
+    let q = &p >> 1usize;
+    let (one, two) = (BigUint::from(1u32), BigUint::from(2u32));
+    is_odd(&p)
+        && no_small_factor(&p)
+        && no_small_factor(&q)
+        && probably_prime(&q, 10)
+        && two.modpow(&(&p - &one), &p) == one
+}
+
+fn is_odd(n: &BigUint) -> bool {
+    n.to_bytes_le().first().is_some_and(|b| b & 1 == 1)
+}
+
+/// No prime under 1000 divides `n` (unless `n` is that prime).
+fn no_small_factor(n: &BigUint) -> bool {
+    let zero = BigUint::from(0u32);
+    (3u32..1000).step_by(2).filter(|d| (3..*d).step_by(2).take_while(|f| f * f <= *d).all(|f| d % f != 0)).all(|d| {
+        let d = BigUint::from(d);
+        *n == d || n % &d != zero
+    })
+}
+
+fn probably_prime(n: &BigUint, rounds: usize) -> bool {
+    let (one, two, three) = (BigUint::from(1u32), BigUint::from(2u32), BigUint::from(3u32));
+    if *n <= three {
+        return *n >= two;
+    }
+    if !is_odd(n) {
+        return false;
+    }
+    let n1 = n - &one;
+    let mut d = n1.clone();
+    let mut s = 0u32;
+    while !is_odd(&d) {
+        d >>= 1usize;
+        s += 1;
+    }
+    let bytes = n.to_bytes_be().len();
+    let mut rng = rand::thread_rng();
+    'rounds: for _ in 0..rounds {
+        // A base in [2, n-2].
+        let mut buf = vec![0u8; bytes + 8];
+        rng.fill_bytes(&mut buf);
+        let a = BigUint::from_bytes_be(&buf) % (n - &three) + &two;
+        let mut x = a.modpow(&d, n);
+        if x == one || x == n1 {
+            continue;
+        }
+        for _ in 1..s {
+            x = x.modpow(&two, n);
+            if x == n1 {
+                continue 'rounds;
+            }
+        }
+        return false;
+    }
+    true
+}
+
 #[cfg(test)]
 pub(super) mod tests {
     use super::super::modp;

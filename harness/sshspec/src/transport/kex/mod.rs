@@ -10,7 +10,7 @@ mod dh;
 mod ecdh;
 pub mod modp;
 
-pub use dh::{GexRequest, bits as modp_bits};
+pub use dh::{GexRequest, bits as modp_bits, is_safe_prime};
 pub use ecdh::HybridSecret;
 
 use sha2::Digest;
@@ -59,6 +59,20 @@ pub enum Curve {
     P256,
     P384,
     P521,
+}
+
+/// A SEC1 uncompressed point (0x04, x, y) in compressed form (0x02 or 0x03 by y's parity, then x);
+/// anything else unchanged.
+pub fn compress_point(p: &[u8]) -> Vec<u8> {
+    match p.split_first() {
+        Some((4, xy)) if !xy.is_empty() && xy.len() % 2 == 0 => {
+            let (x, y) = xy.split_at(xy.len() / 2);
+            let mut out = vec![2 | (y[y.len() - 1] & 1)];
+            out.extend_from_slice(x);
+            out
+        }
+        _ => p.to_vec(),
+    }
 }
 
 /// Post-quantum KEMs combined with X25519 (draft-ietf-sshm-mlkem-hybrid-kex, draft-josefsson-ntruprime-ssh).
