@@ -228,7 +228,16 @@ fn may_pass(mode: Mode, s: &Scenario) -> bool {
     // KEXINIT (CVE-2025-32433's probe) and there accepts silence is right to pass. Whether it gets
     // there before the deadline depends on how fast the flood is read, so FAIL is right as well.
     let ends_in_nothing = ends_accepting(|a| matches!(a, Expectation::Nothing));
-    (closes && ends_in_close)
+    // A scenario that judges only the identification (and the lines before it) is right to pass
+    // whenever the whole line arrived, whatever comes after it.
+    let banner_sent = !matches!(mode, Mode::EndlessPreBanner | Mode::CloseOnAccept | Mode::CloseMidBanner);
+    let reads_only_the_banner = s.steps.iter().all(|st| match &st.action {
+        Action::VersionExchange { .. } => true,
+        Action::Expect(alts) => alts.iter().all(|a| matches!(a, Expectation::Banner { .. })),
+        _ => false,
+    });
+    (banner_sent && reads_only_the_banner)
+        || (closes && ends_in_close)
         || (identification_ok && (judges_identification.contains(&s.id.as_str()) || reads_only_the_kexinit))
         || (matches!(mode, Mode::FloodIgnore) && ends_in_nothing)
 }
@@ -309,8 +318,11 @@ fn every_mode_ends_every_scenario_in_fail_or_error_within_its_deadline() {
             peak,
             sample.chars().take(110).collect::<String>()
         ));
-        if peak > 100 * 1024 {
-            problems.push(format!("{mode:?}: peak RSS {peak} KiB exceeds 100 MiB"));
+        // Every result keeps its transcript (at most 1500 entries) until the report is written, so
+        // the flood modes' peak grows with the catalogue: 111 MiB at 309 scenarios (21 MiB in the
+        // modes without a flood). The bound catches a leak or an unbounded buffer, not that growth.
+        if peak > 160 * 1024 {
+            problems.push(format!("{mode:?}: peak RSS {peak} KiB exceeds 160 MiB"));
         }
     }
     eprintln!("hostile modes ({} scenarios each):\n{}", scenarios.len(), table.join("\n"));
