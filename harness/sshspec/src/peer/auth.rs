@@ -81,7 +81,7 @@ impl Peer<'_> {
                     _ => reply,
                 }
             }
-            AuthKind::Publickey => match self.publickey(a, &user, deadline).await? {
+            AuthKind::Publickey | AuthKind::PublickeyHostbound => match self.publickey(a, &user, deadline).await? {
                 Some(reply) => reply,
                 None => return Ok(()),
             },
@@ -91,7 +91,8 @@ impl Peer<'_> {
         self.judge_auth(a, reply)
     }
 
-    /// A publickey attempt; `None` when a query was refused as the scenario expects.
+    /// A publickey attempt (or its host-bound form); `None` when a query was refused, or the
+    /// connection ended at a request the scenario expects refused.
     async fn publickey(
         &mut self,
         a: &AuthStep,
@@ -108,12 +109,30 @@ impl Peer<'_> {
         let key = Bytes(keys.blob(a.key));
         let algorithm: Bytes = a.algorithm.as_deref().unwrap_or(a.key.default_algorithm()).into();
         let service: Bytes = "ssh-connection".into();
+        let hostbound = a.method == AuthKind::PublickeyHostbound;
+        // The method this step speaks is version "0" of the extension (PROTOCOL §3.1).
+        if hostbound
+            && let Some(v) = self.t.kex.server_ext_info.as_ref().and_then(|e| e.get("publickey-hostbound@openssh.com"))
+            && v.as_slice() != b"0"
+        {
+            return Err(fail(
+                "publickey-hostbound@openssh.com advertised with version \"0\" (PROTOCOL §3.1)",
+                format!("version {:?}", String::from_utf8_lossy(v.as_slice())),
+            ));
+        }
+        // PROTOCOL §3.1: the host key of the initial key exchange, or on purpose another one.
+        let host_key = match a.tamper {
+            Some(Tamper::HostKey) => Bytes(UserKeys::generate().blob(crate::peer::KeyKind::Ed25519)),
+            _ => Bytes(self.t.kex.host_key.clone().unwrap_or_default()),
+        };
         let request = |signed, signature| {
-            Message::UserauthRequest(UserauthRequest {
-                user: user.clone(),
-                service: service.clone(),
-                method: AuthMethod::Publickey { signed, algorithm: algorithm.clone(), key: key.clone(), signature },
-            })
+            let (algorithm, key) = (algorithm.clone(), key.clone());
+            let method = if hostbound {
+                AuthMethod::PublickeyHostbound { signed, algorithm, key, host_key: host_key.clone(), signature }
+            } else {
+                AuthMethod::Publickey { signed, algorithm, key, signature }
+            };
+            Message::UserauthRequest(UserauthRequest { user: user.clone(), service: service.clone(), method })
         };
         if a.query {
             self.send(&request(Bool::FALSE, None)).await?;
@@ -122,7 +141,9 @@ impl Peer<'_> {
                 ok @ Message::UserauthPkOk(_) => {
                     return Err(fail("USERAUTH_PK_OK echoing our algorithm and key (RFC 4252 §7)", summarize(&ok)));
                 }
-                other @ Message::UserauthFailure(_) if a.outcome == AuthOutcome::Failure => {
+                other @ Message::UserauthFailure(_)
+                    if matches!(a.outcome, AuthOutcome::Failure | AuthOutcome::Refused) =>
+                {
                     self.judge_auth(a, other)?;
                     return Ok(None);
                 }
@@ -141,10 +162,13 @@ impl Peer<'_> {
         data.push(50);
         put_string(&mut data, user.as_slice());
         put_string(&mut data, service.as_slice());
-        put_string(&mut data, b"publickey");
+        put_string(&mut data, a.method.name().as_bytes());
         data.push(1);
         put_string(&mut data, algorithm.as_slice());
         put_string(&mut data, key.as_slice());
+        if hostbound {
+            put_string(&mut data, host_key.as_slice());
+        }
         let mut signature = keys
             .sign(a.key, &String::from_utf8_lossy(algorithm.as_slice()), &data)
             .map_err(super::StepFailure::Harness)?;
@@ -154,7 +178,15 @@ impl Peer<'_> {
             *b ^= 1;
         }
         self.send(&request(Bool::TRUE, Some(Bytes(signature)))).await?;
-        Ok(Some(self.next(deadline, "USERAUTH_SUCCESS or USERAUTH_FAILURE").await?))
+        match self.next(deadline, "USERAUTH_SUCCESS or USERAUTH_FAILURE").await {
+            Err(super::StepFailure::Target { kind: super::FailureKind::Close, actual, .. })
+                if a.outcome == AuthOutcome::Refused =>
+            {
+                self.t.log.note(format!("refused by ending the connection: {actual}"));
+                Ok(None)
+            }
+            reply => Ok(Some(reply?)),
+        }
     }
 
     /// RFC 4256 §3.2: any number of INFO_REQUEST rounds, zero-prompt ones included, each answered
@@ -250,8 +282,8 @@ impl Peer<'_> {
                     format!("the methods that can continue without {method}, which just succeeded (RFC 4252 §5.1)"),
                     format!("methods that can continue: {}", f.methods.joined()),
                 )),
-                (AuthOutcome::Failure, false) | (AuthOutcome::Partial, true) => Ok(()),
-                (AuthOutcome::Failure, true) => Err(fail(
+                (AuthOutcome::Failure | AuthOutcome::Refused, false) | (AuthOutcome::Partial, true) => Ok(()),
+                (AuthOutcome::Failure | AuthOutcome::Refused, true) => Err(fail(
                     format!("USERAUTH_FAILURE with partial success FALSE for the refused {method} (RFC 4252 §5.1)"),
                     "partial success TRUE",
                 )),
@@ -273,7 +305,11 @@ impl Peer<'_> {
             (AuthOutcome::Success | AuthOutcome::Advertised, _) => {
                 Err(fail(format!("USERAUTH_SUCCESS for {method}"), summarize(&reply)))
             }
+            (AuthOutcome::Refused, Message::Disconnect(_)) => Ok(()),
             (AuthOutcome::Failure, _) => Err(fail(format!("USERAUTH_FAILURE for {method}"), summarize(&reply))),
+            (AuthOutcome::Refused, _) => {
+                Err(fail(format!("USERAUTH_FAILURE or the end of the connection for {method}"), summarize(&reply)))
+            }
             (AuthOutcome::Partial, _) => {
                 Err(fail(format!("USERAUTH_FAILURE with partial success TRUE for {method}"), summarize(&reply)))
             }

@@ -9,6 +9,7 @@ mod auth;
 mod banner;
 mod channel;
 pub mod diagnose;
+mod hostkeys;
 mod kexinit;
 pub mod probe;
 mod rekey;
@@ -478,6 +479,7 @@ impl<'a> Peer<'a> {
             server_in_kex: false,
             step_index: 0,
             matched: None,
+            hostkeys: None,
         }
     }
 }
@@ -532,6 +534,8 @@ struct Peer<'a> {
     step_index: usize,
     /// Which alternative of the current `expect` step came (its index), for `then`.
     matched: Option<usize>,
+    /// The server's last `hostkeys-00@openssh.com` announcement (PROTOCOL §2.5).
+    hostkeys: Option<hostkeys::Announcement>,
 }
 
 impl Peer<'_> {
@@ -631,6 +635,7 @@ impl Peer<'_> {
                 self.exec(&command, stdin.as_ref(), stdout.as_ref(), stderr.as_ref(), *exit_status, *echo, deadline)
                     .await
             }
+            Action::ProveHostKeys { order, stranger } => self.prove_host_keys(*order, *stranger, deadline).await,
             Action::Disconnect => {
                 let m = Message::Disconnect(Disconnect {
                     reason: DisconnectReason::BY_APPLICATION,
@@ -808,6 +813,11 @@ impl Peer<'_> {
                 }
             }
             Message::UserauthFailure(f) => self.auth_methods = Some(f.methods.0.clone()),
+            Message::GlobalRequest(g) => {
+                if let Some(a) = hostkeys::Announcement::of(g, self.t.kex.authenticated) {
+                    self.hostkeys = Some(a);
+                }
+            }
             // Whichever step read it, an `authenticate` step after it must not ask again.
             Message::ServiceAccept(s) if s.service.as_slice() == b"ssh-userauth" => self.service_accepted = true,
             Message::ChannelFailure(_) | Message::RequestFailure(_) | Message::ChannelOpenFailure(_) => {

@@ -118,6 +118,7 @@ struct RawStep {
     rekey_after: Option<RawRekey>,
     guess: Option<bool>,
     traffic: Option<String>,
+    order: Option<String>,
     limit: Option<RawRekey>,
     times: Option<u32>,
     method: Option<String>,
@@ -651,11 +652,12 @@ fn step_inner(r: RawStep, line: usize) -> Result<Step, Located> {
                     Some("none") => AuthKind::None,
                     Some("password") => AuthKind::Password,
                     Some("publickey") => AuthKind::Publickey,
+                    Some("publickey-hostbound") => AuthKind::PublickeyHostbound,
                     Some("keyboard-interactive") => AuthKind::KeyboardInteractive,
                     Some("login") => AuthKind::Login,
                     Some(m) => {
                         return Err(format!(
-                            "unknown method {m:?}: use none, password, publickey, keyboard-interactive or login"
+                            "unknown method {m:?}: use none, password, publickey, publickey-hostbound, keyboard-interactive or login"
                         )
                         .into());
                     }
@@ -667,10 +669,12 @@ fn step_inner(r: RawStep, line: usize) -> Result<Step, Located> {
                     Some("partial") => AuthOutcome::Partial,
                     Some("advertised") if method == AuthKind::Publickey => AuthOutcome::Advertised,
                     Some("advertised") => return Err("outcome = \"advertised\" applies only to publickey".into()),
+                    Some("refused") => AuthOutcome::Refused,
                     Some(o) => {
-                        return Err(
-                            format!("unknown outcome {o:?}: use success, failure, partial or advertised").into()
-                        );
+                        return Err(format!(
+                            "unknown outcome {o:?}: use success, failure, partial, advertised or refused"
+                        )
+                        .into());
                     }
                     None if method == AuthKind::None => AuthOutcome::Failure,
                     None => AuthOutcome::Success,
@@ -689,7 +693,11 @@ fn step_inner(r: RawStep, line: usize) -> Result<Step, Located> {
                     None => None,
                     Some("signature") => Some(Tamper::Signature),
                     Some("session-id") => Some(Tamper::SessionId),
-                    Some(t) => return Err(format!("unknown tamper {t:?}: use signature or session-id").into()),
+                    Some("host-key") if method == AuthKind::PublickeyHostbound => Some(Tamper::HostKey),
+                    Some("host-key") => return Err("tamper = \"host-key\" applies only to publickey-hostbound".into()),
+                    Some(t) => {
+                        return Err(format!("unknown tamper {t:?}: use signature, session-id or host-key").into());
+                    }
                 };
                 a.change_requested = r.change_requested.unwrap_or(false);
                 a.old_password = r.old_password.clone();
@@ -706,8 +714,9 @@ fn step_inner(r: RawStep, line: usize) -> Result<Step, Located> {
                     ("tamper", r.tamper.is_some()),
                     ("query", r.query.is_some()),
                 ];
-                if let Some((k, _)) = publickey_only.iter().find(|(_, set)| *set && method != AuthKind::Publickey) {
-                    return Err(format!("`{k}` applies only to method = \"publickey\"").into());
+                let publickey = matches!(method, AuthKind::Publickey | AuthKind::PublickeyHostbound);
+                if let Some((k, _)) = publickey_only.iter().find(|(_, set)| *set && !publickey) {
+                    return Err(format!("`{k}` applies only to publickey methods").into());
                 }
                 if a.responses.is_some() && method != AuthKind::KeyboardInteractive {
                     return Err("`responses` applies only to method = \"keyboard-interactive\"".into());
@@ -754,10 +763,18 @@ fn step_inner(r: RawStep, line: usize) -> Result<Step, Located> {
                     echo,
                 }
             }
+            "prove-host-keys" => Action::ProveHostKeys {
+                order: match r.order.as_deref() {
+                    None | Some("reversed") => ProofOrder::Reversed,
+                    Some("announced") => ProofOrder::Announced,
+                    Some(o) => return Err(format!("unknown order {o:?}: use reversed or announced").into()),
+                },
+                stranger: r.unknown_key.unwrap_or(false),
+            },
             "disconnect" => Action::Disconnect,
             other => {
                 return Err(format!(
-                    "unknown high-level step {other:?}: use version-exchange, key-exchange, rekey, server-rekeys, authenticate, open-session, exec, bulk or disconnect"
+                    "unknown high-level step {other:?}: use version-exchange, key-exchange, rekey, server-rekeys, authenticate, open-session, exec, bulk, prove-host-keys or disconnect"
                 )
                 .into());
             }
@@ -844,7 +861,7 @@ fn step_inner(r: RawStep, line: usize) -> Result<Step, Located> {
 }
 
 /// Each option of a step, whether it is set, and the actions it applies to.
-fn option_table(r: &RawStep) -> [(&'static str, bool, &'static [&'static str]); 41] {
+fn option_table(r: &RawStep) -> [(&'static str, bool, &'static [&'static str]); 42] {
     const EXPECTS: &[&str] = &["expect", "expect_any"];
     const AUTH: &[&str] = &["authenticate"];
     [
@@ -870,7 +887,8 @@ fn option_table(r: &RawStep) -> [(&'static str, bool, &'static [&'static str]); 
         ("user", r.user.is_some(), AUTH),
         ("key", r.key.is_some(), AUTH),
         ("algorithm", r.algorithm.is_some(), AUTH),
-        ("unknown_key", r.unknown_key.is_some(), AUTH),
+        ("unknown_key", r.unknown_key.is_some(), &["authenticate", "prove-host-keys"]),
+        ("order", r.order.is_some(), &["prove-host-keys"]),
         ("tamper", r.tamper.is_some(), AUTH),
         ("change_requested", r.change_requested.is_some(), AUTH),
         ("old_password", r.old_password.is_some(), AUTH),

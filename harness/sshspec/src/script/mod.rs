@@ -336,6 +336,8 @@ pub enum AuthKind {
     None,
     Password,
     Publickey,
+    /// OpenSSH's publickey bound to the server's host key (PROTOCOL §3.1).
+    PublickeyHostbound,
     KeyboardInteractive,
     /// The target's login method, for scenarios about what comes after login: password where the
     /// target offers it, else publickey.
@@ -348,6 +350,7 @@ impl AuthKind {
             AuthKind::None => "none",
             AuthKind::Password => "password",
             AuthKind::Publickey => "publickey",
+            AuthKind::PublickeyHostbound => "publickey-hostbound-v00@openssh.com",
             AuthKind::KeyboardInteractive => "keyboard-interactive",
             AuthKind::Login => "login",
         }
@@ -363,6 +366,9 @@ pub enum AuthOutcome {
     /// publickey: SUCCESS if the server lists the algorithm in `server-sig-algs` (RFC 8308 §3.1),
     /// FAILURE if it does not (or sends no EXT_INFO).
     Advertised,
+    /// USERAUTH_FAILURE, or the connection ended: where a server may take the request as an
+    /// attack, not a mistake (OpenSSH disconnects on a host-bound request naming another host key).
+    Refused,
 }
 
 /// How a `publickey` attempt is spoiled on purpose.
@@ -372,6 +378,17 @@ pub enum Tamper {
     Signature,
     /// Signed over a session identifier that is not this connection's.
     SessionId,
+    /// publickey-hostbound: bound to a host key that is not the one of the key exchange.
+    HostKey,
+}
+
+/// The order `prove-host-keys` asks for proofs in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProofOrder {
+    /// As the server announced its keys.
+    Announced,
+    /// The reverse, so proofs sent in the server's own order instead of the request's show.
+    Reversed,
 }
 
 /// How many responses a keyboard-interactive answer carries, when not one per prompt.
@@ -459,6 +476,9 @@ pub enum Action {
         /// stdout must equal stdin byte for byte (checked by length and SHA-256, so any size works).
         echo: bool,
     },
+    /// OpenSSH PROTOCOL §2.5: judge the server's `hostkeys-00@openssh.com` announcement and ask
+    /// it to prove it holds the keys (`stranger`: a key it does not hold, which it must refuse).
+    ProveHostKeys { order: ProofOrder, stranger: bool },
     /// Send DISCONNECT (BY_APPLICATION) and close.
     Disconnect,
     /// Send one message, built from defaults for the conversation so far, with fields overridden.

@@ -24,7 +24,7 @@ pub const AUTH_METHODS: &[&str] = &["none", "password", "publickey", "keyboard-i
 
 /// Markers a server lists among its kex methods (RFC 8308 §2.1, strict kex): a scenario may require
 /// them, never pin them.
-const SERVER_MARKERS: &[&str] = &["ext-info-s", kex::KEX_STRICT_S];
+const SERVER_MARKERS: &[&str] = &["ext-info-s", kex::KEX_STRICT_S, kex::KEX_STRICT_S_STANDARD];
 
 const COMPRESSION: &[&str] = &[compress::NONE, compress::ZLIB, compress::ZLIB_OPENSSH];
 
@@ -94,6 +94,9 @@ fn edits(a: &str, b: &str) -> usize {
     row[b.len()]
 }
 
+/// The `requires` lists that name KEXINIT algorithms, where `!name` asks for one to be absent.
+const ALGORITHM_LISTS: &[&str] = &["kex method", "host key algorithm", "cipher", "MAC", "compression method"];
+
 /// Checks every name in a scenario's `requires`; the error gives the offending name first, so the
 /// loader can point at it.
 pub fn check_requires(r: &Requires) -> Result<(), (String, String)> {
@@ -111,7 +114,9 @@ pub fn check_requires(r: &Requires) -> Result<(), (String, String)> {
     ];
     for (what, names, known) in lists {
         for n in names {
-            check(what, n, known).map_err(|m| (n.clone(), m))?;
+            // `!name`: the scenario needs the server's KEXINIT to leave the algorithm out.
+            let name = n.strip_prefix('!').filter(|_| ALGORITHM_LISTS.contains(&what)).unwrap_or(n);
+            check(what, name, known).map_err(|m| (n.clone(), m))?;
         }
     }
     for f in &r.feature {

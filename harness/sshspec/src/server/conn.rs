@@ -52,6 +52,7 @@ pub(super) async fn serve(stream: tokio::net::TcpStream, shared: Arc<Shared>) {
     t.quirks.mpint_not_minimal = shared.settings.deviates("mpint-not-minimal");
     t.quirks.ecdh_point_compressed = shared.settings.deviates("ecdh-point-compressed");
     t.quirks.etm_over_plaintext = shared.settings.deviates("etm-mac-over-plaintext");
+    t.quirks.cbc_restarts = shared.settings.deviates("cbc-chain-restarts");
     t.quirks.aead_needs_mac = shared.settings.deviates("aead-needs-common-mac");
     let mut c = Conn::new(t, shared);
     let _ = c.run().await;
@@ -284,6 +285,11 @@ impl Conn {
             "ext-info-s",
             kex::KEX_STRICT_S,
         ];
+        // draft-ietf-sshm-strict-kex-02 §5.1: both names. The deviation that mixes them needs the
+        // pre-standard one alone, as the scenario judging it does.
+        if !self.dev("strict-kex-pre-standard-name-only") && !self.dev("strict-kex-names-mixed") {
+            kex.push(kex::KEX_STRICT_S_STANDARD);
+        }
         if self.dev("ext-info-c-as-own") {
             kex = kex.into_iter().map(|k| if k == "ext-info-s" { "ext-info-c" } else { k }).collect();
         }
@@ -354,6 +360,8 @@ impl Conn {
         if self.dev("no-hmac-sha1") {
             macs.retain(|m| !m.starts_with("hmac-sha1"));
         }
+        // CBC last, as OpenSSH lists it when configured to: a client that asks for it gets it.
+        ciphers.extend([cipher::AES128_CBC, cipher::AES256_CBC]);
         if self.dev("3des-offered") {
             ciphers.push("3des-cbc");
         }
@@ -747,6 +755,10 @@ impl Conn {
         let host = self.shared.host;
         let foreign = kind != KeyKind::Ed25519 && self.dev("host-key-of-another-type");
         let blob = host.blob(if foreign { KeyKind::Ed25519 } else { kind });
+        // The host key of the initial exchange, which host-bound publickey requests must name.
+        if !self.first_kex_done {
+            self.t.kex.host_key = Some(blob.clone());
+        }
         let (wrong_data, sha1_rsa, own_name) = (
             self.dev("signature-over-wrong-data"),
             self.dev("rsa-sha2-signed-with-sha1"),
@@ -806,8 +818,16 @@ impl Conn {
                 name: Bytes(name.as_bytes().to_vec()),
                 value: Bytes(value.as_bytes().to_vec()),
             };
-            let extensions = vec![ext("server-sig-algs", algs), ext("ping@openssh.com", "0")];
+            let hostbound = if self.dev("hostbound-version-1") { "1" } else { "0" };
+            let extensions = vec![
+                ext("server-sig-algs", algs),
+                ext("ping@openssh.com", "0"),
+                ext("publickey-hostbound@openssh.com", hostbound),
+            ];
             self.t.send(&Message::ExtInfo(ExtInfo { extensions })).await?;
+        }
+        if !self.first_kex_done && self.dev("hostkeys-before-login") {
+            self.announce_host_keys().await?;
         }
         for m in std::mem::take(&mut self.held) {
             self.t.send(&m).await?;
@@ -911,6 +931,9 @@ impl Conn {
         if self.dev("publickey-unlisted") {
             names.retain(|m| *m != "publickey");
         }
+        if self.dev("useless-method-listed") && !names.contains(&"password") {
+            names.push("password");
+        }
         NameList::new(names)
     }
 
@@ -974,7 +997,50 @@ impl Conn {
             let m = UserauthBanner { message: Bytes(b"welcome\r\n".to_vec()), language: Bytes::default() };
             self.send(Message::UserauthBanner(m)).await?;
         }
+        if !self.dev("hostkeys-before-login") {
+            self.announce_host_keys().await?;
+        }
         Ok(())
+    }
+
+    /// OpenSSH PROTOCOL §2.5: every host key, after login, in a request that wants no reply.
+    async fn announce_host_keys(&mut self) -> Step {
+        let mut data = Vec::new();
+        for kind in KeyKind::ALL {
+            put_string(&mut data, &self.shared.host.blob(kind));
+        }
+        let request =
+            GlobalRequestKind::Other { name: Bytes(b"hostkeys-00@openssh.com".to_vec()), data: Rest(Bytes(data)) };
+        self.send(Message::GlobalRequest(GlobalRequest { want_reply: Bool(0), request })).await
+    }
+
+    /// The proofs `hostkeys-prove-00@openssh.com` asks for, in the order of its keys; `None` when
+    /// one of them is not ours.
+    fn prove_host_keys(&self, data: &[u8]) -> Option<Vec<u8>> {
+        let mut r = sshspec_wire::Reader::new(data);
+        let mut asked = Vec::new();
+        while !r.is_empty() {
+            let blob = r.string("host key").ok()?;
+            asked.push(*KeyKind::ALL.iter().find(|k| self.shared.host.blob(**k) == blob)?);
+        }
+        if self.dev("hostkeys-proofs-in-own-order") {
+            asked.sort_by_key(|k| KeyKind::ALL.iter().position(|x| x == k));
+        }
+        let session_id = self.t.kex.session_id.clone().unwrap_or_default();
+        let mut out = Vec::new();
+        for kind in asked {
+            let blob = self.shared.host.blob(kind);
+            let mut signed = Vec::new();
+            put_string(&mut signed, b"hostkeys-prove-00@openssh.com");
+            if !self.dev("hostkeys-proof-without-session-id") {
+                put_string(&mut signed, &session_id);
+            }
+            put_string(&mut signed, &blob);
+            let alg = hostkey::key_type(&blob)
+                .map(|t| if t == hostkey::SSH_RSA { hostkey::RSA_SHA2_512.into() } else { t })?;
+            put_string(&mut out, &self.shared.host.sign(kind, &alg, &signed).ok()?);
+        }
+        Some(out)
     }
 
     async fn on_userauth(&mut self, r: UserauthRequest) -> Step {
@@ -1018,7 +1084,9 @@ impl Conn {
         if r.service.0 != b"ssh-connection" && self.dev("unknown-service-silent-close") {
             return Err(Closed);
         }
-        let right_user = user_known && (r.service.0 == b"ssh-connection" || self.dev("unknown-service-login"));
+        let denied = self.shared.settings.denies(&r.user.0) && !self.dev("deny-policy-ignored");
+        let right_user =
+            user_known && !denied && (r.service.0 == b"ssh-connection" || self.dev("unknown-service-login"));
         let offered = |m: &str| self.shared.settings.methods.iter().any(|x| x == m);
         match r.method {
             AuthMethod::Password { change, password, new_password } if offered("password") => {
@@ -1044,7 +1112,18 @@ impl Conn {
                 }
             }
             AuthMethod::Publickey { signed, algorithm, key, signature } if offered("publickey") => {
-                self.on_publickey(&r.user.0, &r.service.0, right_user, signed, algorithm, key, signature).await
+                let request = Signed { algorithm, key, host_key: None };
+                self.on_publickey(&r.user.0, &r.service.0, right_user, signed, request, signature).await
+            }
+            AuthMethod::PublickeyHostbound { signed, algorithm, key, host_key, signature } if offered("publickey") => {
+                // PROTOCOL §3.1: bound to the host key of the initial key exchange, as OpenSSH
+                // checks (it ends the connection; a refusal is as good).
+                let ours = self.t.kex.host_key.clone().unwrap_or_default();
+                if host_key.0 != ours && !self.dev("hostbound-any-host-key") {
+                    return self.failure(true).await;
+                }
+                let request = Signed { algorithm, key, host_key: Some(host_key) };
+                self.on_publickey(&r.user.0, &r.service.0, right_user, signed, request, signature).await
             }
             AuthMethod::KeyboardInteractive { language, .. } if offered("keyboard-interactive") => {
                 if r.user.0 != creds.user.as_bytes() && self.dev("keyboard-interactive-unknown-user-refused") {
@@ -1086,17 +1165,17 @@ impl Conn {
         self.send(Message::UserauthInfoRequest(m)).await
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn on_publickey(
         &mut self,
         user: &[u8],
         service: &[u8],
         right_user: bool,
         signed: Bool,
-        algorithm: Bytes,
-        key: Bytes,
+        request: Signed,
         signature: Option<Bytes>,
     ) -> Step {
+        let Signed { algorithm, key, host_key } = request;
+        let method: &[u8] = if host_key.is_some() { b"publickey-hostbound-v00@openssh.com" } else { b"publickey" };
         let alg = String::from_utf8_lossy(&algorithm.0).to_string();
         // The key type each algorithm signs with; ssh-rsa (SHA-1) is not in our server-sig-algs.
         let fits = match alg.as_str() {
@@ -1131,12 +1210,15 @@ impl Conn {
         let mut data = Vec::new();
         put_string(&mut data, &session_id);
         data.push(50);
-        for s in [user, service, b"publickey".as_slice()] {
+        for s in [user, service, method] {
             put_string(&mut data, s);
         }
         data.push(1);
         put_string(&mut data, &algorithm.0);
         put_string(&mut data, &key.0);
+        if let Some(h) = &host_key {
+            put_string(&mut data, &h.0);
+        }
         let valid = signature.is_some_and(|s| hostkey::verify(&alg, &key.0, &s.0, &data).is_ok());
         if valid || self.dev("signature-unchecked") {
             self.passed(user, "publickey").await
@@ -1144,7 +1226,17 @@ impl Conn {
             self.failure(true).await
         }
     }
+}
 
+/// What a publickey request names and signs, beside the common fields: the host key for the
+/// host-bound form (PROTOCOL §3.1).
+struct Signed {
+    algorithm: Bytes,
+    key: Bytes,
+    host_key: Option<Bytes>,
+}
+
+impl Conn {
     async fn on_info_response(&mut self, r: UserauthInfoResponse) -> Step {
         let Some(user) = self.prompting.take() else { return Ok(()) };
         let creds = &self.shared.creds;
@@ -1185,6 +1277,12 @@ impl Conn {
         let forward = matches!(g.request, GlobalRequestKind::TcpipForward { .. });
         // The reply's data: the port bound, when the client let us choose it (RFC 4254 §7.1).
         let granted: Option<Vec<u8>> = match g.request {
+            GlobalRequestKind::TcpipForward { .. }
+                if !self.shared.settings.tcp_forwarding && !self.dev("forwarding-policy-ignored") =>
+            {
+                self.t.log.note("tcpip-forward refused: forwarding is switched off");
+                None
+            }
             GlobalRequestKind::TcpipForward { address, port } => match self.forwards.listen(&address.0, port).await {
                 Ok(bound) => Some(if port == 0 { bound.to_be_bytes().to_vec() } else { Vec::new() }),
                 Err(why) => {
@@ -1194,6 +1292,9 @@ impl Conn {
             },
             GlobalRequestKind::CancelTcpipForward { address, port } => {
                 self.forwards.cancel(&address.0, port).then(Vec::new)
+            }
+            GlobalRequestKind::Other { name, data } if name.as_slice() == b"hostkeys-prove-00@openssh.com" => {
+                self.prove_host_keys(&data.0.0)
             }
             GlobalRequestKind::Other { .. } if self.dev("unknown-global-request-succeeds") => Some(Vec::new()),
             GlobalRequestKind::Other { .. } => None,
@@ -1336,6 +1437,7 @@ impl Conn {
             return self.disconnect(DisconnectReason::PROTOCOL_ERROR, "request on a channel that is not open").await;
         };
         let peer = ch.peer;
+        let is_exec = matches!(r.request, ChannelRequestKind::Exec { .. });
         let ok = match r.request {
             ChannelRequestKind::Exec { command } if ch.job.is_none() => {
                 match Program::parse(&String::from_utf8_lossy(&command.0)) {
@@ -1396,7 +1498,21 @@ impl Conn {
                 }
             }
         }
-        self.send(m).await
+        self.send(m).await?;
+        if ok && is_exec && self.dev("agent-channel-unasked") {
+            // An agent channel the client never asked for (no auth-agent-req@openssh.com).
+            let open = ChannelOpen {
+                channel_type: ChannelType::Other {
+                    name: Bytes(b"auth-agent@openssh.com".to_vec()),
+                    data: Rest::default(),
+                },
+                sender_channel: 1000,
+                initial_window_size: WINDOW,
+                maximum_packet_size: MAX_PACKET,
+            };
+            self.send(Message::ChannelOpen(open)).await?;
+        }
+        Ok(())
     }
 
     /// Channel data (`Some`) or extended data from the client: stdin for the program.
@@ -1569,8 +1685,15 @@ impl Conn {
         };
         ch.sent_eof = true;
         ch.sent_close = true;
+        let input_open = !ch.stdin_eof;
         if !self.dev("no-exit-status") {
             let m = ChannelRequest { recipient_channel: peer, want_reply: Bool(0), request: exit };
+            self.send(Message::ChannelRequest(m)).await?;
+        }
+        // OpenSSH PROTOCOL §2.1: only to OpenSSH clients, and the fixture's clients are not.
+        if input_open && self.dev("eow-to-any-client") {
+            let request = ChannelRequestKind::Other { name: Bytes(b"eow@openssh.com".to_vec()), data: Rest::default() };
+            let m = ChannelRequest { recipient_channel: peer, want_reply: Bool(0), request };
             self.send(Message::ChannelRequest(m)).await?;
         }
         if !self.dev("no-eof") {

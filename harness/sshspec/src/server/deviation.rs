@@ -106,7 +106,11 @@ pub const DEVIATIONS: &[Deviation] = &[
         "lists diffie-hellman-group1-sha1, diffie-hellman-group-exchange-sha1 and rsa1024-sha1",
     ),
     d("small-curve-offered", &["5656-9-a"], "lists ecdh-sha2-1.3.132.0.6 (secp112r1, a 112-bit curve)"),
-    d("group14-sha1-first", &["9142-3.4-a"], "lists diffie-hellman-group14-sha1 first, ahead of every SHA-2 method"),
+    d(
+        "group14-sha1-first",
+        &["9142-3.4-a", "4251-9.3.8-a"],
+        "lists diffie-hellman-group14-sha1 first, ahead of every SHA-2 method",
+    ),
     d("gex-groups-to-4096", &["4419-3-c"], "has no group exchange group over 4096 bits"),
     d("gex-group-not-safe", &["4419-3-a"], "sends p - 2 of a MODP group (odd, not a safe prime) for group exchange"),
     d(
@@ -166,6 +170,11 @@ pub const DEVIATIONS: &[Deviation] = &[
     d("no-none-compression", &["4253-6.2-c"], "lists only zlib@openssh.com for server-to-client compression"),
     d("zero-cookie", &["4253-7.1-e"], "sends a KEXINIT cookie of 16 zero bytes"),
     d("3des-offered", &["4253-6.3-c"], "lists 3des-cbc last among its ciphers"),
+    d(
+        "cbc-chain-restarts",
+        &["4253-6.3-b"],
+        "under CBC, starts each packet it sends from the first IV again instead of the last ciphertext block",
+    ),
     d(
         "none-cipher-offered",
         &["4253-6.3-j", "4253-6.4-f", "4251-9.3.1-a", "4251-9.3.2-a"],
@@ -258,7 +267,7 @@ pub const DEVIATIONS: &[Deviation] = &[
     d("signature-unchecked", &["4252-7-b", "4252-7-f"], "accepts publickey requests whatever their signature"),
     d("success-repeated", &["4252-5.1-j"], "answers authentication requests after success with another SUCCESS"),
     d("unlimited-auth-tries", &["4252-4-e", "4252-4-f"], "never disconnects after failed attempts"),
-    d("no-login-grace", &["4252-4-c"], "waits for authentication forever"),
+    d("no-login-grace", &["4252-4-c", "4251-9.3.5-b"], "waits for authentication forever"),
     d(
         "partial-success-kept-across-users",
         &["4252-5-b", "4252-5-c"],
@@ -382,6 +391,47 @@ pub const DEVIATIONS: &[Deviation] = &[
         &["OSSH-1.6-a"],
         "fails the key exchange when the MAC lists share nothing, though AES-GCM is chosen",
     ),
+    d(
+        "strict-kex-pre-standard-name-only",
+        &["SKEX-5.1-b"],
+        "offers strict kex under the pre-standard name kex-strict-s-v00@openssh.com alone",
+    ),
+    d(
+        "eow-to-any-client",
+        &["OSSH-2.1-c"],
+        "sends eow@openssh.com to a client that is not OpenSSH when a program exits before the client's EOF",
+    ),
+    // RFC 4251 §9: policy the administrator sets (the variants test-user-denied, no-tcp-forwarding).
+    d("deny-policy-ignored", &["4251-9.4.3-a"], "logs in a user its policy denies, given the right credentials"),
+    d(
+        "agent-channel-unasked",
+        &["4251-4.3-c"],
+        "opens an auth-agent@openssh.com channel toward a client that never asked for agent forwarding",
+    ),
+    d(
+        "useless-method-listed",
+        &["4252-5.1-b"],
+        "lists password among the methods that can continue though only publickey is allowed",
+    ),
+    d("forwarding-policy-ignored", &["4251-9.5.2-a"], "grants tcpip-forward though forwarding is switched off"),
+    // OpenSSH PROTOCOL §2.5 (host key rotation) and §3.1 (host-bound publickey).
+    d("hostkeys-before-login", &["OSSH-2.5-a"], "announces its host keys right after its first NEWKEYS, before login"),
+    d(
+        "hostkeys-proof-without-session-id",
+        &["OSSH-2.5-b"],
+        "signs host key proofs over the name and the key, leaving out the session identifier",
+    ),
+    d(
+        "hostkeys-proofs-in-own-order",
+        &["OSSH-2.5-c"],
+        "sends host key proofs in the order it announced its keys, not the request's",
+    ),
+    d(
+        "hostbound-any-host-key",
+        &["OSSH-3.1-a"],
+        "accepts a host-bound publickey request that names another host key than the key exchange's",
+    ),
+    d("hostbound-version-1", &["OSSH-3.1-b"], "advertises publickey-hostbound@openssh.com with version \"1\""),
 ];
 
 /// The deviation called `name`.

@@ -41,6 +41,10 @@ pub struct Settings {
     /// Public key blobs accepted for the test user besides the credentials' own (for real clients
     /// with keys of their own, such as `ssh`).
     pub authorized_keys: Vec<Vec<u8>>,
+    /// Users the policy refuses whatever their credentials (`*`: every user).
+    pub denied_users: Vec<String>,
+    /// tcpip-forward requests are granted (RFC 4251 §9.5.2: an administrator may switch them off).
+    pub tcp_forwarding: bool,
     /// The rules this instance breaks.
     pub deviations: Vec<&'static Deviation>,
 }
@@ -56,6 +60,8 @@ impl Default for Settings {
             rekey_interval: None,
             password_expired: false,
             authorized_keys: Vec::new(),
+            denied_users: Vec::new(),
+            tcp_forwarding: true,
             deviations: Vec::new(),
         }
     }
@@ -63,7 +69,8 @@ impl Default for Settings {
 
 impl Settings {
     /// Parses `config` lines: `auth-methods a,b`, `auth-chain a,b`, `max-auth-tries N`,
-    /// `login-grace SECONDS`, `rekey-limit BYTES [SECONDS]`, `password-expired`, `deviate NAME`,
+    /// `login-grace SECONDS`, `rekey-limit BYTES [SECONDS]`, `password-expired`, `deny-user NAME`
+    /// (`*`: all), `no-tcp-forwarding`, `deviate NAME`,
     /// `authorized-key TYPE BASE64 [COMMENT]` (a line of an authorized_keys file).
     pub fn parse(lines: &[String]) -> Result<Settings, String> {
         let mut s = Settings::default();
@@ -92,6 +99,8 @@ impl Settings {
                     _ => return Err(format!("fixture setting {line:?}: rekey-limit BYTES [SECONDS]")),
                 },
                 "password-expired" if rest.is_empty() => s.password_expired = true,
+                "deny-user" => s.denied_users.push(one()?.to_owned()),
+                "no-tcp-forwarding" if rest.is_empty() => s.tcp_forwarding = false,
                 "authorized-key" => {
                     use base64::Engine;
                     let blob = rest
@@ -111,6 +120,10 @@ impl Settings {
             }
         }
         Ok(s)
+    }
+
+    fn denies(&self, user: &[u8]) -> bool {
+        self.denied_users.iter().any(|d| d == "*" || d.as_bytes() == user)
     }
 
     fn deviates(&self, name: &str) -> bool {

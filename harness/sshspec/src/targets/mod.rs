@@ -232,6 +232,8 @@ pub const VARIANTS: &[(&str, &str)] = &[
     ),
     ("cbc-only", "the server offers only the aes128-cbc cipher, which clients no longer offer by default"),
     ("publickey-only", "the server allows publickey authentication only"),
+    ("test-user-denied", "the server's policy denies the test user, whatever the credentials (OpenSSH `DenyUsers *`)"),
+    ("no-tcp-forwarding", "TCP forwarding switched off both ways (OpenSSH `AllowTcpForwarding no`, Dropbear `-j -k`)"),
 ];
 
 /// Variants whose scenarios change the server's state (a password change): each such scenario
@@ -667,19 +669,30 @@ impl TargetInfo {
             ("compression", "compression", &r.compression, &self.algorithms.compression),
         ];
         for (category, what, needs, declared) in lists {
+            // `!name`: the scenario's premise is a server that leaves the algorithm out.
+            let unmet = |offers: &dyn Fn(&str) -> bool| {
+                needs.iter().find(|a| match a.strip_prefix('!') {
+                    Some(absent) => offers(absent),
+                    None => !offers(a),
+                })
+            };
             let missing = match self.profile.as_ref().filter(|p| p.has_lists()) {
                 // The server's own KEXINIT is the fact; a description cannot add to it.
-                Some(p) => needs.iter().find(|a| !p.offers(category, a)).map(|a| ("probed", a)),
+                Some(p) => unmet(&|a| p.offers(category, a)).map(|a| ("probed", a)),
                 None if self.backend == BackendKind::Remote => needs.first().map(|a| ("not probed", a)),
-                None => needs.iter().find(|a| !declared.contains(a)).map(|a| ("declared", a)),
+                None => unmet(&|a| declared.iter().any(|d| d == a)).map(|a| ("declared", a)),
             };
             if let Some((how, a)) = missing {
+                let name = a.trim_start_matches('!');
                 return Some(match how {
                     "not probed" => format!(
-                        "not probed: the probe did not read {}'s KEXINIT, so whether it offers the {what} {a} is unknown",
+                        "not probed: the probe did not read {}'s KEXINIT, so whether it offers the {what} {name} is unknown",
                         self.name
                     ),
-                    _ => format!("{how}: {} does not offer the {what} {a}", self.name),
+                    _ if a.starts_with('!') => {
+                        format!("{how}: {} offers the {what} {name}, which this scenario needs left out", self.name)
+                    }
+                    _ => format!("{how}: {} does not offer the {what} {name}", self.name),
                 });
             }
         }

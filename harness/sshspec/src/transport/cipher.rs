@@ -265,13 +265,25 @@ pub struct PacketCipher {
     name: String,
     /// Under an EtM MAC, compute the MAC over the plaintext as RFC 4253 does (a deviant fixture).
     pub etm_over_plaintext: bool,
+    /// Under CBC, start each packet's chain from the first IV again ("inner chaining", which
+    /// RFC 4253 §6.3 forbids: a deviant fixture).
+    pub cbc_restarts: bool,
+    /// The key and IV the stream began with, for `cbc_restarts`.
+    origin: (Vec<u8>, Vec<u8>),
     /// The first block of a non-EtM packet, already decrypted to read its length.
     peeked: Option<Vec<u8>>,
 }
 
 impl PacketCipher {
     pub fn plain() -> Self {
-        PacketCipher { state: State::Plain, name: NONE.into(), etm_over_plaintext: false, peeked: None }
+        PacketCipher {
+            state: State::Plain,
+            name: NONE.into(),
+            etm_over_plaintext: false,
+            cbc_restarts: false,
+            origin: Default::default(),
+            peeked: None,
+        }
     }
 
     /// Whether packets are encrypted (after the first NEWKEYS), so their raw bytes mean nothing to a reader.
@@ -308,7 +320,14 @@ impl PacketCipher {
                 State::Block { stream, mac: MacAlg::new(mac_name, k.mac_key.clone())?, etm }
             }
         };
-        Some(PacketCipher { state, name: k.cipher.clone(), etm_over_plaintext: false, peeked: None })
+        Some(PacketCipher {
+            state,
+            name: k.cipher.clone(),
+            etm_over_plaintext: false,
+            cbc_restarts: false,
+            origin: (k.key.clone(), k.iv.clone()),
+            peeked: None,
+        })
     }
 
     pub fn name(&self) -> &str {
@@ -371,6 +390,12 @@ impl PacketCipher {
                 }
             }
             State::Block { stream, mac, etm } => {
+                if self.cbc_restarts
+                    && matches!(stream, Stream::Cbc128(..) | Stream::Cbc192(..) | Stream::Cbc256(..) | Stream::Tdes(..))
+                    && let Some(fresh) = Stream::new(&self.name, &self.origin.0, &self.origin.1)
+                {
+                    *stream = fresh;
+                }
                 if *etm && self.etm_over_plaintext {
                     let tag = mac.compute(seq, packet);
                     stream.encrypt(&mut packet[4..]);

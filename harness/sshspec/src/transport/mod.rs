@@ -237,6 +237,8 @@ pub struct Quirks {
     pub ecdh_point_compressed: bool,
     /// Under an EtM MAC, compute the MAC over the plaintext.
     pub etm_over_plaintext: bool,
+    /// Under CBC, start each packet's chain from the first IV again.
+    pub cbc_restarts: bool,
     /// Require a common MAC even when an AEAD cipher is chosen (as RFC 5647 would).
     pub aead_needs_mac: bool,
 }
@@ -1127,6 +1129,7 @@ impl Transport {
         self.rx.pending_compression = Some(rx_comp);
         self.tx.pending = PacketCipher::new(&tx).map(|mut c| {
             c.etm_over_plaintext = self.quirks.etm_over_plaintext;
+            c.cbc_restarts = self.quirks.cbc_restarts;
             c
         });
         self.rx.pending = PacketCipher::new(&rx);
@@ -1162,7 +1165,7 @@ impl Transport {
 fn auth_family(r: &sshspec_wire::msg::UserauthRequest) -> sshspec_wire::msg::AuthFamily {
     use sshspec_wire::msg::AuthFamily;
     match r.method {
-        AuthMethod::Publickey { .. } => AuthFamily::Publickey,
+        AuthMethod::Publickey { .. } | AuthMethod::PublickeyHostbound { .. } => AuthFamily::Publickey,
         AuthMethod::Password { .. } => AuthFamily::Password,
         AuthMethod::KeyboardInteractive { .. } => AuthFamily::KeyboardInteractive,
         _ => AuthFamily::Unset,

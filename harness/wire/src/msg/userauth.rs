@@ -13,6 +13,11 @@ named_variants! {
         Password = "password" { change: Bool, password: Bytes, new_password: Option<Bytes>, },
         /// RFC 4252 §7: `signature` is present when `signed` is TRUE.
         Publickey = "publickey" { signed: Bool, algorithm: Bytes, key: Bytes, signature: Option<Bytes>, },
+        /// OpenSSH PROTOCOL §3.1: publickey with the server host key of the initial key exchange
+        /// after the key, inside the signed data as well.
+        PublickeyHostbound = "publickey-hostbound-v00@openssh.com" {
+            signed: Bool, algorithm: Bytes, key: Bytes, host_key: Bytes, signature: Option<Bytes>,
+        },
         /// RFC 4256 §3.1.
         KeyboardInteractive = "keyboard-interactive" { language: Bytes, submethods: Bytes, },
     }
