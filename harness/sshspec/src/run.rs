@@ -34,9 +34,10 @@ pub struct RunOptions {
     /// Run only these scenario ids per target name (`sshspec validate`: each deviant fixture runs
     /// the scenarios citing what it breaks). A target with none is not started.
     pub select: Option<Arc<BTreeMap<String, BTreeSet<String>>>>,
-    /// Run a scenario that FAILed on a missed deadline again alone before its verdict stands (the
-    /// default). `sshspec validate` turns it off: its deviant fixtures are meant to miss deadlines,
-    /// and the conforming fixture, passing in the same run, is the control for load.
+    /// Run a scenario that FAILed on a missed deadline, or found the connection closed before the
+    /// server's identification, again alone before its verdict stands (the default). `sshspec
+    /// validate` turns it off: its deviant fixtures are meant to miss deadlines, and the
+    /// conforming fixture, passing in the same run, is the control for load.
     pub retry_alone: bool,
 }
 
@@ -390,9 +391,22 @@ impl Gate {
 }
 
 /// Whether a result may be the machine's fault rather than the target's: it failed only because a
-/// deadline passed. Such a scenario is run again alone before its verdict stands.
-fn deadline_missed(j: &Judgement) -> bool {
-    matches!(j, Judgement::Fail(e) | Judgement::Inconclusive(e) if e.timed_out)
+/// deadline passed, or the connection was closed at the version exchange, before the server
+/// identified itself: what a server at its connection limit does (Dropbear counts connections
+/// we have dropped until its child reaps them, so fast scenarios side by side can reach it). Such a
+/// scenario is run again alone before its verdict stands.
+pub fn may_be_load(s: &Scenario, j: &Judgement) -> bool {
+    match j {
+        Judgement::Fail(e) | Judgement::Inconclusive(e) if e.timed_out => true,
+        Judgement::Fail(e) | Judgement::Inconclusive(e) => {
+            e.kind == peer::FailureKind::Close
+                && e.step
+                    .checked_sub(1)
+                    .and_then(|i| s.steps.get(i))
+                    .is_some_and(|step| matches!(step.action, crate::script::Action::VersionExchange { .. }))
+        }
+        _ => false,
+    }
 }
 
 type Done =
@@ -414,9 +428,9 @@ async fn run_job(
     (&mut task.0).await.map_err(|e| e.to_string())
 }
 
-/// Runs a target's deadline misses again, one by one, holding the run's write guard: nothing else
-/// runs anywhere meanwhile, so a miss that repeats is the server's. Once
-/// [`CONFIRMED_MISSES_BEFORE_TRUST`] have repeated, the rest stand as they are.
+/// Runs a target's deadline misses (and refusals at the door, [`may_be_load`]) again, one by one,
+/// holding the run's write guard: nothing else runs anywhere meanwhile, so a miss that repeats is
+/// the server's. Once [`CONFIRMED_MISSES_BEFORE_TRUST`] have repeated, the rest stand as they are.
 async fn retry_alone(
     list: Vec<(Job, peer::Run, Instant)>,
     gate: &Gate,
@@ -436,7 +450,7 @@ async fn retry_alone(
         };
         let (run, first) = if confirmed < CONFIRMED_MISSES_BEFORE_TRUST {
             let run = run_job(shared, scenarios, &job).await;
-            if run.as_ref().is_ok_and(|r| deadline_missed(&r.judgement)) {
+            if run.as_ref().is_ok_and(|r| may_be_load(&scenarios[job.index], &r.judgement)) {
                 confirmed += 1;
             }
             (run, evidence)
@@ -684,7 +698,7 @@ async fn run_target(
                 // way: only a miss that could hide a PASS is worth the run to itself.
                 let expected = expected_fail.contains(&job.index);
                 match run {
-                    Ok(r) if retry && deadline_missed(&r.judgement) && !expected => {
+                    Ok(r) if retry && may_be_load(&scenarios[job.index], &r.judgement) && !expected => {
                         if let Ok(mut l) = retries.lock() {
                             l.push((job, r, from));
                         }
@@ -731,7 +745,7 @@ async fn run_target(
                     if let Some(e) = first {
                         if r.outcome == Outcome::Pass {
                             r.reason = Some(format!(
-                                "load-sensitive: under load it missed a deadline at step {} ({}); run again alone it passed",
+                                "load-sensitive: under load step {} failed ({}); run again alone it passed",
                                 e.step, e.actual
                             ));
                         }
@@ -775,5 +789,29 @@ async fn run_target(
         start_ms,
         scenarios_ms,
         profile: Some(profile),
+    }
+}
+
+#[cfg(test)]
+mod load_tests {
+    use super::*;
+    use crate::peer::{Evidence, FailureKind};
+
+    fn evidence(step: usize, kind: FailureKind, timed_out: bool) -> Evidence {
+        Evidence { step, line: 0, expected: String::new(), actual: String::new(), timed_out, kind }
+    }
+
+    #[test]
+    fn a_refusal_at_the_version_exchange_may_be_load_and_a_close_later_is_not() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios");
+        let s = crate::script::load_file(&dir, &dir.join("transport/kex/server-kexinit-is-well-formed.toml"))
+            .expect("the scenario loads")
+            .remove(0);
+        assert!(matches!(s.steps[0].action, crate::script::Action::VersionExchange { .. }));
+        let inconclusive = |e| Judgement::Inconclusive(e);
+        assert!(may_be_load(&s, &inconclusive(evidence(1, FailureKind::Close, false))));
+        assert!(may_be_load(&s, &Judgement::Fail(evidence(2, FailureKind::Timeout, true))));
+        assert!(!may_be_load(&s, &Judgement::Fail(evidence(2, FailureKind::Close, false))));
+        assert!(!may_be_load(&s, &inconclusive(evidence(1, FailureKind::Answer, false))));
     }
 }
