@@ -12,8 +12,8 @@ use sshspec_wire::msg::{GlobalRequest, GlobalRequestKind};
 use sshspec_wire::{Bool, Bytes, Message, Reader, Rest};
 use tokio::time::Instant;
 
-pub(super) const ANNOUNCE: &[u8] = b"hostkeys-00@openssh.com";
-const PROVE: &[u8] = b"hostkeys-prove-00@openssh.com";
+pub(crate) const ANNOUNCE: &[u8] = b"hostkeys-00@openssh.com";
+pub(crate) const PROVE: &[u8] = b"hostkeys-prove-00@openssh.com";
 
 /// A `hostkeys-00@openssh.com` request as it came.
 #[derive(Clone, Debug)]
@@ -46,8 +46,8 @@ fn strings(data: &[u8]) -> Result<Vec<Vec<u8>>, String> {
     Ok(out)
 }
 
-/// The data each proof signs (PROTOCOL §2.5).
-fn signed_data(session_id: &[u8], key: &[u8]) -> Vec<u8> {
+/// The data each proof signs (PROTOCOL §2.5); the fixture signs the same.
+pub(crate) fn signed_data(session_id: &[u8], key: &[u8]) -> Vec<u8> {
     let mut d = Vec::new();
     put_string(&mut d, PROVE);
     put_string(&mut d, session_id);

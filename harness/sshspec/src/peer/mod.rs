@@ -9,7 +9,7 @@ mod auth;
 mod banner;
 mod channel;
 pub mod diagnose;
-mod hostkeys;
+pub(crate) mod hostkeys;
 mod kexinit;
 pub mod probe;
 mod rekey;

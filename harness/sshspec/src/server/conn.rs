@@ -4,6 +4,7 @@
 
 use super::forward::{self, Forwards};
 use super::{BANNER, HOST_KEY_ALGORITHMS, Shared};
+use crate::peer::hostkeys;
 use crate::peer::userkey::KeyKind;
 use crate::script::Program;
 use crate::transcript::Transcript;
@@ -1009,8 +1010,7 @@ impl Conn {
         for kind in KeyKind::ALL {
             put_string(&mut data, &self.shared.host.blob(kind));
         }
-        let request =
-            GlobalRequestKind::Other { name: Bytes(b"hostkeys-00@openssh.com".to_vec()), data: Rest(Bytes(data)) };
+        let request = GlobalRequestKind::Other { name: Bytes(hostkeys::ANNOUNCE.to_vec()), data: Rest(Bytes(data)) };
         self.send(Message::GlobalRequest(GlobalRequest { want_reply: Bool(0), request })).await
     }
 
@@ -1030,12 +1030,14 @@ impl Conn {
         let mut out = Vec::new();
         for kind in asked {
             let blob = self.shared.host.blob(kind);
-            let mut signed = Vec::new();
-            put_string(&mut signed, b"hostkeys-prove-00@openssh.com");
-            if !self.dev("hostkeys-proof-without-session-id") {
-                put_string(&mut signed, &session_id);
-            }
-            put_string(&mut signed, &blob);
+            let signed = if self.dev("hostkeys-proof-without-session-id") {
+                let mut d = Vec::new();
+                put_string(&mut d, hostkeys::PROVE);
+                put_string(&mut d, &blob);
+                d
+            } else {
+                hostkeys::signed_data(&session_id, &blob)
+            };
             let alg = hostkey::key_type(&blob)
                 .map(|t| if t == hostkey::SSH_RSA { hostkey::RSA_SHA2_512.into() } else { t })?;
             put_string(&mut out, &self.shared.host.sign(kind, &alg, &signed).ok()?);
@@ -1293,7 +1295,7 @@ impl Conn {
             GlobalRequestKind::CancelTcpipForward { address, port } => {
                 self.forwards.cancel(&address.0, port).then(Vec::new)
             }
-            GlobalRequestKind::Other { name, data } if name.as_slice() == b"hostkeys-prove-00@openssh.com" => {
+            GlobalRequestKind::Other { name, data } if name.as_slice() == hostkeys::PROVE => {
                 self.prove_host_keys(&data.0.0)
             }
             GlobalRequestKind::Other { .. } if self.dev("unknown-global-request-succeeds") => Some(Vec::new()),
