@@ -2,7 +2,8 @@
 //!
 //! Our window is topped up when half is spent, so a target never stalls on us; the target's window
 //! and maximum packet size bound what we send. Data the target sends past our window or packet
-//! size is written into the transcript as a violation.
+//! size is written into the transcript as a violation, unless both sides turned flow control off
+//! (RFC 8308 §3.3, `no-flow-control`), when windows mean nothing.
 
 use crate::transcript::Transcript;
 use sshspec_wire::Message;
@@ -45,6 +46,8 @@ pub struct Channels {
     list: Vec<Channel>,
     next_local: u32,
     current: Option<usize>,
+    /// The `no-flow-control` values (RFC 8308 §3.3) our EXT_INFO and the server's carried.
+    no_flow_control: (Option<Vec<u8>>, Option<Vec<u8>>),
 }
 
 impl Channels {
@@ -64,6 +67,15 @@ impl Channels {
 
     pub fn get(&self, local: u32) -> Option<&Channel> {
         self.list.iter().find(|c| c.local == local)
+    }
+
+    /// Whether `no-flow-control` is in effect: "This extension MUST be sent by both parties" and
+    /// "at least one party MUST have sent the value 'p'" (RFC 8308 §3.3).
+    pub fn flow_control_off(&self) -> bool {
+        match &self.no_flow_control {
+            (Some(ours), Some(theirs)) => ours.as_slice() == b"p" || theirs.as_slice() == b"p",
+            _ => false,
+        }
     }
 
     /// Flow-control violations seen so far, over all channels.
@@ -95,6 +107,11 @@ impl Channels {
 
     pub fn on_sent(&mut self, msg: &Message) {
         match msg {
+            Message::ExtInfo(e) => {
+                if let Some(v) = e.get("no-flow-control") {
+                    self.no_flow_control.0 = Some(v.0.clone());
+                }
+            }
             Message::ChannelOpen(o) => {
                 self.next_local = self.next_local.max(o.sender_channel.wrapping_add(1));
                 self.list.push(Channel {
@@ -129,6 +146,12 @@ impl Channels {
     /// false, because a scenario that shapes the window must be the only one to adjust it.
     pub fn on_received(&mut self, msg: &Message, top_up: bool, log: &mut Transcript) -> Option<Message> {
         match msg {
+            Message::ExtInfo(e) => {
+                if let Some(v) = e.get("no-flow-control") {
+                    self.no_flow_control.1 = Some(v.0.clone());
+                }
+                None
+            }
             Message::ChannelOpenConfirmation(m) => {
                 let idx = self.list.iter().position(|c| c.local == m.recipient_channel)?;
                 let c = &mut self.list[idx];
@@ -172,13 +195,14 @@ impl Channels {
     }
 
     fn data(&mut self, local: u32, data: &[u8], extended: bool, top_up: bool, log: &mut Transcript) -> Option<Message> {
+        let windowless = self.flow_control_off();
         let c = self.by_local(local)?;
         let n = data.len() as u64;
         let mut broke = Vec::new();
         if c.eof_received {
             broke.push(format!("{n} bytes of data after the target's CHANNEL_EOF (RFC 4254 §5.3)"));
         }
-        if n > c.local_window {
+        if n > c.local_window && !windowless {
             broke.push(format!("{n} bytes of data with only {} left in our window (RFC 4254 §5.2)", c.local_window));
         }
         if data.len() > c.local_max_packet as usize {
@@ -201,7 +225,7 @@ impl Channels {
         let out = if extended { &mut c.stderr } else { &mut c.stdout };
         let keep = KEEP_OUTPUT.saturating_sub(out.len()).min(data.len());
         out.extend_from_slice(&data[..keep]);
-        if top_up && c.local_window < c.initial_window / 2 && !c.close_received {
+        if top_up && !windowless && c.local_window < c.initial_window / 2 && !c.close_received {
             // The window grows when the adjust is sent (`on_sent`), as for a scenario's own adjusts.
             let bytes_to_add = u32::try_from(c.initial_window - c.local_window).unwrap_or(u32::MAX);
             return Some(Message::ChannelWindowAdjust(ChannelWindowAdjust {

@@ -1198,7 +1198,7 @@ impl Peer<'_> {
             return self.judge_server_kexinit(deadline, &expected).await;
         }
         let wants = |f: fn(&Expectation) -> bool| alts.iter().any(f);
-        let close_ok = wants(|a| matches!(a, Expectation::Close));
+        let close_ok = wants(|a| matches!(a, Expectation::Close | Expectation::CloseUnsupported { .. }));
         let nothing_ok = wants(|a| matches!(a, Expectation::Nothing));
         loop {
             match self.t.recv(deadline).await {
@@ -1245,8 +1245,14 @@ impl Peer<'_> {
                     return Err(fail(expected, summarize(&msg)));
                 }
                 Err(TransportError::Closed { .. }) if close_ok => {
-                    self.matched = alts.iter().position(|a| matches!(a, Expectation::Close));
-                    return Ok(());
+                    let index = alts
+                        .iter()
+                        .position(|a| matches!(a, Expectation::Close | Expectation::CloseUnsupported { .. }));
+                    self.matched = index;
+                    return match index.map(|i| &alts[i]) {
+                        Some(Expectation::CloseUnsupported { reason }) => Err(StepFailure::Unsupported(reason.clone())),
+                        _ => Ok(()),
+                    };
                 }
                 Err(TransportError::Timeout { .. }) if nothing_ok => {
                     self.matched = alts.iter().position(|a| matches!(a, Expectation::Nothing));

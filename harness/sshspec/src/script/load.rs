@@ -823,7 +823,8 @@ fn step_inner(r: RawStep, line: usize) -> Result<Step, Located> {
                         Expectation::Message { name, matches } => {
                             Expectation::Unsupported { name, matches, reason: reason.clone() }
                         }
-                        _ => return Err("`unsupported` applies to a message alternative only".into()),
+                        Expectation::Close => Expectation::CloseUnsupported { reason: reason.clone() },
+                        _ => return Err("`unsupported` applies to a message alternative or \"close\" only".into()),
                     }
                 }
             });

@@ -1,7 +1,8 @@
 //! Field tests in a `match` table. A field's value is either a plain value, which the received
 //! field must equal, or a table of one test:
 //!
-//! - `contains = X`: a name-list or list holds X, or a string holds X as a substring;
+//! - `contains = X`: a name-list or list holds X, or a string holds X as a substring; a table X
+//!   is held by a list element with X's fields (`contains = { name = "no-flow-control" }`);
 //! - `any_of = [A, B]`: the field equals one of them, or passes one of them where it is itself a
 //!   test (`any_of = [{ not = { regex = "x" } }, { regex = "a.*b" }]`);
 //! - `not = X`: the field does not equal X (or does not pass X, if X is itself a test);
@@ -114,7 +115,8 @@ fn parse(t: &Table) -> Result<Test, String> {
     Ok(match key.as_str() {
         "contains" => match v {
             Value::String(_) | Value::Integer(_) => Test::Contains(v.clone()),
-            other => return Err(format!("`contains` takes a string or a number, not {other}")),
+            Value::Table(t) if !is_test(t) => Test::Contains(v.clone()),
+            other => return Err(format!("`contains` takes a string, a number or a table, not {other}")),
         },
         "any_of" => match v {
             Value::Array(a) if !a.is_empty() => Test::AnyOf(
@@ -180,7 +182,11 @@ impl Test {
     pub fn passes(&self, actual: &Value, equal: &dyn Fn(&Value) -> bool) -> bool {
         match self {
             Test::Contains(x) => match actual {
-                Value::Array(a) => a.contains(x),
+                // A table is held by an element that has its fields (and maybe others).
+                Value::Array(a) => a.iter().any(|e| match (e, x) {
+                    (Value::Table(e), Value::Table(x)) => x.iter().all(|(k, v)| e.get(k) == Some(v)),
+                    _ => e == x,
+                }),
                 Value::String(s) => x.as_str().is_some_and(|x| s.contains(x)),
                 _ => false,
             },

@@ -150,7 +150,7 @@ impl Scenario {
     pub fn expects_close(&self) -> bool {
         self.steps
             .iter()
-            .any(|s| matches!(&s.action, Action::Expect(alts) if alts.iter().any(|a| matches!(a, Expectation::Close))))
+            .any(|s| matches!(&s.action, Action::Expect(alts) if alts.iter().any(|a| matches!(a, Expectation::Close | Expectation::CloseUnsupported { .. }))))
     }
 
     /// The program capabilities this scenario runs (`exec` and `bulk` steps, and `"$program ..."`
@@ -529,6 +529,9 @@ pub enum Expectation {
     /// A message that shows the target lacks something optional the scenario needs (exit-status
     /// where exit-signal was asked for): the scenario SKIPs with `reason`, it does not FAIL.
     Unsupported { name: String, matches: toml::Table, reason: String },
+    /// The target closes the connection, which shows it lacks something optional (a message it
+    /// has dropped): the scenario SKIPs with the reason.
+    CloseUnsupported { reason: String },
 }
 
 impl Expectation {
@@ -543,6 +546,7 @@ impl Expectation {
             Expectation::Unsupported { name, .. } => format!("{name} (optional feature absent)"),
             Expectation::WellFormedKexinit => "a well-formed server KEXINIT".into(),
             Expectation::Close => "the connection closed".into(),
+            Expectation::CloseUnsupported { .. } => "the connection closed (optional feature absent)".into(),
             Expectation::Nothing => "no message".into(),
         }
     }

@@ -94,6 +94,12 @@ fn edits(a: &str, b: &str) -> usize {
     row[b.len()]
 }
 
+/// A cipher or MAC list and `none`, which the peer speaks when a scenario pins or requires it but
+/// never offers of its own accord (RFC 4253 §6.3, §6.4: it is not recommended).
+fn with_none(list: &[&'static str]) -> Vec<&'static str> {
+    list.iter().copied().chain([cipher::NONE]).collect()
+}
+
 /// The `requires` lists that name KEXINIT algorithms, where `!name` asks for one to be absent.
 const ALGORITHM_LISTS: &[&str] = &["kex method", "host key algorithm", "cipher", "MAC", "compression method"];
 
@@ -102,12 +108,13 @@ const ALGORITHM_LISTS: &[&str] = &["kex method", "host key algorithm", "cipher",
 pub fn check_requires(r: &Requires) -> Result<(), (String, String)> {
     let kex: Vec<&str> = kex_methods().chain(SERVER_MARKERS.iter().copied()).collect();
     let user_keys: Vec<&str> = KeyKind::ALL.iter().map(|k| k.key_type()).collect();
+    let (ciphers, macs) = (with_none(cipher::ALL_CIPHERS), with_none(cipher::MACS));
     let lists: [(&str, &[String], &[&str]); 8] = [
         ("authentication method", &r.auth, AUTH_METHODS),
         ("kex method", &r.kex, &kex),
         ("host key algorithm", &r.host_key, hostkey::ALL),
-        ("cipher", &r.cipher, cipher::ALL_CIPHERS),
-        ("MAC", &r.mac, cipher::MACS),
+        ("cipher", &r.cipher, &ciphers),
+        ("MAC", &r.mac, &macs),
         ("compression method", &r.compression, COMPRESSION),
         ("user key type", &r.user_key, &user_keys),
         ("EXT_INFO extension", &r.extension, EXTENSIONS),
@@ -128,11 +135,12 @@ pub fn check_requires(r: &Requires) -> Result<(), (String, String)> {
 /// Checks a `key-exchange` step's pins: each must be an algorithm the peer speaks.
 pub fn check_pins(p: &Pins) -> Result<(), String> {
     let kex: Vec<&str> = kex_methods().collect();
+    let (ciphers, macs) = (with_none(cipher::ALL_CIPHERS), with_none(cipher::MACS));
     let pins: [(&str, &Option<String>, &[&str]); 5] = [
         ("kex method", &p.kex, &kex),
         ("host key algorithm", &p.host_key, hostkey::ALL),
-        ("cipher", &p.cipher, cipher::ALL_CIPHERS),
-        ("MAC", &p.mac, cipher::MACS),
+        ("cipher", &p.cipher, &ciphers),
+        ("MAC", &p.mac, &macs),
         ("compression method", &p.compression, COMPRESSION),
     ];
     for (what, pin, known) in pins {

@@ -21,6 +21,9 @@ use tokio::time::Instant;
 /// Our receive window per channel, and the largest data packet we accept.
 const WINDOW: u32 = 2 * 1024 * 1024;
 const MAX_PACKET: u32 = 32 * 1024;
+/// Our `no-flow-control` value (RFC 8308 §3.3): supported, not preferred, so it takes effect only
+/// for a client that sends "p".
+const NO_FLOW_CONTROL: &str = "s";
 /// How long we wait for the client's identification.
 const VERSION_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -48,6 +51,7 @@ pub(super) async fn serve(stream: tokio::net::TcpStream, shared: Arc<Shared>) {
     t.quirks.repeat_short_keys = shared.settings.deviates("key-not-extended");
     t.quirks.exchange_hash_sha256 = shared.settings.deviates("exchange-hash-always-sha256");
     t.quirks.gex_hash_without_bounds = shared.settings.deviates("gex-hash-without-bounds");
+    t.quirks.gex_old_hash_with_bounds = shared.settings.deviates("gex-old-hash-with-bounds");
     t.quirks.curve25519_k_as_string = shared.settings.deviates("curve25519-k-as-string");
     t.quirks.mac_before_keys = shared.settings.deviates("mac-before-newkeys");
     t.quirks.mpint_not_minimal = shared.settings.deviates("mpint-not-minimal");
@@ -128,6 +132,10 @@ struct Conn {
     /// A USERAUTH_REQUEST that came in the clear during the first key exchange, kept to be acted on
     /// under the new keys (a deviation: the rogue session attack).
     rogue: Option<UserauthRequest>,
+    /// The `no-flow-control` value of the client's EXT_INFO (RFC 8308 §3.3), if it sent one.
+    client_no_flow_control: Option<Vec<u8>>,
+    /// Channels opened so far on this connection.
+    channels_opened: u32,
 }
 
 impl Conn {
@@ -157,6 +165,8 @@ impl Conn {
             held_pong: None,
             forwards: Forwards::default(),
             connected_at: Instant::now(),
+            client_no_flow_control: None,
+            channels_opened: 0,
             rogue: None,
         }
     }
@@ -366,7 +376,7 @@ impl Conn {
         if self.dev("3des-offered") {
             ciphers.push("3des-cbc");
         }
-        if self.dev("none-cipher-offered") {
+        if self.dev("none-cipher-offered") || self.shared.settings.offer_none {
             ciphers.push("none");
             macs.push("none");
         }
@@ -523,7 +533,13 @@ impl Conn {
             {
                 self.disconnect(DisconnectReason::PROTOCOL_ERROR, "EXT_INFO over 4 KiB").await
             }
-            Message::Ignore(_) | Message::Debug(_) | Message::Unimplemented(_) | Message::ExtInfo(_) => Ok(()),
+            Message::ExtInfo(e) => {
+                if let Some(v) = e.get("no-flow-control") {
+                    self.client_no_flow_control = Some(v.0.clone());
+                }
+                Ok(())
+            }
+            Message::Ignore(_) | Message::Debug(_) | Message::Unimplemented(_) => Ok(()),
             Message::Disconnect(_) if self.dev("disconnect-ignored") => Ok(()),
             Message::Disconnect(_) => Err(Closed),
             Message::ServiceRequest(r) => self.on_service_request(r).await,
@@ -820,10 +836,12 @@ impl Conn {
                 value: Bytes(value.as_bytes().to_vec()),
             };
             let hostbound = if self.dev("hostbound-version-1") { "1" } else { "0" };
+            let no_flow_control = if self.dev("no-flow-control-bad-value") { "yes" } else { NO_FLOW_CONTROL };
             let extensions = vec![
                 ext("server-sig-algs", algs),
                 ext("ping@openssh.com", "0"),
                 ext("publickey-hostbound@openssh.com", hostbound),
+                ext("no-flow-control", no_flow_control),
             ];
             self.t.send(&Message::ExtInfo(ExtInfo { extensions })).await?;
         }
@@ -1091,6 +1109,12 @@ impl Conn {
             user_known && !denied && (r.service.0 == b"ssh-connection" || self.dev("unknown-service-login"));
         let offered = |m: &str| self.shared.settings.methods.iter().any(|x| x == m);
         match r.method {
+            AuthMethod::Password { .. }
+                if self.t.rx.cipher_name() == cipher::NONE && !self.dev("password-without-confidentiality") =>
+            {
+                // RFC 4252 §8: no confidentiality, no password authentication.
+                self.failure(true).await
+            }
             AuthMethod::Password { change, password, new_password } if offered("password") => {
                 let right = right_user && password.0 == creds.password.as_bytes();
                 let expired = self.shared.settings.password_expired && !self.password_changed;
@@ -1147,6 +1171,11 @@ impl Conn {
                 Ok(())
             }
             AuthMethod::None {} if right_user && self.dev("none-accepted") => self.passed(&r.user.0, "none").await,
+            AuthMethod::None {}
+                if right_user && self.shared.settings.empty_password && !self.dev("empty-password-refused") =>
+            {
+                self.passed(&r.user.0, "none").await
+            }
             AuthMethod::Other { .. } if self.dev("unknown-method-disconnects") => {
                 self.disconnect(DisconnectReason::PROTOCOL_ERROR, "unknown method").await
             }
@@ -1405,6 +1434,16 @@ impl Conn {
             }
             _ => return self.send(refuse(ChannelOpenFailureReason::ADMINISTRATIVELY_PROHIBITED, "not offered")).await,
         }
+        // RFC 8308 §3.3: one channel at a time without flow control, but one after another.
+        if self.flow_control_off() {
+            let busy = !self.channels.is_empty() && !self.dev("no-flow-control-channels-at-once");
+            let spent = self.channels_opened > 0 && self.dev("no-flow-control-one-channel-only");
+            if busy || spent {
+                let why = "one channel at a time without flow control";
+                return self.send(refuse(ChannelOpenFailureReason::RESOURCE_SHORTAGE, why)).await;
+            }
+        }
+        self.channels_opened += 1;
         let id = self.next_channel;
         self.next_channel += 1;
         self.channels.insert(
@@ -1542,6 +1581,10 @@ impl Conn {
 
     /// Grants the client more window once half of ours is used.
     async fn grant(&mut self, channel: u32) -> Step {
+        // Without flow control windows mean nothing, and no adjust is needed (RFC 8308 §3.3).
+        if self.flow_control_off() {
+            return Ok(());
+        }
         let Some(ch) = self.channels.get_mut(&channel) else { return Ok(()) };
         if ch.consumed < WINDOW / 2 || ch.sent_close {
             return Ok(());
@@ -1603,9 +1646,17 @@ impl Conn {
         Ok(())
     }
 
+    /// Whether `no-flow-control` is in effect (RFC 8308 §3.3): both sides sent it, and one of them
+    /// "p". Ours is always "s", so the client's must be "p"; the deviant takes any value of
+    /// the client's, or none.
+    fn flow_control_off(&self) -> bool {
+        self.dev("no-flow-control-unilateral") || self.client_no_flow_control.as_deref() == Some(b"p")
+    }
+
     /// The next data packet channel `id` may send now, if any.
     fn next_output(&mut self, id: u32) -> Option<Message> {
-        let ignore_window = self.dev("window-ignored");
+        let windowless = self.flow_control_off() && !self.dev("no-flow-control-window-kept");
+        let ignore_window = self.dev("window-ignored") || windowless;
         let ignore_max = self.dev("maximum-packet-ignored");
         let stderr_as_data = self.dev("stderr-as-data");
         let ch = self.channels.get_mut(&id)?;

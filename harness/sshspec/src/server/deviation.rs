@@ -78,6 +78,11 @@ pub const DEVIATIONS: &[Deviation] = &[
         "leaves min and max out of a group exchange's hash, as if the client had sent the old request",
     ),
     d(
+        "gex-old-hash-with-bounds",
+        &["4419-5-a"],
+        "hashes an old group exchange request (n alone) with a min and a max the client never sent",
+    ),
+    d(
         "curve25519-k-as-string",
         &["8731-3.1-a"],
         "encodes a curve25519 shared secret in H and the keys as a 32-byte string, not as an mpint",
@@ -96,7 +101,11 @@ pub const DEVIATIONS: &[Deviation] = &[
         &["8731-3-f"],
         "ends a key exchange it refuses with a DISCONNECT of reason PROTOCOL_ERROR, not KEY_EXCHANGE_FAILED",
     ),
-    d("no-nist-curves", &["9142-3.1.3-a"], "lists none of the ecdh-sha2-nistp* methods"),
+    d(
+        "no-nist-curves",
+        &["9142-3.1.3-a", "5656-4-a"],
+        "lists none of the ecdh-sha2-nistp* methods, though it has an ECDSA host key",
+    ),
     d("gss-sha1-offered", &["9142-3.4-c"], "lists gss-group14-sha1-*, a SHA-1 GSS-API key exchange"),
     d("no-hmac-sha2-256", &["6668-2-a"], "lists neither hmac-sha2-256 nor its encrypt-then-MAC form"),
     d("no-hmac-sha1", &["4253-6.4-e"], "lists neither hmac-sha1 nor its encrypt-then-MAC form"),
@@ -401,6 +410,33 @@ pub const DEVIATIONS: &[Deviation] = &[
         &["OSSH-2.1-c"],
         "sends eow@openssh.com to a client that is not OpenSSH when a program exits before the client's EOF",
     ),
+    d(
+        "password-without-confidentiality",
+        &["4252-8-d", "4251-9.4.1-a"],
+        "accepts password authentication over the none cipher",
+    ),
+    // RFC 8308 §3.3: no-flow-control, which the fixture supports ("s").
+    d(
+        "no-flow-control-bad-value",
+        &["8308-3.3-a"],
+        "advertises no-flow-control with the value \"yes\", neither \"s\" nor \"p\"",
+    ),
+    d("no-flow-control-unilateral", &["8308-3.3-b"], "drops flow control though the client never sent no-flow-control"),
+    d(
+        "no-flow-control-window-kept",
+        &["8308-3.3-c"],
+        "keeps to the client's window after both sides agreed on no-flow-control",
+    ),
+    d(
+        "no-flow-control-channels-at-once",
+        &["8308-3.3-d"],
+        "opens a second channel while one is open, though no-flow-control is in effect",
+    ),
+    d(
+        "no-flow-control-one-channel-only",
+        &["8308-3.3-e"],
+        "refuses every channel after the first once no-flow-control is in effect, even when the first is closed",
+    ),
     // RFC 4251 §9: policy the administrator sets (the variants test-user-denied, no-tcp-forwarding).
     d("deny-policy-ignored", &["4251-9.4.3-a"], "logs in a user its policy denies, given the right credentials"),
     d(
@@ -412,6 +448,11 @@ pub const DEVIATIONS: &[Deviation] = &[
         "useless-method-listed",
         &["4252-5.1-b"],
         "lists password among the methods that can continue though only publickey is allowed",
+    ),
+    d(
+        "empty-password-refused",
+        &["4252-5.2-a"],
+        "refuses `none` for a user who needs no authentication (an empty password its policy allows)",
     ),
     d("forwarding-policy-ignored", &["4251-9.5.2-a"], "grants tcpip-forward though forwarding is switched off"),
     // OpenSSH PROTOCOL §2.5 (host key rotation) and §3.1 (host-bound publickey).

@@ -38,6 +38,12 @@ pub struct Settings {
     pub rekey_interval: Option<Duration>,
     /// The test user's password has expired: it must be changed during authentication.
     pub password_expired: bool,
+    /// The test user needs no authentication (an empty password the policy allows): `none` logs
+    /// in (RFC 4252 §5.2).
+    pub empty_password: bool,
+    /// The none cipher and the none MAC are offered, last (as a server built for them offers
+    /// them); password authentication is then refused where no cipher protects it.
+    pub offer_none: bool,
     /// Public key blobs accepted for the test user besides the credentials' own (for real clients
     /// with keys of their own, such as `ssh`).
     pub authorized_keys: Vec<Vec<u8>>,
@@ -59,6 +65,8 @@ impl Default for Settings {
             rekey_bytes: 1 << 30,
             rekey_interval: None,
             password_expired: false,
+            empty_password: false,
+            offer_none: false,
             authorized_keys: Vec::new(),
             denied_users: Vec::new(),
             tcp_forwarding: true,
@@ -69,7 +77,8 @@ impl Default for Settings {
 
 impl Settings {
     /// Parses `config` lines: `auth-methods a,b`, `auth-chain a,b`, `max-auth-tries N`,
-    /// `login-grace SECONDS`, `rekey-limit BYTES [SECONDS]`, `password-expired`, `deny-user NAME`
+    /// `login-grace SECONDS`, `rekey-limit BYTES [SECONDS]`, `password-expired`, `empty-password`, `offer-none`,
+    /// `deny-user NAME`
     /// (`*`: all), `no-tcp-forwarding`, `deviate NAME`,
     /// `authorized-key TYPE BASE64 [COMMENT]` (a line of an authorized_keys file).
     pub fn parse(lines: &[String]) -> Result<Settings, String> {
@@ -99,6 +108,8 @@ impl Settings {
                     _ => return Err(format!("fixture setting {line:?}: rekey-limit BYTES [SECONDS]")),
                 },
                 "password-expired" if rest.is_empty() => s.password_expired = true,
+                "empty-password" if rest.is_empty() => s.empty_password = true,
+                "offer-none" if rest.is_empty() => s.offer_none = true,
                 "deny-user" => s.denied_users.push(one()?.to_owned()),
                 "no-tcp-forwarding" if rest.is_empty() => s.tcp_forwarding = false,
                 "authorized-key" => {

@@ -230,8 +230,16 @@ pub const VARIANTS: &[(&str, &str)] = &[
         "directory-keys",
         "the test user's authorized keys come from an LDAP directory (OpenLDAP slapd) through AuthorizedKeysCommand",
     ),
+    (
+        "cipher-none",
+        "the server also offers the none cipher and the none MAC, as a server built for them does (Dropbear's DROPBEAR_NONE_CIPHER)",
+    ),
     ("cbc-only", "the server offers only the aes128-cbc cipher, which clients no longer offer by default"),
     ("publickey-only", "the server allows publickey authentication only"),
+    (
+        "empty-password",
+        "the test user has an empty password and the server lets such users in without authentication (OpenSSH `PermitEmptyPasswords yes`, Dropbear `-B`)",
+    ),
     ("test-user-denied", "the server's policy denies the test user, whatever the credentials (OpenSSH `DenyUsers *`)"),
     ("no-tcp-forwarding", "TCP forwarding switched off both ways (OpenSSH `AllowTcpForwarding no`, Dropbear `-j -k`)"),
 ];

@@ -74,6 +74,7 @@ pub fn cipher_sizes(name: &str) -> Option<(usize, usize)> {
         AES192_CBC => (24, 16),
         AES256_CBC => (32, 16),
         TRIPLE_DES_CBC => (24, 8),
+        NONE => (0, 0),
         _ => return None,
     })
 }
@@ -91,6 +92,7 @@ pub fn mac_sizes(name: &str) -> Option<(usize, usize, bool)> {
         HMAC_SHA2_256_ETM => (32, 32, true),
         HMAC_SHA2_512_ETM => (64, 64, true),
         HMAC_SHA1_ETM => (20, 20, true),
+        NONE => (0, 0, false),
         _ => return None,
     })
 }
@@ -109,6 +111,8 @@ enum MacAlg {
     Sha256(Vec<u8>),
     Sha512(Vec<u8>),
     Sha1(Vec<u8>),
+    /// The `none` MAC: no integrity (RFC 4253 §6.4).
+    Nothing,
 }
 
 impl MacAlg {
@@ -117,6 +121,7 @@ impl MacAlg {
             HMAC_SHA2_256 | HMAC_SHA2_256_ETM => MacAlg::Sha256(key),
             HMAC_SHA2_512 | HMAC_SHA2_512_ETM => MacAlg::Sha512(key),
             HMAC_SHA1 | HMAC_SHA1_ETM => MacAlg::Sha1(key),
+            NONE => MacAlg::Nothing,
             _ => return None,
         })
     }
@@ -133,6 +138,7 @@ impl MacAlg {
             MacAlg::Sha256(k) => run::<Hmac<sha2::Sha256>>(k, seq, data),
             MacAlg::Sha512(k) => run::<Hmac<sha2::Sha512>>(k, seq, data),
             MacAlg::Sha1(k) => run::<Hmac<sha1::Sha1>>(k, seq, data),
+            MacAlg::Nothing => Vec::new(),
         }
     }
 
@@ -141,6 +147,7 @@ impl MacAlg {
             MacAlg::Sha256(_) => 32,
             MacAlg::Sha512(_) => 64,
             MacAlg::Sha1(_) => 20,
+            MacAlg::Nothing => 0,
         }
     }
 }
@@ -155,6 +162,8 @@ enum Stream {
     Cbc192(CbcEnc<aes::Aes192>, CbcDec<aes::Aes192>),
     Cbc256(CbcEnc<aes::Aes256>, CbcDec<aes::Aes256>),
     Tdes(CbcEnc<des::TdesEde3>, CbcDec<des::TdesEde3>),
+    /// The `none` cipher: no confidentiality (RFC 4253 §6.3), packets aligned to 8 bytes.
+    Clear,
 }
 
 impl Stream {
@@ -191,12 +200,13 @@ impl Stream {
                 let (e, d) = cbc(key, iv)?;
                 Stream::Tdes(e, d)
             }
+            NONE => Stream::Clear,
             _ => return None,
         })
     }
 
     fn block_size(&self) -> usize {
-        if matches!(self, Stream::Tdes(..)) { 8 } else { 16 }
+        if matches!(self, Stream::Tdes(..) | Stream::Clear) { 8 } else { 16 }
     }
 
     /// Encrypts whole blocks in place; a trailing partial block (only ever in a packet a scenario
@@ -216,6 +226,7 @@ impl Stream {
             Stream::Cbc192(e, _) => blocks(&mut **e, buf, bs),
             Stream::Cbc256(e, _) => blocks(&mut **e, buf, bs),
             Stream::Tdes(e, _) => blocks(&mut **e, buf, bs),
+            Stream::Clear => {}
         }
     }
 
@@ -234,6 +245,7 @@ impl Stream {
             Stream::Cbc192(_, d) => blocks(&mut **d, buf, bs),
             Stream::Cbc256(_, d) => blocks(&mut **d, buf, bs),
             Stream::Tdes(_, d) => blocks(&mut **d, buf, bs),
+            Stream::Clear => {}
         }
     }
 }

@@ -227,6 +227,8 @@ pub struct Quirks {
     pub exchange_hash_sha256: bool,
     /// Leave min and max out of a group exchange's H (hash only n, as for the old request).
     pub gex_hash_without_bounds: bool,
+    /// Hash an old group exchange request (n alone) as if min and max had come too.
+    pub gex_old_hash_with_bounds: bool,
     /// Encode a curve25519 K as a 32-byte string, not RFC 8731 §3.1's mpint.
     pub curve25519_k_as_string: bool,
     /// Append 20 bytes, as if of a MAC, to each packet sent before the first NEWKEYS.
@@ -1058,6 +1060,13 @@ impl Transport {
         let gex = match (method.family, &self.kex.gex_request, &self.kex.gex_group) {
             (kex::Family::Gex, Some(req), Some((p, g))) if self.quirks.gex_hash_without_bounds => {
                 old_request = kex::GexRequest { min: None, max: None, ..*req };
+                Some((&old_request, p.as_slice(), g.as_slice()))
+            }
+            (kex::Family::Gex, Some(req), Some((p, g)))
+                if self.quirks.gex_old_hash_with_bounds && req.min.is_none() =>
+            {
+                let bounds = kex::GexRequest::DEFAULT;
+                old_request = kex::GexRequest { n: req.n, ..bounds };
                 Some((&old_request, p.as_slice(), g.as_slice()))
             }
             (kex::Family::Gex, Some(req), Some((p, g))) => Some((req, p.as_slice(), g.as_slice())),
