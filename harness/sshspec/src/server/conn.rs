@@ -867,6 +867,8 @@ impl Conn {
             && request.is_some_and(|r| ![2048, 3072, 4096].iter().any(|b| r.allows(*b)))
         {
             Err(TransportError::Target("no group of the size asked for (ours go up to 4096 bits)".into()))
+        } else if self.dev("gex-largest-not-returned") && request.is_some_and(|r| r.n > 4096) {
+            Err(TransportError::Target("no group of the preferred size (ours go up to 4096 bits)".into()))
         } else if self.dev("small-gex-group") && request.is_some_and(|r| r.allows(1024) && r.n <= 1024) {
             Transport::gex_group(kex::modp::GROUP1)
         } else {

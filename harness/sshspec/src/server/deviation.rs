@@ -78,6 +78,11 @@ pub const DEVIATIONS: &[Deviation] = &[
         "leaves min and max out of a group exchange's hash, as if the client had sent the old request",
     ),
     d(
+        "gex-largest-not-returned",
+        &["4419-3-g"],
+        "ends a group exchange whose preferred size is above 4096 bits instead of sending its largest group",
+    ),
+    d(
         "gex-old-hash-with-bounds",
         &["4419-5-a"],
         "hashes an old group exchange request (n alone) with a min and a max the client never sent",
