@@ -134,8 +134,6 @@ struct Conn {
     rogue: Option<UserauthRequest>,
     /// The `no-flow-control` value of the client's EXT_INFO (RFC 8308 §3.3), if it sent one.
     client_no_flow_control: Option<Vec<u8>>,
-    /// Channels opened so far on this connection.
-    channels_opened: u32,
 }
 
 impl Conn {
@@ -166,7 +164,6 @@ impl Conn {
             forwards: Forwards::default(),
             connected_at: Instant::now(),
             client_no_flow_control: None,
-            channels_opened: 0,
             rogue: None,
         }
     }
@@ -1439,13 +1436,13 @@ impl Conn {
         // RFC 8308 §3.3: one channel at a time without flow control, but one after another.
         if self.flow_control_off() {
             let busy = !self.channels.is_empty() && !self.dev("no-flow-control-channels-at-once");
-            let spent = self.channels_opened > 0 && self.dev("no-flow-control-one-channel-only");
+            // Channel ids are handed out in turn, so a non-zero next id means one was opened.
+            let spent = self.next_channel > 0 && self.dev("no-flow-control-one-channel-only");
             if busy || spent {
                 let why = "one channel at a time without flow control";
                 return self.send(refuse(ChannelOpenFailureReason::RESOURCE_SHORTAGE, why)).await;
             }
         }
-        self.channels_opened += 1;
         let id = self.next_channel;
         self.next_channel += 1;
         self.channels.insert(
