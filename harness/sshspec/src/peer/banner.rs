@@ -1,6 +1,7 @@
 //! Judging the server's identification string against RFC 4253 §4.2:
 //! `SSH-protoversion-softwareversion SP comments CR LF`, at most 255 characters with CR LF, the
-//! version fields printable US-ASCII without whitespace or '-'.
+//! version fields printable US-ASCII without whitespace or '-'. In SSH-1 compatibility mode
+//! (protoversion 1.99) §5.1 asks for LF alone, so either ending is right there.
 
 use crate::script::matcher;
 use crate::transport::{ServerVersion, printable};
@@ -15,7 +16,8 @@ pub struct Parsed {
 /// Every way the line breaks §4.2, and its fields.
 pub fn check(line: &[u8]) -> (Vec<String>, Parsed) {
     let mut problems = Vec::new();
-    if !line.ends_with(b"\r\n") {
+    let compat = line.starts_with(b"SSH-1.99-") && line.ends_with(b"\n");
+    if !line.ends_with(b"\r\n") && !compat {
         problems.push("it is not terminated by CR LF".to_owned());
     }
     if line.len() > 255 {
@@ -52,11 +54,24 @@ fn count(lines: &[Vec<u8>], bad: impl Fn(&[u8]) -> bool) -> Value {
     Value::Integer(lines.iter().filter(|l| bad(l)).count() as i64)
 }
 
+/// The line's form (§4.2) and then its fields against `matches`.
 pub fn judge(v: &ServerVersion, matches: &Table) -> Result<(), String> {
-    let (problems, p) = check(&v.line);
+    let (problems, _) = check(&v.line);
     if !problems.is_empty() {
         return Err(format!("identification {}: {}", printable(&v.line), problems.join("; ")));
     }
+    fields_match(v, matches)
+}
+
+/// Only the fields against `matches`, whatever the line's form: whether the line is the kind a
+/// scenario applies to.
+pub fn fields_match(v: &ServerVersion, matches: &Table) -> Result<(), String> {
+    let (_, p) = check(&v.line);
+    let line_end = match () {
+        _ if v.line.ends_with(b"\r\n") => "CR LF",
+        _ if v.line.ends_with(b"\n") => "LF",
+        _ => "none",
+    };
     let actual = Table::from_iter([
         ("protoversion".to_owned(), Value::String(p.protoversion)),
         ("softwareversion".to_owned(), Value::String(p.softwareversion)),
@@ -64,6 +79,7 @@ pub fn judge(v: &ServerVersion, matches: &Table) -> Result<(), String> {
         ("pre_banner_lines".to_owned(), Value::Integer(v.pre_banner.len() as i64)),
         ("pre_banner_without_crlf".to_owned(), count(&v.pre_banner, |l| !l.ends_with(b"\r\n"))),
         ("pre_banner_not_utf8".to_owned(), count(&v.pre_banner, |l| std::str::from_utf8(l).is_err())),
+        ("line_end".to_owned(), Value::String(line_end.to_owned())),
     ]);
     let (plain, tests) = matcher::split(matches)?;
     let line = printable(&v.line);
@@ -99,6 +115,7 @@ mod tests {
     #[test]
     fn each_breach_is_named() {
         assert_eq!(check(b"SSH-2.0-x\n").0.len(), 1);
+        assert!(check(b"SSH-1.99-x\n").0.is_empty(), "RFC 4253 §5.1: LF alone in compatibility mode");
         assert_eq!(check(b"SSH-2.0-bad-name\r\n").0.len(), 1);
         let long = format!("SSH-2.0-{}\r\n", "a".repeat(300));
         assert_eq!(check(long.as_bytes()).0.len(), 1);

@@ -480,6 +480,8 @@ impl<'a> Peer<'a> {
             step_index: 0,
             matched: None,
             hostkeys: None,
+            addr,
+            earlier: Vec::new(),
         }
     }
 }
@@ -536,6 +538,10 @@ struct Peer<'a> {
     matched: Option<usize>,
     /// The server's last `hostkeys-00@openssh.com` announcement (PROTOCOL §2.5).
     hostkeys: Option<hostkeys::Announcement>,
+    /// The target's address, for `reconnect`.
+    addr: SocketAddr,
+    /// The server's last key exchange messages of each kind on the connection before a `reconnect`.
+    earlier: Vec<Message>,
 }
 
 impl Peer<'_> {
@@ -636,6 +642,7 @@ impl Peer<'_> {
                     .await
             }
             Action::ProveHostKeys { order, stranger } => self.prove_host_keys(*order, *stranger, deadline).await,
+            Action::Reconnect => self.reconnect(deadline).await,
             Action::Disconnect => {
                 let m = Message::Disconnect(Disconnect {
                     reason: DisconnectReason::BY_APPLICATION,
@@ -684,11 +691,35 @@ impl Peer<'_> {
             "$ssh_host" => Value::String(self.inner.ip().to_string()),
             "$ssh_port" => Value::Integer(i64::from(self.inner.port())),
             "$bound_port" => Value::Integer(i64::from(self.bound_port.unwrap_or(0))),
+            n if n.starts_with(script::EARLIER) => {
+                let (message, field) = n[script::EARLIER.len()..].split_once('.')?;
+                let m = self.earlier.iter().find(|m| m.name() == message)?;
+                script::message::to_table(m).ok()?.get(field)?.clone()
+            }
             n => {
                 let program = script::Program::parse(n.strip_prefix(script::PROGRAM_VARIABLE)?).ok()?;
                 Value::String(program.command(&self.opts.programs).ok()?)
             }
         })
+    }
+
+    /// A new connection to the same target in place of this one, which is closed: the peer starts
+    /// over, remembering only the server's key exchange messages (`$earlier.MESSAGE.FIELD`) and
+    /// the step.
+    async fn reconnect(&mut self, deadline: Instant) -> StepResult {
+        let earlier = std::mem::take(&mut self.t.last_kex);
+        self.t.shutdown().await;
+        let mut log = std::mem::take(&mut self.t.log);
+        log.note(format!("a new connection to {}; the steps that follow start over on it", self.addr));
+        let mut t = Transport::connect(self.addr, self.opts.source, deadline, log)
+            .await
+            .map_err(|e| StepFailure::from_transport("a new TCP connection to the target", e))?;
+        t.pinned_host_keys = self.opts.pinned_host_keys.clone();
+        let step_index = self.step_index;
+        *self = Peer::new(t, self.creds, self.opts, self.addr);
+        self.step_index = step_index;
+        self.earlier = earlier;
+        Ok(())
     }
 
     /// A write that finds the connection closed is not itself a verdict: the next expectation
@@ -905,13 +936,18 @@ impl Peer<'_> {
         }
     }
 
+    /// Sends our identification and reads the server's, unless an `expect = "banner"` step has
+    /// read it already (a scenario that holds ours back until it has judged theirs).
     async fn version_exchange(&mut self, banner: Option<&str>, pre_banner: &[String], deadline: Instant) -> StepResult {
         self.t.send_version(banner.unwrap_or(OUR_BANNER), pre_banner).await.or_else(|e| self.tolerate_closed(e))?;
-        let v = self
-            .t
-            .read_version(deadline)
-            .await
-            .map_err(|e| StepFailure::from_transport("the server's identification string", e))?;
+        let v = match self.t.server.clone() {
+            Some(v) => v,
+            None => self
+                .t
+                .read_version(deadline)
+                .await
+                .map_err(|e| StepFailure::from_transport("the server's identification string", e))?,
+        };
         if !(v.line.starts_with(b"SSH-2.0-") || v.line.starts_with(b"SSH-1.99-")) {
             return Err(fail(
                 "protocol version 2.0 (or 1.99)",
@@ -1187,12 +1223,32 @@ impl Peer<'_> {
             other => other.describe(),
         };
         let expected = alts.iter().map(resolved).collect::<Vec<_>>().join(" or ");
-        if let Some(Expectation::Banner { matches }) = alts.iter().find(|a| matches!(a, Expectation::Banner { .. })) {
+        if alts.iter().any(|a| matches!(a, Expectation::Banner { .. } | Expectation::BannerUnsupported { .. })) {
             if self.t.server.is_none() {
                 self.t.read_version(deadline).await.map_err(|e| StepFailure::from_transport(&expected, e))?;
             }
             let v = self.t.server.clone().unwrap_or_default();
-            return banner::judge(&v, matches).map_err(|actual| fail(expected, actual));
+            // The first alternative the line satisfies decides; the first one's complaint is the evidence.
+            let mut first = None;
+            for (index, alt) in alts.iter().enumerate() {
+                let verdict = match alt {
+                    Expectation::Banner { matches } => banner::judge(&v, matches).map(|()| None),
+                    Expectation::BannerUnsupported { matches, reason } => {
+                        banner::fields_match(&v, matches).map(|()| Some(reason.clone()))
+                    }
+                    _ => continue,
+                };
+                match verdict {
+                    Ok(skip) => {
+                        self.matched = Some(index);
+                        return skip.map_or(Ok(()), |reason| Err(StepFailure::Unsupported(reason)));
+                    }
+                    Err(e) => {
+                        first.get_or_insert(e);
+                    }
+                }
+            }
+            return Err(fail(expected, first.unwrap_or_default()));
         }
         if alts.iter().any(|a| matches!(a, Expectation::WellFormedKexinit)) {
             return self.judge_server_kexinit(deadline, &expected).await;

@@ -772,9 +772,10 @@ fn step_inner(r: RawStep, line: usize) -> Result<Step, Located> {
                 stranger: r.unknown_key.unwrap_or(false),
             },
             "disconnect" => Action::Disconnect,
+            "reconnect" => Action::Reconnect,
             other => {
                 return Err(format!(
-                    "unknown high-level step {other:?}: use version-exchange, key-exchange, rekey, server-rekeys, authenticate, open-session, exec, bulk, prove-host-keys or disconnect"
+                    "unknown high-level step {other:?}: use version-exchange, key-exchange, rekey, server-rekeys, authenticate, open-session, exec, bulk, prove-host-keys, disconnect or reconnect"
                 )
                 .into());
             }
@@ -824,7 +825,14 @@ fn step_inner(r: RawStep, line: usize) -> Result<Step, Located> {
                             Expectation::Unsupported { name, matches, reason: reason.clone() }
                         }
                         Expectation::Close => Expectation::CloseUnsupported { reason: reason.clone() },
-                        _ => return Err("`unsupported` applies to a message alternative or \"close\" only".into()),
+                        Expectation::Banner { matches } => {
+                            Expectation::BannerUnsupported { matches, reason: reason.clone() }
+                        }
+                        _ => {
+                            return Err(
+                                "`unsupported` applies to a message alternative, \"close\" or \"banner\" only".into()
+                            );
+                        }
                     }
                 }
             });

@@ -115,7 +115,17 @@ fn parse(t: &Table) -> Result<Test, String> {
     Ok(match key.as_str() {
         "contains" => match v {
             Value::String(_) | Value::Integer(_) => Test::Contains(v.clone()),
-            Value::Table(t) if !is_test(t) => Test::Contains(v.clone()),
+            Value::Table(t) if !is_test(t) => {
+                // An element's field may be held to a test of its own (`value = { regex = "…" }`).
+                for (k, inner) in t {
+                    if let Value::Table(inner) = inner
+                        && is_test(inner)
+                    {
+                        parse(inner).map_err(|e| format!("contains.{k}: {e}"))?;
+                    }
+                }
+                Test::Contains(v.clone())
+            }
             other => return Err(format!("`contains` takes a string, a number or a table, not {other}")),
         },
         "any_of" => match v {
@@ -159,7 +169,10 @@ impl Test {
     /// well typed when, for every inner list, one of its values is a valid value of the field.
     pub fn probes(&self) -> Vec<Vec<Value>> {
         match self {
-            Test::Contains(x) => vec![vec![Value::Array(vec![x.clone()]), x.clone()]],
+            Test::Contains(x) => {
+                let x = typical(x);
+                vec![vec![Value::Array(vec![x.clone()]), x]]
+            }
             Test::AnyOf(vs) => vs
                 .iter()
                 .flat_map(|v| match v {
@@ -184,7 +197,12 @@ impl Test {
             Test::Contains(x) => match actual {
                 // A table is held by an element that has its fields (and maybe others).
                 Value::Array(a) => a.iter().any(|e| match (e, x) {
-                    (Value::Table(e), Value::Table(x)) => x.iter().all(|(k, v)| e.get(k) == Some(v)),
+                    (Value::Table(e), Value::Table(x)) => x.iter().all(|(k, want)| match (want, e.get(k)) {
+                        (Value::Table(t), Some(got)) if is_test(t) => {
+                            parse(t).is_ok_and(|test| test.passes(got, &|w| w == got))
+                        }
+                        (want, got) => got == Some(want),
+                    }),
                     _ => e == x,
                 }),
                 Value::String(s) => x.as_str().is_some_and(|x| s.contains(x)),
@@ -216,6 +234,20 @@ impl Test {
             Test::SafePrime => bytes(actual).is_some_and(|b| crate::transport::kex::is_safe_prime(&b)),
         }
     }
+}
+
+/// A `contains` table with each field that holds a test replaced by a value of the kind the test
+/// takes, for the checks at load time.
+fn typical(x: &Value) -> Value {
+    let Value::Table(t) = x else { return x.clone() };
+    let stand_in = |v: &Value| match v {
+        Value::Table(inner) if is_test(inner) => parse(inner)
+            .ok()
+            .and_then(|t| t.probes().into_iter().next()?.into_iter().next())
+            .unwrap_or_else(|| v.clone()),
+        _ => v.clone(),
+    };
+    Value::Table(t.iter().map(|(k, v)| (k.clone(), stand_in(v))).collect())
 }
 
 /// A bytes field's value as the message table holds it: text, or `{ hex = "..." }`.
@@ -277,6 +309,17 @@ mod tests {
         assert!(one("{ contains = \"b\" }").passes(&list, &eq(&list)));
         assert!(!one("{ contains = \"c\" }").passes(&list, &eq(&list)));
         assert!(one("{ contains = \"ell\" }").passes(&"hello".into(), &|_| false));
+        let ext = Value::Array(vec![Value::Table(t(
+            "name = \"server-sig-algs\"\nvalue = \"ssh-ed25519,ecdsa-sha2-nistp256\"",
+        ))]);
+        assert!(
+            one("{ contains = { name = \"server-sig-algs\", value = { regex = \"ecdsa\" } } }")
+                .passes(&ext, &|_| false)
+        );
+        assert!(
+            !one("{ contains = { name = \"server-sig-algs\", value = { regex = \"rsa-sha2\" } } }")
+                .passes(&ext, &|_| false)
+        );
         assert!(one("{ regex = \"^a,b$\" }").passes(&list, &|_| false));
         assert!(!one("{ regex = \"^b\" }").passes(&list, &|_| false));
         let n = Value::Integer(32768);

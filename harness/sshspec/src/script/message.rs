@@ -89,6 +89,10 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("$ssh_port", "its port, likewise (22 in a container)"),
     ("$bound_port", "the port in the last REQUEST_SUCCESS (what tcpip-forward to port 0 was given)"),
     ("$program NAME [ARGUMENT]", "the target's command line for that program (scenarios/README.md, Programs)"),
+    (
+        "$earlier.MESSAGE.FIELD",
+        "a field of the server's last MESSAGE (kexinit, kex_ecdh_reply, kexdh_reply, kex_dh_gex_group, kex_dh_gex_reply) on the connection before a `reconnect`",
+    ),
 ];
 
 fn variable_names() -> String {
@@ -101,6 +105,13 @@ fn placeholder(name: &str) -> Option<Value> {
         "$user" | "$user_other_case" | "$password" | "$ssh_host" => Some(Value::String("x".into())),
         n if n.starts_with(super::PROGRAM_VARIABLE) => {
             super::Program::parse(&n[super::PROGRAM_VARIABLE.len()..]).ok().map(|_| Value::String("x".into()))
+        }
+        n if n.starts_with(super::EARLIER) => {
+            let (message, field) = n[super::EARLIER.len()..].split_once('.')?;
+            if !super::EARLIER_MESSAGES.contains(&message) {
+                return None;
+            }
+            to_table(&build(message, None, &Table::new()).ok()?).ok()?.get(field).cloned()
         }
         n if VARIABLES.iter().any(|(v, _)| *v == n) => Some(Value::Integer(0)),
         _ => None,
@@ -116,6 +127,10 @@ pub fn bind(t: &Table, value: &dyn Fn(&str) -> Option<Value>) -> Result<Table, S
                     Some(p) => format!(
                         "{s:?}: {}",
                         super::Program::parse(p).err().unwrap_or_else(|| "no command for it".into())
+                    ),
+                    None if s.starts_with(super::EARLIER) => format!(
+                        "{s:?}: `$earlier.MESSAGE.FIELD` names a field of one of {} as the server sent it on the connection before a `reconnect` step",
+                        super::EARLIER_MESSAGES.join(", ")
                     ),
                     None if VARIABLES.iter().any(|(v, _)| v == s) => {
                         format!("{s:?} has no value for this target (a user name without letters has no other case)")
@@ -168,6 +183,7 @@ pub const BANNER_FIELDS: &[&str] = &[
     "pre_banner_lines",
     "pre_banner_without_crlf",
     "pre_banner_not_utf8",
+    "line_end",
 ];
 
 pub fn check_banner_matchers(m: &Table) -> Result<(), String> {

@@ -282,6 +282,7 @@ impl Step {
                 Action::KeyExchange { with, guess, .. } => with.is_empty() && !guess,
                 Action::Authenticate(a) => a.method == AuthKind::Login && a.outcome == AuthOutcome::Success,
                 Action::OpenSession { window, max_packet } => window.is_none() && max_packet.is_none(),
+                Action::Reconnect => true,
                 _ => false,
             }
     }
@@ -289,6 +290,14 @@ impl Step {
 
 /// A message value `\"$program NAME [ARGUMENT]\"` stands for the target's command for that program.
 pub const PROGRAM_VARIABLE: &str = "$program ";
+
+/// A message value `"$earlier.MESSAGE.FIELD"` stands for that field of the server's last MESSAGE
+/// (one of [`EARLIER_MESSAGES`]) on the connection before a `reconnect`.
+pub const EARLIER: &str = "$earlier.";
+
+/// The server's messages a `reconnect` remembers: its KEXINIT and its key exchange replies.
+pub const EARLIER_MESSAGES: &[&str] =
+    &["kexinit", "kex_ecdh_reply", "kexdh_reply", "kex_dh_gex_group", "kex_dh_gex_reply"];
 
 pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_SCENARIO_TIMEOUT: Duration = Duration::from_secs(60);
@@ -481,6 +490,10 @@ pub enum Action {
     ProveHostKeys { order: ProofOrder, stranger: bool },
     /// Send DISCONNECT (BY_APPLICATION) and close.
     Disconnect,
+    /// Close the connection and open a new one to the same target: later steps start over from the
+    /// version exchange, and `$earlier.MESSAGE.FIELD` gives fields of the server's key exchange
+    /// messages on the connection before.
+    Reconnect,
     /// Send one message, built from defaults for the conversation so far, with fields overridden.
     Send { message: String, with: toml::Table, trailing: Vec<u8>, framing: Framing },
     /// Send arbitrary bytes as one packet's payload.
@@ -532,6 +545,9 @@ pub enum Expectation {
     /// The target closes the connection, which shows it lacks something optional (a message it
     /// has dropped): the scenario SKIPs with the reason.
     CloseUnsupported { reason: String },
+    /// An identification line whose fields match (its form aside) shows the scenario does not
+    /// apply (a 2.0 server, where a scenario judges SSH-1 compatibility mode): SKIP.
+    BannerUnsupported { matches: toml::Table, reason: String },
 }
 
 impl Expectation {
@@ -547,6 +563,7 @@ impl Expectation {
             Expectation::WellFormedKexinit => "a well-formed server KEXINIT".into(),
             Expectation::Close => "the connection closed".into(),
             Expectation::CloseUnsupported { .. } => "the connection closed (optional feature absent)".into(),
+            Expectation::BannerUnsupported { .. } => "an identification line the scenario does not apply to".into(),
             Expectation::Nothing => "no message".into(),
         }
     }

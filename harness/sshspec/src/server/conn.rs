@@ -9,6 +9,7 @@ use crate::peer::userkey::KeyKind;
 use crate::script::Program;
 use crate::transcript::Transcript;
 use crate::transport::{Transport, TransportError, cipher, compress, hostkey, kex, negotiate};
+use rand::seq::SliceRandom;
 use sshspec_wire::codec::put_string;
 use sshspec_wire::enums::{ChannelOpenFailureReason, DisconnectReason, ExtendedDataType};
 use sshspec_wire::msg::*;
@@ -54,6 +55,7 @@ pub(super) async fn serve(stream: tokio::net::TcpStream, shared: Arc<Shared>) {
     t.quirks.gex_old_hash_with_bounds = shared.settings.deviates("gex-old-hash-with-bounds");
     t.quirks.curve25519_k_as_string = shared.settings.deviates("curve25519-k-as-string");
     t.quirks.mac_before_keys = shared.settings.deviates("mac-before-newkeys");
+    t.quirks.ecdh_key_reused = shared.settings.deviates("ephemeral-key-reused");
     t.quirks.mpint_not_minimal = shared.settings.deviates("mpint-not-minimal");
     t.quirks.ecdh_point_compressed = shared.settings.deviates("ecdh-point-compressed");
     t.quirks.etm_over_plaintext = shared.settings.deviates("etm-mac-over-plaintext");
@@ -185,11 +187,40 @@ impl Conn {
             self.t.send_version(BANNER, &["SSH-fixture greeting".to_owned()]).await?;
         } else if self.dev("pre-banner-bare-lf") {
             self.t.send_version(BANNER, &["sshspec fixture, before its identification\n".to_owned()]).await?;
+        } else if self.shared.settings.ssh1_compat {
+            return self.run_compat().await;
         } else {
             self.t.send_version(BANNER, &[]).await?;
         }
         self.send_kexinit().await?;
         self.read_client_version().await?;
+        self.serve().await
+    }
+
+    /// SSH-1 compatibility mode (RFC 4253 §5.1): 1.99, LF alone, and nothing more until the
+    /// client's identification has shown which protocol it speaks (always 2.0 here).
+    async fn run_compat(&mut self) -> Step {
+        if self.dev("compat-pre-banner-line") {
+            self.t.send_bytes(b"sshspec fixture, in compatibility mode\r\n").await?;
+        }
+        let line = match self.dev("compat-announces-2.0") {
+            true => BANNER.to_owned(),
+            false => BANNER.replacen("SSH-2.0-", "SSH-1.99-", 1),
+        };
+        let end = if self.dev("compat-banner-cr") { "\r\n" } else { "\n" };
+        self.send_identification(&line, end).await?;
+        if self.dev("compat-eager-kexinit") {
+            self.send_kexinit().await?;
+            self.read_client_version().await?;
+        } else {
+            self.read_client_version().await?;
+            self.send_kexinit().await?;
+        }
+        self.serve().await
+    }
+
+    /// Serves the connection from the key exchange on.
+    async fn serve(&mut self) -> Step {
         loop {
             self.pump().await?;
             self.maybe_rekey().await?;
@@ -330,6 +361,9 @@ impl Conn {
         if self.dev("group14-sha1-first") {
             kex.insert(0, "diffie-hellman-group14-sha1");
         }
+        if self.dev("preferences-reshuffled") {
+            kex.shuffle(&mut rand::thread_rng());
+        }
         let long = format!("{}@sshspec.example", "x".repeat(60));
         let mut host: Vec<&str> = HOST_KEY_ALGORITHMS.iter().map(|(a, _)| *a).collect();
         if self.dev("long-algorithm-name") {
@@ -356,6 +390,9 @@ impl Conn {
         }
         if self.dev("no-rsa-sha2-256-host-key") {
             host.retain(|h| *h != "rsa-sha2-256");
+        }
+        if self.dev("no-ecdsa-key-format") {
+            host.retain(|h| !h.starts_with("ecdsa-sha2-"));
         }
         let mut ciphers = cipher::CIPHERS.to_vec();
         if self.dev("no-aes128-ctr") {
@@ -398,6 +435,10 @@ impl Conn {
     async fn send_kexinit(&mut self) -> Step {
         let k = self.kexinit();
         self.t.send(&Message::KexInit(k)).await?;
+        if self.dev("guess-without-flag") && !self.first_kex_done {
+            // Message 30 with a curve25519 value, as if guessing: the flag above says no guess.
+            self.t.send(&Message::KexEcdhInit(KexEcdhInit { q_c: Bytes(vec![9; 32]) })).await?;
+        }
         Ok(())
     }
 
@@ -823,10 +864,10 @@ impl Conn {
         }
         let wants_ext_info = n.ext_info_c || self.dev("ext-info-unasked");
         if !self.first_kex_done && wants_ext_info && !self.dev("no-ext-info") {
-            let algs = if self.dev("server-sig-algs-incomplete") {
-                "ssh-ed25519,ecdsa-sha2-nistp256,rsa-sha2-512"
-            } else {
-                "ssh-ed25519,ecdsa-sha2-nistp256,rsa-sha2-512,rsa-sha2-256"
+            let algs = match (self.dev("server-sig-algs-incomplete"), self.dev("no-ecdsa-key-format")) {
+                (true, _) => "ssh-ed25519,ecdsa-sha2-nistp256,rsa-sha2-512",
+                (_, true) => "ssh-ed25519,rsa-sha2-512,rsa-sha2-256",
+                _ => "ssh-ed25519,ecdsa-sha2-nistp256,rsa-sha2-512,rsa-sha2-256",
             };
             let ext = |name: &str, value: &str| Extension {
                 name: Bytes(name.as_bytes().to_vec()),

@@ -25,6 +25,14 @@ pub const DEVIATIONS: &[Deviation] = &[
     d("no-identification-crlf", &["4253-4.2-e"], "ends its identification line with LF only"),
     d("pre-banner-ssh-line", &["4253-4.2-i"], "sends a line beginning with SSH- before its identification"),
     d("pre-banner-bare-lf", &["4253-4.2-h"], "sends a line before its identification ended by LF alone"),
+    d("compat-pre-banner-line", &["4253-5.1-e"], "in SSH-1 compatibility mode, sends a line before its identification"),
+    d("compat-banner-cr", &["4253-5.1-c"], "in SSH-1 compatibility mode, ends its identification with CR LF"),
+    d("compat-announces-2.0", &["4253-5.1-a"], "in SSH-1 compatibility mode, announces protocol 2.0"),
+    d(
+        "compat-eager-kexinit",
+        &["4253-5.1-d"],
+        "in SSH-1 compatibility mode, sends its KEXINIT before the client's identification has come",
+    ),
     d("identification-with-minus", &["4253-4.2-l"], "puts a minus sign in its softwareversion"),
     d("empty-mac-list", &["4253-7.1-d"], "sends an empty MAC list for client-to-server"),
     d("mpint-not-minimal", &["4251-5-d"], "sends its Diffie-Hellman f with an unnecessary leading zero byte"),
@@ -58,13 +66,23 @@ pub const DEVIATIONS: &[Deviation] = &[
     d("right-guess-ignored", &["4253-7-a"], "ignores a correctly guessed key exchange packet"),
     d("wrong-guess-used", &["4253-7-b", "4253-7.1-v"], "answers a wrongly guessed key exchange packet"),
     d(
+        "guess-without-flag",
+        &["4253-7.1-t"],
+        "sends a key exchange packet right behind its KEXINIT, whose first_kex_packet_follows is FALSE",
+    ),
+    d(
+        "preferences-reshuffled",
+        &["4253-7.1-b", "4253-7.1-c", "4251-4.3-b"],
+        "lists its key exchange methods in a new random order on every connection",
+    ),
+    d(
         "dh-e-unchecked",
         &["4253-8-a", "8268-4-a", "4419-3-d", "4419-3-e"],
         "answers a Diffie-Hellman e outside [1, p-1] or one that makes K trivial, in fixed groups and group exchange",
     ),
     d(
         "ecdh-point-unchecked",
-        &["8731-3-c", "8731-3-e", "5656-4-b"],
+        &["8731-3-c", "8731-3-d", "8731-3-e", "5656-4-b"],
         "answers a curve25519 value of the wrong length or of small order, and a NIST-curve point that is not on the curve",
     ),
     d(
@@ -94,7 +112,11 @@ pub const DEVIATIONS: &[Deviation] = &[
     ),
     // RFC 9142 (and RFC 5656, 8268): which key exchange methods a server offers.
     d("no-curve25519", &["9142-3.1.1-a"], "does not list curve25519-sha256 (only its @libssh.org alias)"),
-    d("no-group14-sha256", &["9142-3.2.2-a", "8268-3-a"], "does not list diffie-hellman-group14-sha256"),
+    d(
+        "no-group14-sha256",
+        &["9142-3.2.2-a", "8268-3-a", "4251-4.2-a", "4251-6-a"],
+        "does not list diffie-hellman-group14-sha256, the key exchange method every implementation must support",
+    ),
     d("no-group16-sha512", &["9142-3.2.2-b"], "does not list diffie-hellman-group16-sha512"),
     d(
         "nist-curves-partial",
@@ -110,6 +132,16 @@ pub const DEVIATIONS: &[Deviation] = &[
         "no-nist-curves",
         &["9142-3.1.3-a", "5656-4-a"],
         "lists none of the ecdh-sha2-nistp* methods, though it has an ECDSA host key",
+    ),
+    d(
+        "ephemeral-key-reused",
+        &["5656-9-b"],
+        "answers every ECDH key exchange, on every connection, with the same ephemeral key pair",
+    ),
+    d(
+        "no-ecdsa-key-format",
+        &["5656-3-a"],
+        "offers ECDH key exchange but lists ECDSA neither among its host key algorithms nor in server-sig-algs",
     ),
     d("gss-sha1-offered", &["9142-3.4-c"], "lists gss-group14-sha1-*, a SHA-1 GSS-API key exchange"),
     d("no-hmac-sha2-256", &["6668-2-a"], "lists neither hmac-sha2-256 nor its encrypt-then-MAC form"),

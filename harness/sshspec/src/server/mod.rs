@@ -49,6 +49,9 @@ pub struct Settings {
     pub authorized_keys: Vec<Vec<u8>>,
     /// Users the policy refuses whatever their credentials (`*`: every user).
     pub denied_users: Vec<String>,
+    /// SSH-1 compatibility mode (RFC 4253 §5.1): the identification announces 1.99 and ends in LF
+    /// alone, and nothing follows it until the client's has come.
+    pub ssh1_compat: bool,
     /// tcpip-forward requests are granted (RFC 4251 §9.5.2: an administrator may switch them off).
     pub tcp_forwarding: bool,
     /// The rules this instance breaks.
@@ -67,6 +70,7 @@ impl Default for Settings {
             password_expired: false,
             empty_password: false,
             offer_none: false,
+            ssh1_compat: false,
             authorized_keys: Vec::new(),
             denied_users: Vec::new(),
             tcp_forwarding: true,
@@ -77,7 +81,7 @@ impl Default for Settings {
 
 impl Settings {
     /// Parses `config` lines: `auth-methods a,b`, `auth-chain a,b`, `max-auth-tries N`,
-    /// `login-grace SECONDS`, `rekey-limit BYTES [SECONDS]`, `password-expired`, `empty-password`, `offer-none`,
+    /// `login-grace SECONDS`, `rekey-limit BYTES [SECONDS]`, `password-expired`, `empty-password`, `offer-none`, `ssh1-compat`,
     /// `deny-user NAME`
     /// (`*`: all), `no-tcp-forwarding`, `deviate NAME`,
     /// `authorized-key TYPE BASE64 [COMMENT]` (a line of an authorized_keys file).
@@ -110,6 +114,7 @@ impl Settings {
                 "password-expired" if rest.is_empty() => s.password_expired = true,
                 "empty-password" if rest.is_empty() => s.empty_password = true,
                 "offer-none" if rest.is_empty() => s.offer_none = true,
+                "ssh1-compat" if rest.is_empty() => s.ssh1_compat = true,
                 "deny-user" => s.denied_users.push(one()?.to_owned()),
                 "no-tcp-forwarding" if rest.is_empty() => s.tcp_forwarding = false,
                 "authorized-key" => {

@@ -237,6 +237,8 @@ pub struct Quirks {
     pub mpint_not_minimal: bool,
     /// Send a NIST-curve ECDH public value compressed (0x02 or 0x03 and x).
     pub ecdh_point_compressed: bool,
+    /// Answer every ECDH exchange with the same key pair, as if the ephemeral key were kept.
+    pub ecdh_key_reused: bool,
     /// Under an EtM MAC, compute the MAC over the plaintext.
     pub etm_over_plaintext: bool,
     /// Under CBC, start each packet's chain from the first IV again.
@@ -263,6 +265,9 @@ pub struct Transport {
     pub tx: Direction,
     pub rx: Direction,
     pub kex: KexState,
+    /// The peer's last KEXINIT and key exchange messages (30-49), one of each kind, for
+    /// `$earlier.MESSAGE.FIELD` after a `reconnect`.
+    pub last_kex: Vec<Message>,
     pub ctx: DecodeContext,
     pub log: Transcript,
     /// Our identification string, without CR LF (the exchange hash's V_C in the client role).
@@ -321,6 +326,7 @@ impl Transport {
             tx: Direction::new(),
             rx: Direction::new(),
             kex: KexState::default(),
+            last_kex: Vec::new(),
             ctx: DecodeContext::default(),
             log,
             v_c: Vec::new(),
@@ -766,6 +772,10 @@ impl Transport {
     }
 
     fn after_recv(&mut self, msg: &Message, payload: &[u8]) -> Result<(), TransportError> {
+        if matches!(msg.msg_type().0, 20 | 30..=49) {
+            self.last_kex.retain(|m| m.name() != msg.name());
+            self.last_kex.push(msg.clone());
+        }
         match msg {
             Message::KexInit(k) => {
                 self.kex.theirs = Some((k.clone(), payload.to_vec()));
@@ -983,7 +993,10 @@ impl Transport {
             kex::Family::Hybrid(kem) => kex::HybridSecret::respond(kem, &client, method.hash).map_err(theirs)?,
             _ => {
                 let group = self.kex.gex_group.as_ref().map(|(p, g)| (p.as_slice(), g.as_slice()));
-                let (secret, ours) = kex::Secret::generate(method, group).map_err(TransportError::Ours)?;
+                let (secret, ours) = match kex::Secret::reused(method).filter(|_| self.quirks.ecdh_key_reused) {
+                    Some(reused) => reused,
+                    None => kex::Secret::generate(method, group).map_err(TransportError::Ours)?,
+                };
                 let k = secret.shared(&client, method.hash).map_err(theirs)?;
                 (ours, k)
             }

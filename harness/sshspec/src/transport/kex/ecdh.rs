@@ -22,11 +22,18 @@ pub enum EcdhSecret {
 impl EcdhSecret {
     /// A fresh key pair and our public value Q_C (an uncompressed SEC1 point for the NIST curves).
     pub fn generate(curve: Curve) -> (Self, Vec<u8>) {
+        Self::generate_with(curve, &mut rand_core::OsRng)
+    }
+
+    /// A key pair from `rng`.
+    pub fn generate_with(
+        curve: Curve,
+        mut rng: &mut (impl rand_core::RngCore + rand_core::CryptoRng),
+    ) -> (Self, Vec<u8>) {
         use p256::elliptic_curve::sec1::ToEncodedPoint;
-        let mut rng = rand_core::OsRng;
         match curve {
             Curve::X25519 => {
-                let s = x25519_dalek::StaticSecret::random_from_rng(rng);
+                let s = x25519_dalek::StaticSecret::random_from_rng(&mut rng);
                 let p = x25519_dalek::PublicKey::from(&s).to_bytes().to_vec();
                 (EcdhSecret::X25519(s), p)
             }

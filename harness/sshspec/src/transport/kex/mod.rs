@@ -171,6 +171,15 @@ impl Secret {
         })
     }
 
+    /// For an ECDH method, the same key pair on every call (from a fixed seed): an ephemeral key
+    /// kept and reused, which RFC 5656 §9 asks implementations not to do (a fixture deviation).
+    pub fn reused(method: &Method) -> Option<(Secret, Vec<u8>)> {
+        use rand::SeedableRng;
+        let Family::Ecdh(c) = method.family else { return None };
+        let (s, p) = ecdh::EcdhSecret::generate_with(c, &mut rand::rngs::StdRng::seed_from_u64(5656));
+        Some((Secret::Ecdh(s), p))
+    }
+
     /// K, encoded as H and the key derivation take it, from the server's public value. `Err`
     /// names what is wrong with that value (the target's fault).
     pub fn shared(&self, server: &[u8], hash: Hash) -> Result<Vec<u8>, String> {
