@@ -358,12 +358,16 @@ impl Optional {
                 let clause = match name.as_str() {
                     "tcpip-forward" => "RFC 4254 §7.1",
                     "no-more-sessions@openssh.com" => "OpenSSH PROTOCOL §2.2",
+                    "streamlocal-forward@openssh.com" => "OpenSSH PROTOCOL §2.4",
                     _ => return None,
                 };
                 (format!("the {name} global request"), clause)
             }
             Message::ChannelOpen(o) => match &o.channel_type {
                 ChannelType::DirectTcpip { .. } => ("a direct-tcpip channel".to_owned(), "RFC 4254 §7.2"),
+                ChannelType::DirectStreamlocal { .. } => {
+                    ("a direct-streamlocal@openssh.com channel".to_owned(), "OpenSSH PROTOCOL §2.4")
+                }
                 ChannelType::Session {} if open_channels > 0 => {
                     (format!("a session channel beside {open_channels} open one(s)"), "RFC 4254 §5.1")
                 }
@@ -482,6 +486,7 @@ impl<'a> Peer<'a> {
             hostkeys: None,
             addr,
             earlier: Vec::new(),
+            socket_path: format!("/tmp/sshspec-{:016x}.sock", rand::random::<u64>()),
         }
     }
 }
@@ -542,6 +547,8 @@ struct Peer<'a> {
     addr: SocketAddr,
     /// The server's last key exchange messages of each kind on the connection before a `reconnect`.
     earlier: Vec<Message>,
+    /// `$socket_path`: a Unix-domain socket path of this run's own on the target.
+    socket_path: String,
 }
 
 impl Peer<'_> {
@@ -691,6 +698,7 @@ impl Peer<'_> {
             "$ssh_host" => Value::String(self.inner.ip().to_string()),
             "$ssh_port" => Value::Integer(i64::from(self.inner.port())),
             "$bound_port" => Value::Integer(i64::from(self.bound_port.unwrap_or(0))),
+            "$socket_path" => Value::String(self.socket_path.clone()),
             n if n.starts_with(script::EARLIER) => {
                 let (message, field) = n[script::EARLIER.len()..].split_once('.')?;
                 let m = self.earlier.iter().find(|m| m.name() == message)?;

@@ -16,6 +16,7 @@ pub const FEATURES: &[&str] = &[
     "tcpip-forward",
     "direct-tcpip",
     "no-more-sessions@openssh.com",
+    "streamlocal-forward@openssh.com",
 ];
 const SUBSYSTEM: &str = "subsystem:";
 

@@ -1362,7 +1362,17 @@ impl Conn {
                 }
             },
             GlobalRequestKind::CancelTcpipForward { address, port } => {
-                self.forwards.cancel(&address.0, port).then(Vec::new)
+                self.forwards.cancel(&forward::Listen::Tcp { address: address.0, port }).then(Vec::new)
+            }
+            GlobalRequestKind::StreamlocalForward { socket_path } => match self.forwards.listen_unix(&socket_path.0) {
+                Ok(()) => Some(Vec::new()),
+                Err(why) => {
+                    self.t.log.note(format!("streamlocal-forward refused: {why}"));
+                    None
+                }
+            },
+            GlobalRequestKind::CancelStreamlocalForward { socket_path } => {
+                self.forwards.cancel(&forward::Listen::Unix { path: socket_path.0 }).then(Vec::new)
             }
             GlobalRequestKind::Other { name, data } if name.as_slice() == hostkeys::PROVE => {
                 self.prove_host_keys(&data.0.0)
@@ -1395,17 +1405,29 @@ impl Conn {
     /// socket wait for the channel's window.
     async fn on_forward(&mut self, e: forward::Event) -> Step {
         match e {
-            forward::Event::Accepted { address, port, stream, origin } => {
+            forward::Event::Accepted { on, stream, origin } => {
                 let id = self.next_channel;
                 self.next_channel += 1;
                 self.forwards.hold(id, stream);
-                let open = ChannelOpen {
-                    channel_type: ChannelType::ForwardedTcpip {
+                let channel_type = match on {
+                    forward::Listen::Tcp { address, port } => ChannelType::ForwardedTcpip {
                         address_connected: Bytes(address),
                         port_connected: port,
-                        originator_address: Bytes(origin.ip().to_string().into_bytes()),
-                        originator_port: u32::from(origin.port()),
+                        originator_address: Bytes(origin.map(|o| o.ip().to_string()).unwrap_or_default().into_bytes()),
+                        originator_port: origin.map_or(0, |o| u32::from(o.port())),
                     },
+                    // OpenSSH PROTOCOL §2.4: the path the client forwarded, and an empty reserved string.
+                    forward::Listen::Unix { path } => ChannelType::ForwardedStreamlocal {
+                        socket_path: Bytes(if self.dev("forwarded-streamlocal-path-missing") {
+                            Vec::new()
+                        } else {
+                            path
+                        }),
+                        reserved: Bytes::default(),
+                    },
+                };
+                let open = ChannelOpen {
+                    channel_type,
                     sender_channel: id,
                     initial_window_size: WINDOW,
                     maximum_packet_size: MAX_PACKET,
@@ -1455,6 +1477,36 @@ impl Conn {
                 language: Bytes::default(),
             })
         };
+        if let ChannelType::DirectStreamlocal { socket_path, reserved, reserved_port } = &o.channel_type {
+            // OpenSSH PROTOCOL §2.4: the reserved fields are ignored.
+            if (!reserved.0.is_empty() || *reserved_port != 0) && self.dev("streamlocal-reserved-checked") {
+                let why = "the reserved fields must be empty";
+                return self.send(refuse(ChannelOpenFailureReason::ADMINISTRATIVELY_PROHIBITED, why)).await;
+            }
+            let stream = match forward::Forwards::connect_unix(&socket_path.0).await {
+                Ok(stream) => stream,
+                Err(why) => return self.send(refuse(ChannelOpenFailureReason::CONNECT_FAILED, &why)).await,
+            };
+            let id = self.next_channel;
+            self.next_channel += 1;
+            self.forwards.hold(id, stream);
+            // Our end is confirmed at once: the relay starts as for a forwarded connection.
+            self.on_forward_confirmed(ChannelOpenConfirmation {
+                recipient_channel: id,
+                sender_channel: o.sender_channel,
+                initial_window_size: o.initial_window_size,
+                maximum_packet_size: o.maximum_packet_size,
+                data: Rest::default(),
+            });
+            let m = ChannelOpenConfirmation {
+                recipient_channel: o.sender_channel,
+                sender_channel: id,
+                initial_window_size: WINDOW,
+                maximum_packet_size: MAX_PACKET,
+                data: Rest::default(),
+            };
+            return self.send(Message::ChannelOpenConfirmation(m)).await;
+        }
         let accepted = match o.channel_type {
             ChannelType::Session {} => true,
             ChannelType::X11 { .. } => self.dev("x11-open-accepted"),

@@ -403,6 +403,17 @@ pub const DEVIATIONS: &[Deviation] = &[
         &["4254-5.1-a", "OSSH-2.3-a"],
         "does not answer an open of an unknown channel type",
     ),
+    // OpenSSH PROTOCOL §2.4: Unix-domain socket forwarding.
+    d(
+        "streamlocal-reserved-checked",
+        &["OSSH-2.4-a"],
+        "refuses a direct-streamlocal channel whose reserved fields are not empty",
+    ),
+    d(
+        "forwarded-streamlocal-path-missing",
+        &["OSSH-2.4-b"],
+        "opens forwarded-streamlocal channels without the socket path the client forwarded",
+    ),
     // OpenSSH PROTOCOL §1.9: ping@openssh.com.
     d("pong-data-altered", &["OSSH-1.9-a"], "answers a PING with a PONG carrying empty data"),
     d("pongs-reordered", &["OSSH-1.9-b"], "answers the first PING only after the second"),

@@ -7,10 +7,13 @@ use crate::types::{Bool, Bytes, Rest};
 use serde::{Deserialize, Serialize};
 
 named_variants! {
-    /// The request-specific part of SSH_MSG_GLOBAL_REQUEST (RFC 4254 §4, §7.1).
+    /// The request-specific part of SSH_MSG_GLOBAL_REQUEST (RFC 4254 §4, §7.1; OpenSSH PROTOCOL
+    /// §2.4 for Unix-domain sockets).
     pub enum GlobalRequestKind {
         TcpipForward = "tcpip-forward" { address: Bytes, port: u32, },
         CancelTcpipForward = "cancel-tcpip-forward" { address: Bytes, port: u32, },
+        StreamlocalForward = "streamlocal-forward@openssh.com" { socket_path: Bytes, },
+        CancelStreamlocalForward = "cancel-streamlocal-forward@openssh.com" { socket_path: Bytes, },
     }
 }
 
@@ -49,7 +52,8 @@ wire_struct! {
 }
 
 named_variants! {
-    /// The channel-type-specific part of SSH_MSG_CHANNEL_OPEN (RFC 4254 §6.1, §6.3.2, §7.2).
+    /// The channel-type-specific part of SSH_MSG_CHANNEL_OPEN (RFC 4254 §6.1, §6.3.2, §7.2;
+    /// OpenSSH PROTOCOL §2.4, whose reserved fields are kept so that they can be set).
     pub enum ChannelType {
         Session = "session" {},
         X11 = "x11" { originator_address: Bytes, originator_port: u32, },
@@ -59,6 +63,8 @@ named_variants! {
         DirectTcpip = "direct-tcpip" {
             host_to_connect: Bytes, port_to_connect: u32, originator_address: Bytes, originator_port: u32,
         },
+        ForwardedStreamlocal = "forwarded-streamlocal@openssh.com" { socket_path: Bytes, reserved: Bytes, },
+        DirectStreamlocal = "direct-streamlocal@openssh.com" { socket_path: Bytes, reserved: Bytes, reserved_port: u32, },
     }
 }
 
