@@ -199,10 +199,14 @@ impl Reporter for Quiet {
 /// The scenarios a mode may skip, and why: an identification line that arrived whole, announcing
 /// 2.0, is right to SKIP what judges only a server in SSH-1 compatibility mode (1.99).
 fn may_skip(mode: Mode, s: &Scenario) -> bool {
-    let banner_sent = !matches!(mode, Mode::EndlessPreBanner | Mode::CloseOnAccept | Mode::CloseMidBanner);
     let first_reads_the_banner = matches!(s.steps.first().map(|st| &st.action), Some(Action::Expect(alts))
         if alts.iter().any(|a| matches!(a, Expectation::BannerUnsupported { .. })));
-    banner_sent && first_reads_the_banner
+    banner_sent(mode) && first_reads_the_banner
+}
+
+/// Whether the mode sends its identification line whole.
+fn banner_sent(mode: Mode) -> bool {
+    !matches!(mode, Mode::EndlessPreBanner | Mode::CloseOnAccept | Mode::CloseMidBanner)
 }
 
 /// The scenarios a mode may pass, and why: the part of the exchange they judge is still conforming.
@@ -240,13 +244,12 @@ fn may_pass(mode: Mode, s: &Scenario) -> bool {
     let ends_in_nothing = ends_accepting(|a| matches!(a, Expectation::Nothing));
     // A scenario that judges only the identification (and the lines before it) is right to pass
     // whenever the whole line arrived, whatever comes after it.
-    let banner_sent = !matches!(mode, Mode::EndlessPreBanner | Mode::CloseOnAccept | Mode::CloseMidBanner);
     let reads_only_the_banner = s.steps.iter().all(|st| match &st.action {
         Action::VersionExchange { .. } => true,
         Action::Expect(alts) => alts.iter().all(|a| matches!(a, Expectation::Banner { .. })),
         _ => false,
     });
-    (banner_sent && reads_only_the_banner)
+    (banner_sent(mode) && reads_only_the_banner)
         || (closes && ends_in_close)
         || (identification_ok && (judges_identification.contains(&s.id.as_str()) || reads_only_the_kexinit))
         || (matches!(mode, Mode::FloodIgnore) && ends_in_nothing)

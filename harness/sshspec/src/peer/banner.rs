@@ -56,17 +56,20 @@ fn count(lines: &[Vec<u8>], bad: impl Fn(&[u8]) -> bool) -> Value {
 
 /// The line's form (§4.2) and then its fields against `matches`.
 pub fn judge(v: &ServerVersion, matches: &Table) -> Result<(), String> {
-    let (problems, _) = check(&v.line);
+    let (problems, p) = check(&v.line);
     if !problems.is_empty() {
         return Err(format!("identification {}: {}", printable(&v.line), problems.join("; ")));
     }
-    fields_match(v, matches)
+    fields_against(v, p, matches)
 }
 
 /// Only the fields against `matches`, whatever the line's form: whether the line is the kind a
 /// scenario applies to.
 pub fn fields_match(v: &ServerVersion, matches: &Table) -> Result<(), String> {
-    let (_, p) = check(&v.line);
+    fields_against(v, check(&v.line).1, matches)
+}
+
+fn fields_against(v: &ServerVersion, p: Parsed, matches: &Table) -> Result<(), String> {
     let line_end = match () {
         _ if v.line.ends_with(b"\r\n") => "CR LF",
         _ if v.line.ends_with(b"\n") => "LF",

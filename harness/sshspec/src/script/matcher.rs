@@ -31,6 +31,8 @@ pub struct FieldTest {
 #[derive(Debug)]
 pub enum Test {
     Contains(Value),
+    /// A list holds an element (a table) whose fields equal or pass these.
+    ContainsElement(Vec<(String, Alternative)>),
     AnyOf(Vec<Alternative>),
     NotEqual(Value),
     NotPassing(Box<Test>),
@@ -115,17 +117,17 @@ fn parse(t: &Table) -> Result<Test, String> {
     Ok(match key.as_str() {
         "contains" => match v {
             Value::String(_) | Value::Integer(_) => Test::Contains(v.clone()),
-            Value::Table(t) if !is_test(t) => {
-                // An element's field may be held to a test of its own (`value = { regex = "…" }`).
-                for (k, inner) in t {
-                    if let Value::Table(inner) = inner
-                        && is_test(inner)
-                    {
-                        parse(inner).map_err(|e| format!("contains.{k}: {e}"))?;
-                    }
-                }
-                Test::Contains(v.clone())
-            }
+            // An element's field may be held to a test of its own (`value = { regex = "…" }`).
+            Value::Table(t) if !is_test(t) => Test::ContainsElement(
+                t.iter()
+                    .map(|(k, v)| match v {
+                        Value::Table(inner) if is_test(inner) => parse(inner)
+                            .map(|t| (k.clone(), Alternative::Passing(t)))
+                            .map_err(|e| format!("contains.{k}: {e}")),
+                        other => Ok((k.clone(), Alternative::Equal(other.clone()))),
+                    })
+                    .collect::<Result<_, String>>()?,
+            ),
             other => return Err(format!("`contains` takes a string, a number or a table, not {other}")),
         },
         "any_of" => match v {
@@ -169,8 +171,20 @@ impl Test {
     /// well typed when, for every inner list, one of its values is a valid value of the field.
     pub fn probes(&self) -> Vec<Vec<Value>> {
         match self {
-            Test::Contains(x) => {
-                let x = typical(x);
+            Test::Contains(x) => vec![vec![Value::Array(vec![x.clone()]), x.clone()]],
+            Test::ContainsElement(fields) => {
+                // Each field that holds a test stands in as a value of the kind the test takes.
+                let x = Value::Table(
+                    fields
+                        .iter()
+                        .filter_map(|(k, f)| match f {
+                            Alternative::Equal(v) => Some((k.clone(), v.clone())),
+                            Alternative::Passing(t) => {
+                                Some((k.clone(), t.probes().into_iter().next()?.into_iter().next()?))
+                            }
+                        })
+                        .collect(),
+                );
                 vec![vec![Value::Array(vec![x.clone()]), x]]
             }
             Test::AnyOf(vs) => vs
@@ -195,17 +209,20 @@ impl Test {
     pub fn passes(&self, actual: &Value, equal: &dyn Fn(&Value) -> bool) -> bool {
         match self {
             Test::Contains(x) => match actual {
-                // A table is held by an element that has its fields (and maybe others).
-                Value::Array(a) => a.iter().any(|e| match (e, x) {
-                    (Value::Table(e), Value::Table(x)) => x.iter().all(|(k, want)| match (want, e.get(k)) {
-                        (Value::Table(t), Some(got)) if is_test(t) => {
-                            parse(t).is_ok_and(|test| test.passes(got, &|w| w == got))
-                        }
-                        (want, got) => got == Some(want),
-                    }),
-                    _ => e == x,
-                }),
+                Value::Array(a) => a.contains(x),
                 Value::String(s) => x.as_str().is_some_and(|x| s.contains(x)),
+                _ => false,
+            },
+            Test::ContainsElement(fields) => match actual {
+                Value::Array(a) => a.iter().any(|e| {
+                    e.as_table().is_some_and(|e| {
+                        fields.iter().all(|(k, f)| match (f, e.get(k)) {
+                            (Alternative::Equal(want), got) => got == Some(want),
+                            (Alternative::Passing(t), Some(got)) => t.passes(got, &|w| w == got),
+                            (Alternative::Passing(_), None) => false,
+                        })
+                    })
+                }),
                 _ => false,
             },
             Test::AnyOf(vs) => vs.iter().any(|v| match v {
@@ -234,20 +251,6 @@ impl Test {
             Test::SafePrime => bytes(actual).is_some_and(|b| crate::transport::kex::is_safe_prime(&b)),
         }
     }
-}
-
-/// A `contains` table with each field that holds a test replaced by a value of the kind the test
-/// takes, for the checks at load time.
-fn typical(x: &Value) -> Value {
-    let Value::Table(t) = x else { return x.clone() };
-    let stand_in = |v: &Value| match v {
-        Value::Table(inner) if is_test(inner) => parse(inner)
-            .ok()
-            .and_then(|t| t.probes().into_iter().next()?.into_iter().next())
-            .unwrap_or_else(|| v.clone()),
-        _ => v.clone(),
-    };
-    Value::Table(t.iter().map(|(k, v)| (k.clone(), stand_in(v))).collect())
 }
 
 /// A bytes field's value as the message table holds it: text, or `{ hex = "..." }`.

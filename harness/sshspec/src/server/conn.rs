@@ -622,7 +622,7 @@ impl Conn {
             }
             Message::ChannelClose(c) => self.on_channel_close(c.recipient_channel).await,
             Message::ChannelOpenConfirmation(c) if self.forwards.is_pending(c.recipient_channel) => {
-                self.on_forward_confirmed(c);
+                self.start_relay(c.recipient_channel, c.sender_channel, c.initial_window_size, c.maximum_packet_size);
                 Ok(())
             }
             Message::ChannelOpenFailure(f) if self.forwards.is_pending(f.recipient_channel) => {
@@ -1444,8 +1444,8 @@ impl Conn {
         }
     }
 
-    fn on_forward_confirmed(&mut self, c: ChannelOpenConfirmation) {
-        let id = c.recipient_channel;
+    /// Our channel `id`, open to the client's `peer`, relays its socket.
+    fn start_relay(&mut self, id: u32, peer: u32, window: u32, max_packet: u32) {
         let job = Job {
             program: None,
             stdout: VecDeque::new(),
@@ -1455,9 +1455,9 @@ impl Conn {
             open: true,
         };
         let ch = Channel {
-            peer: c.sender_channel,
-            window: u64::from(c.initial_window_size),
-            max_packet: c.maximum_packet_size,
+            peer,
+            window: u64::from(window),
+            max_packet,
             consumed: 0,
             job: Some(job),
             stdin_eof: false,
@@ -1491,13 +1491,7 @@ impl Conn {
             self.next_channel += 1;
             self.forwards.hold(id, stream);
             // Our end is confirmed at once: the relay starts as for a forwarded connection.
-            self.on_forward_confirmed(ChannelOpenConfirmation {
-                recipient_channel: id,
-                sender_channel: o.sender_channel,
-                initial_window_size: o.initial_window_size,
-                maximum_packet_size: o.maximum_packet_size,
-                data: Rest::default(),
-            });
+            self.start_relay(id, o.sender_channel, o.initial_window_size, o.maximum_packet_size);
             let m = ChannelOpenConfirmation {
                 recipient_channel: o.sender_channel,
                 sender_channel: id,
