@@ -3,7 +3,7 @@
 //! USERAUTH_FAILURE is also held to the rules that apply to all of them: `none` never listed
 //! (RFC 4252 §4) and partial success FALSE unless the request succeeded (§5.1).
 
-use super::{Peer, StepResult, UserKeys, fail, random_password};
+use super::{KeyKind, Peer, StepResult, UserKeys, fail, random_password};
 use crate::script::{AuthKind, AuthOutcome, AuthStep, ResponseCount, Tamper};
 use crate::transcript::summarize;
 use sshspec_wire::codec::put_string;
@@ -85,10 +85,52 @@ impl Peer<'_> {
                 Some(reply) => reply,
                 None => return Ok(()),
             },
+            AuthKind::Hostbased => {
+                self.send(&request(self.hostbased(a, &user)?)).await?;
+                self.next(deadline, "USERAUTH_SUCCESS or USERAUTH_FAILURE").await?
+            }
             AuthKind::KeyboardInteractive => self.keyboard_interactive(a, &request, &password, deadline).await?,
             AuthKind::Login => return Err(super::StepFailure::Harness("no login method for this target".into())),
         };
         self.judge_auth(a, reply)
+    }
+
+    /// The session identifier a signature covers: this connection's, or with `tamper =
+    /// "session-id"` another connection's (same length, one bit different).
+    fn signed_session_id(&self, a: &AuthStep) -> Vec<u8> {
+        let mut session_id = self.t.kex.session_id.clone().unwrap_or_default();
+        if a.tamper == Some(Tamper::SessionId)
+            && let Some(b) = session_id.first_mut()
+        {
+            *b ^= 1;
+        }
+        session_id
+    }
+
+    /// A hostbased request (RFC 4252 §9): the run's user key of `a.key` as the host key of
+    /// `a.client_host`, vouching for the same user name there, signed over the request.
+    fn hostbased(&self, a: &AuthStep, user: &Bytes) -> Result<AuthMethod, super::StepFailure> {
+        let keys = &self.creds.keys;
+        let algorithm: Bytes = a.algorithm.as_deref().unwrap_or(a.key.default_algorithm()).into();
+        let host_key = Bytes(keys.blob(a.key));
+        let client_host: Bytes = a.client_host.as_str().into();
+        let session_id = self.signed_session_id(a);
+        let mut data = Vec::new();
+        put_string(&mut data, &session_id);
+        data.push(50);
+        for field in [user.as_slice(), b"ssh-connection", b"hostbased", algorithm.as_slice(), host_key.as_slice()] {
+            put_string(&mut data, field);
+        }
+        put_string(&mut data, client_host.as_slice());
+        put_string(&mut data, user.as_slice());
+        let signature = sign(keys, a, &algorithm, &data)?;
+        Ok(AuthMethod::Hostbased {
+            algorithm,
+            host_key,
+            client_host,
+            client_user: user.clone(),
+            signature: Bytes(signature),
+        })
     }
 
     /// A publickey attempt (or its host-bound form); `None` when a query was refused, or the
@@ -134,12 +176,23 @@ impl Peer<'_> {
             };
             Message::UserauthRequest(UserauthRequest { user: user.clone(), service: service.clone(), method })
         };
-        if a.query {
+        // Only a forgery can be signed with the e = 3 key, and refusing it proves nothing unless
+        // the server would take the key: it must say so first, and a server that will not (small
+        // exponents refused, a remote target where we could not authorize it) is not judged.
+        let premise = a.key == KeyKind::RsaE3;
+        if a.query || premise {
             self.send(&request(Bool::FALSE, None)).await?;
             match self.next(deadline, "USERAUTH_PK_OK").await? {
                 Message::UserauthPkOk(ok) if ok.algorithm == algorithm && ok.key == key => {}
                 ok @ Message::UserauthPkOk(_) => {
                     return Err(fail("USERAUTH_PK_OK echoing our algorithm and key (RFC 4252 §7)", summarize(&ok)));
+                }
+                Message::UserauthFailure(_) if premise => {
+                    return Err(super::StepFailure::Unsupported(format!(
+                        "the target does not take the 3072-bit RSA key with e = 3 under {} (USERAUTH_FAILURE to \
+                         the query): there is no forgery to refuse",
+                        String::from_utf8_lossy(algorithm.as_slice())
+                    )));
                 }
                 other @ Message::UserauthFailure(_)
                     if matches!(a.outcome, AuthOutcome::Failure | AuthOutcome::Refused) =>
@@ -150,13 +203,7 @@ impl Peer<'_> {
                 other => return Err(fail("USERAUTH_PK_OK", summarize(&other))),
             }
         }
-        let mut session_id = self.t.kex.session_id.clone().unwrap_or_default();
-        if a.tamper == Some(Tamper::SessionId) {
-            // Another connection's identifier: same length, one bit different.
-            if let Some(b) = session_id.first_mut() {
-                *b ^= 1;
-            }
-        }
+        let session_id = self.signed_session_id(a);
         let mut data = Vec::new();
         put_string(&mut data, &session_id);
         data.push(50);
@@ -169,14 +216,7 @@ impl Peer<'_> {
         if hostbound {
             put_string(&mut data, host_key.as_slice());
         }
-        let mut signature = keys
-            .sign(a.key, &String::from_utf8_lossy(algorithm.as_slice()), &data)
-            .map_err(super::StepFailure::Harness)?;
-        if a.tamper == Some(Tamper::Signature)
-            && let Some(b) = signature.last_mut()
-        {
-            *b ^= 1;
-        }
+        let signature = sign(keys, a, &algorithm, &data)?;
         self.send(&request(Bool::TRUE, Some(Bytes(signature)))).await?;
         match self.next(deadline, "USERAUTH_SUCCESS or USERAUTH_FAILURE").await {
             Err(super::StepFailure::Target { kind: super::FailureKind::Close, actual, .. })
@@ -315,4 +355,17 @@ impl Peer<'_> {
             }
         }
     }
+}
+
+/// A signature blob over `data` by the key of `a.key`, labelled `algorithm`; with `tamper =
+/// "signature"` its last byte flipped.
+fn sign(keys: &UserKeys, a: &AuthStep, algorithm: &Bytes, data: &[u8]) -> Result<Vec<u8>, super::StepFailure> {
+    let mut signature =
+        keys.sign(a.key, &String::from_utf8_lossy(algorithm.as_slice()), data).map_err(super::StepFailure::Harness)?;
+    if a.tamper == Some(Tamper::Signature)
+        && let Some(b) = signature.last_mut()
+    {
+        *b ^= 1;
+    }
+    Ok(signature)
 }

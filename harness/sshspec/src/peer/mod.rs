@@ -592,7 +592,12 @@ impl Peer<'_> {
                     return Judgement::Inconclusive(evidence(expected, actual, kind));
                 }
                 Err(StepFailure::Target { expected, actual, kind }) => {
-                    if let Some(r) = &self.refused {
+                    // A step that expects the refusal judges its form (a reason code): a refusal
+                    // that fails it is the target's fault, not a missing option.
+                    let judges_refusal = ["channel_open_failure", "request_failure", "channel_failure"]
+                        .iter()
+                        .any(|name| step.expects_message(name));
+                    if let Some(r) = self.refused.as_ref().filter(|_| !judges_refusal) {
                         return Judgement::Unsupported(format!(
                             "the server refused {}: optional ({}); the scenario needs it",
                             r.what, r.clause
@@ -699,6 +704,7 @@ impl Peer<'_> {
             "$ssh_port" => Value::Integer(i64::from(self.inner.port())),
             "$bound_port" => Value::Integer(i64::from(self.bound_port.unwrap_or(0))),
             "$socket_path" => Value::String(self.socket_path.clone()),
+            "$absent_socket_path" => Value::String(format!("{}-absent", self.socket_path)),
             n if n.starts_with(script::EARLIER) => {
                 let (message, field) = n[script::EARLIER.len()..].split_once('.')?;
                 let m = self.earlier.iter().find(|m| m.name() == message)?;

@@ -129,6 +129,7 @@ struct RawStep {
     key: Option<String>,
     algorithm: Option<String>,
     unknown_key: Option<bool>,
+    client_host: Option<String>,
     tamper: Option<String>,
     change_requested: Option<bool>,
     old_password: Option<Bytes>,
@@ -653,11 +654,12 @@ fn step_inner(r: RawStep, line: usize) -> Result<Step, Located> {
                     Some("password") => AuthKind::Password,
                     Some("publickey") => AuthKind::Publickey,
                     Some("publickey-hostbound") => AuthKind::PublickeyHostbound,
+                    Some("hostbased") => AuthKind::Hostbased,
                     Some("keyboard-interactive") => AuthKind::KeyboardInteractive,
                     Some("login") => AuthKind::Login,
                     Some(m) => {
                         return Err(format!(
-                            "unknown method {m:?}: use none, password, publickey, publickey-hostbound, keyboard-interactive or login"
+                            "unknown method {m:?}: use none, password, publickey, publickey-hostbound, hostbased, keyboard-interactive or login"
                         )
                         .into());
                     }
@@ -689,6 +691,9 @@ fn step_inner(r: RawStep, line: usize) -> Result<Step, Located> {
                 }
                 a.algorithm = r.algorithm.clone();
                 a.unknown_key = r.unknown_key.unwrap_or(false);
+                if let Some(h) = &r.client_host {
+                    a.client_host = h.clone();
+                }
                 a.tamper = match r.tamper.as_deref() {
                     None => None,
                     Some("signature") => Some(Tamper::Signature),
@@ -715,8 +720,15 @@ fn step_inner(r: RawStep, line: usize) -> Result<Step, Located> {
                     ("query", r.query.is_some()),
                 ];
                 let publickey = matches!(method, AuthKind::Publickey | AuthKind::PublickeyHostbound);
-                if let Some((k, _)) = publickey_only.iter().find(|(_, set)| *set && !publickey) {
+                let signs = publickey || method == AuthKind::Hostbased;
+                let hostbased_too = ["key", "algorithm", "tamper"];
+                if let Some((k, _)) =
+                    publickey_only.iter().find(|(k, set)| *set && !publickey && !(signs && hostbased_too.contains(k)))
+                {
                     return Err(format!("`{k}` applies only to publickey methods").into());
+                }
+                if r.client_host.is_some() && method != AuthKind::Hostbased {
+                    return Err("`client_host` applies only to method = \"hostbased\"".into());
                 }
                 if a.responses.is_some() && method != AuthKind::KeyboardInteractive {
                     return Err("`responses` applies only to method = \"keyboard-interactive\"".into());
@@ -870,7 +882,7 @@ fn step_inner(r: RawStep, line: usize) -> Result<Step, Located> {
 }
 
 /// Each option of a step, whether it is set, and the actions it applies to.
-fn option_table(r: &RawStep) -> [(&'static str, bool, &'static [&'static str]); 42] {
+fn option_table(r: &RawStep) -> [(&'static str, bool, &'static [&'static str]); 43] {
     const EXPECTS: &[&str] = &["expect", "expect_any"];
     const AUTH: &[&str] = &["authenticate"];
     [
@@ -897,6 +909,7 @@ fn option_table(r: &RawStep) -> [(&'static str, bool, &'static [&'static str]); 
         ("key", r.key.is_some(), AUTH),
         ("algorithm", r.algorithm.is_some(), AUTH),
         ("unknown_key", r.unknown_key.is_some(), &["authenticate", "prove-host-keys"]),
+        ("client_host", r.client_host.is_some(), &["authenticate"]),
         ("order", r.order.is_some(), &["prove-host-keys"]),
         ("tamper", r.tamper.is_some(), AUTH),
         ("change_requested", r.change_requested.is_some(), AUTH),

@@ -89,6 +89,7 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("$ssh_port", "its port, likewise (22 in a container)"),
     ("$bound_port", "the port in the last REQUEST_SUCCESS (what tcpip-forward to port 0 was given)"),
     ("$socket_path", "a Unix-domain socket path under /tmp on the target, new for each run of a scenario"),
+    ("$absent_socket_path", "another such path, which nothing listens on"),
     ("$program NAME [ARGUMENT]", "the target's command line for that program (scenarios/README.md, Programs)"),
     (
         "$earlier.MESSAGE.FIELD",
@@ -103,7 +104,9 @@ fn variable_names() -> String {
 /// A stand-in of the variable's type, for checks at load time.
 fn placeholder(name: &str) -> Option<Value> {
     match name {
-        "$user" | "$user_other_case" | "$password" | "$ssh_host" | "$socket_path" => Some(Value::String("x".into())),
+        "$user" | "$user_other_case" | "$password" | "$ssh_host" | "$socket_path" | "$absent_socket_path" => {
+            Some(Value::String("x".into()))
+        }
         n if n.starts_with(super::PROGRAM_VARIABLE) => {
             super::Program::parse(&n[super::PROGRAM_VARIABLE.len()..]).ok().map(|_| Value::String("x".into()))
         }

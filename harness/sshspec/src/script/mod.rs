@@ -267,6 +267,12 @@ impl Step {
         })
     }
 
+    /// Whether this step expects the message `name` (as one of its alternatives).
+    pub fn expects_message(&self, name: &str) -> bool {
+        matches!(&self.action, Action::Expect(alts)
+            if alts.iter().any(|a| matches!(a, Expectation::Message { name: n, .. } if n == name)))
+    }
+
     /// Whether this step sends something of the scenario's own making (what a close must follow).
     pub fn is_stimulus(&self) -> bool {
         matches!(self.action, Action::Send { .. } | Action::SendPayload { .. } | Action::SendBytes(_))
@@ -347,6 +353,8 @@ pub enum AuthKind {
     Publickey,
     /// OpenSSH's publickey bound to the server's host key (PROTOCOL §3.1).
     PublickeyHostbound,
+    /// RFC 4252 §9: the client host's key vouches for the user.
+    Hostbased,
     KeyboardInteractive,
     /// The target's login method, for scenarios about what comes after login: password where the
     /// target offers it, else publickey.
@@ -360,6 +368,7 @@ impl AuthKind {
             AuthKind::Password => "password",
             AuthKind::Publickey => "publickey",
             AuthKind::PublickeyHostbound => "publickey-hostbound-v00@openssh.com",
+            AuthKind::Hostbased => "hostbased",
             AuthKind::KeyboardInteractive => "keyboard-interactive",
             AuthKind::Login => "login",
         }
@@ -407,6 +416,10 @@ pub enum ResponseCount {
     OneFewer,
 }
 
+/// The client host a hostbased target trusts, with the run's user keys as its host keys (the
+/// `hostbased` variants; `containers/common/sshspec-serve`).
+pub const CLIENT_HOST: &str = "sshspec-client.example";
+
 /// One authentication attempt (`do = "authenticate"`), with what may be changed about it.
 #[derive(Clone, Debug)]
 pub struct AuthStep {
@@ -424,6 +437,8 @@ pub struct AuthStep {
     pub algorithm: Option<String>,
     /// publickey: a fresh key the target was never given.
     pub unknown_key: bool,
+    /// hostbased: the client host name sent (the key is that host's, by `key`).
+    pub client_host: String,
     pub tamper: Option<Tamper>,
     /// The target must ask for a new password (PASSWD_CHANGEREQ, or a keyboard-interactive prompt
     /// for one); the peer answers with a fresh password.
@@ -445,6 +460,7 @@ impl AuthStep {
             key: crate::peer::KeyKind::default(),
             algorithm: None,
             unknown_key: false,
+            client_host: CLIENT_HOST.into(),
             tamper: None,
             change_requested: false,
             old_password: None,

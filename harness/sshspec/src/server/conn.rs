@@ -1191,6 +1191,38 @@ impl Conn {
                 let request = Signed { algorithm, key, host_key: Some(host_key) };
                 self.on_publickey(&r.user.0, &r.service.0, right_user, signed, request, signature).await
             }
+            AuthMethod::Hostbased { algorithm, host_key, client_host, client_user, signature }
+                if offered("hostbased") =>
+            {
+                // RFC 4252 §9: the host key must be the named host's, the user must be allowed
+                // from there, and the signature must verify.
+                let keys = &self.shared.creds.keys;
+                let trusted =
+                    self.shared.settings.hostbased_host.as_deref().is_some_and(|h| h.as_bytes() == client_host.0)
+                        || self.dev("hostbased-host-unchecked");
+                let known = KeyKind::ALL.iter().any(|k| keys.blob(*k) == host_key.0);
+                let mut data = Vec::new();
+                put_string(&mut data, &self.t.kex.session_id.clone().unwrap_or_default());
+                data.push(50);
+                for field in [
+                    &r.user.0,
+                    &r.service.0,
+                    &b"hostbased".to_vec(),
+                    &algorithm.0,
+                    &host_key.0,
+                    &client_host.0,
+                    &client_user.0,
+                ] {
+                    put_string(&mut data, field);
+                }
+                let alg = String::from_utf8_lossy(&algorithm.0).to_string();
+                let valid = hostkey::verify(&alg, &host_key.0, &signature.0, &data).is_ok();
+                if right_user && client_user.0 == r.user.0 && trusted && known && valid {
+                    self.passed(&r.user.0, "hostbased").await
+                } else {
+                    self.failure(true).await
+                }
+            }
             AuthMethod::KeyboardInteractive { language, .. } if offered("keyboard-interactive") => {
                 if r.user.0 != creds.user.as_bytes() && self.dev("keyboard-interactive-unknown-user-refused") {
                     return self.failure(true).await;
@@ -1259,7 +1291,7 @@ impl Conn {
             _ => self.dev("unknown-key-algorithm-accepted") && hostkey::key_type(&key.0).is_some(),
         };
         let keys = &self.shared.creds.keys;
-        let known_key = KeyKind::ALL.iter().any(|k| keys.blob(*k) == key.0)
+        let known_key = KeyKind::AUTHORIZED.iter().any(|k| keys.blob(*k) == key.0)
             || self.shared.settings.authorized_keys.contains(&key.0)
             || self.dev("unauthorized-key-accepted");
         let authorized = right_user && known_key;
@@ -1290,7 +1322,13 @@ impl Conn {
         if let Some(h) = &host_key {
             put_string(&mut data, &h.0);
         }
-        let valid = signature.is_some_and(|s| hostkey::verify(&alg, &key.0, &s.0, &data).is_ok());
+        let valid = signature.as_ref().is_some_and(|s| hostkey::verify(&alg, &key.0, &s.0, &data).is_ok())
+            || (self.dev("rsa-signature-parsed")
+                && signature.as_ref().is_some_and(|s| {
+                    let mut r = sshspec_wire::Reader::new(&s.0);
+                    matches!((r.string("type"), r.string("signature")), (Ok(_), Ok(sig))
+                        if crate::peer::userkey::parsed_verify(&key.0, &alg, sig, &data))
+                }));
         if valid || self.dev("signature-unchecked") {
             self.passed(user, "publickey").await
         } else {
@@ -1485,7 +1523,14 @@ impl Conn {
             }
             let stream = match forward::Forwards::connect_unix(&socket_path.0).await {
                 Ok(stream) => stream,
-                Err(why) => return self.send(refuse(ChannelOpenFailureReason::CONNECT_FAILED, &why)).await,
+                Err(why) => {
+                    let reason = if self.dev("local-type-failure-unknown") {
+                        ChannelOpenFailureReason::UNKNOWN_CHANNEL_TYPE
+                    } else {
+                        ChannelOpenFailureReason::CONNECT_FAILED
+                    };
+                    return self.send(refuse(reason, &why)).await;
+                }
             };
             let id = self.next_channel;
             self.next_channel += 1;

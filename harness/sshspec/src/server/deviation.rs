@@ -353,6 +353,16 @@ pub const DEVIATIONS: &[Deviation] = &[
         "answers authentication requests after success with FAILURE",
     ),
     d("unauthorized-key-accepted", &["4252-7-c"], "accepts any public key with a valid signature"),
+    d(
+        "hostbased-host-unchecked",
+        &["4252-9-b"],
+        "takes a hostbased request from a trusted host key whatever client host it names",
+    ),
+    d(
+        "rsa-signature-parsed",
+        &["8332-5.3-a"],
+        "verifies RSA signatures by parsing the decrypted block, ignoring what follows the hash",
+    ),
     d("unknown-key-algorithm-accepted", &["4252-7-d"], "takes a public key under an algorithm it does not support"),
     d("expired-password-accepted", &["4252-8-g"], "logs in with an expired password"),
     d("password-change-unanswered", &["4252-8-h"], "does not answer a password change request"),
@@ -371,6 +381,11 @@ pub const DEVIATIONS: &[Deviation] = &[
     d("keyboard-interactive-reprompt", &["4256-3.4-f"], "prompts again after a wrong answer instead of failing"),
     d("unsolicited-response-accepted", &["4256-3.4-g"], "takes an INFO_RESPONSE nobody asked for as login"),
     // RFC 4254: connection protocol.
+    d(
+        "local-type-failure-unknown",
+        &["4254-5.1-c"],
+        "refuses a direct-streamlocal@openssh.com it cannot connect with UNKNOWN_CHANNEL_TYPE",
+    ),
     d(
         "unknown-channel-type-wrong-reason",
         &["4254-5.1-b"],

@@ -54,6 +54,9 @@ pub struct Settings {
     pub ssh1_compat: bool,
     /// tcpip-forward requests are granted (RFC 4251 §9.5.2: an administrator may switch them off).
     pub tcp_forwarding: bool,
+    /// Hostbased authentication (RFC 4252 §9) from this client host, whose host keys are the run's
+    /// user keys, for the user of the same name.
+    pub hostbased_host: Option<String>,
     /// The rules this instance breaks.
     pub deviations: Vec<&'static Deviation>,
 }
@@ -74,6 +77,7 @@ impl Default for Settings {
             authorized_keys: Vec::new(),
             denied_users: Vec::new(),
             tcp_forwarding: true,
+            hostbased_host: None,
             deviations: Vec::new(),
         }
     }
@@ -83,7 +87,7 @@ impl Settings {
     /// Parses `config` lines: `auth-methods a,b`, `auth-chain a,b`, `max-auth-tries N`,
     /// `login-grace SECONDS`, `rekey-limit BYTES [SECONDS]`, `password-expired`, `empty-password`, `offer-none`, `ssh1-compat`,
     /// `deny-user NAME`
-    /// (`*`: all), `no-tcp-forwarding`, `deviate NAME`,
+    /// (`*`: all), `no-tcp-forwarding`, `hostbased-host NAME`, `deviate NAME`,
     /// `authorized-key TYPE BASE64 [COMMENT]` (a line of an authorized_keys file).
     pub fn parse(lines: &[String]) -> Result<Settings, String> {
         let mut s = Settings::default();
@@ -117,6 +121,10 @@ impl Settings {
                 "ssh1-compat" if rest.is_empty() => s.ssh1_compat = true,
                 "deny-user" => s.denied_users.push(one()?.to_owned()),
                 "no-tcp-forwarding" if rest.is_empty() => s.tcp_forwarding = false,
+                "hostbased-host" => {
+                    s.hostbased_host = Some(one()?.to_owned());
+                    s.methods.insert(0, "hostbased".into());
+                }
                 "authorized-key" => {
                     use base64::Engine;
                     let blob = rest

@@ -243,6 +243,10 @@ pub const VARIANTS: &[(&str, &str)] = &[
     ("test-user-denied", "the server's policy denies the test user, whatever the credentials (OpenSSH `DenyUsers *`)"),
     ("no-tcp-forwarding", "TCP forwarding switched off both ways (OpenSSH `AllowTcpForwarding no`, Dropbear `-j -k`)"),
     (
+        "hostbased",
+        "hostbased authentication (RFC 4252 §9) from the client host sshspec-client.example, whose host keys are the run's user keys (OpenSSH `HostbasedAuthentication yes`, shosts.equiv and ssh_known_hosts)",
+    ),
+    (
         "ssh1-compat",
         "the server's SSH-1 compatibility mode is on: it announces protocol 1.99 (RFC 4253 §5.1); OpenSSH dropped SSH-1 in 7.6",
     ),

@@ -18,6 +18,10 @@ named_variants! {
         PublickeyHostbound = "publickey-hostbound-v00@openssh.com" {
             signed: Bool, algorithm: Bytes, key: Bytes, host_key: Bytes, signature: Option<Bytes>,
         },
+        /// RFC 4252 §9: the client host's key vouches for the user on that host.
+        Hostbased = "hostbased" {
+            algorithm: Bytes, host_key: Bytes, client_host: Bytes, client_user: Bytes, signature: Bytes,
+        },
         /// RFC 4256 §3.1.
         KeyboardInteractive = "keyboard-interactive" { language: Bytes, submethods: Bytes, },
     }
