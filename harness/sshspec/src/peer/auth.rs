@@ -3,10 +3,10 @@
 //! USERAUTH_FAILURE is also held to the rules that apply to all of them: `none` never listed
 //! (RFC 4252 §4) and partial success FALSE unless the request succeeded (§5.1).
 
+use super::userkey::{SignedMethod, signed_request};
 use super::{KeyKind, Peer, StepResult, UserKeys, fail, random_password};
 use crate::script::{AuthKind, AuthOutcome, AuthStep, ResponseCount, Tamper};
 use crate::transcript::summarize;
-use sshspec_wire::codec::put_string;
 use sshspec_wire::msg::*;
 use sshspec_wire::{Bool, Bytes, Message};
 use tokio::time::Instant;
@@ -114,15 +114,13 @@ impl Peer<'_> {
         let algorithm: Bytes = a.algorithm.as_deref().unwrap_or(a.key.default_algorithm()).into();
         let host_key = Bytes(keys.blob(a.key));
         let client_host: Bytes = a.client_host.as_str().into();
-        let session_id = self.signed_session_id(a);
-        let mut data = Vec::new();
-        put_string(&mut data, &session_id);
-        data.push(50);
-        for field in [user.as_slice(), b"ssh-connection", b"hostbased", algorithm.as_slice(), host_key.as_slice()] {
-            put_string(&mut data, field);
-        }
-        put_string(&mut data, client_host.as_slice());
-        put_string(&mut data, user.as_slice());
+        let method = SignedMethod::Hostbased {
+            algorithm: algorithm.as_slice(),
+            host_key: host_key.as_slice(),
+            client_host: client_host.as_slice(),
+            client_user: user.as_slice(),
+        };
+        let data = signed_request(&self.signed_session_id(a), user.as_slice(), b"ssh-connection", method);
         let signature = sign(keys, a, &algorithm, &data)?;
         Ok(AuthMethod::Hostbased {
             algorithm,
@@ -203,19 +201,12 @@ impl Peer<'_> {
                 other => return Err(fail("USERAUTH_PK_OK", summarize(&other))),
             }
         }
-        let session_id = self.signed_session_id(a);
-        let mut data = Vec::new();
-        put_string(&mut data, &session_id);
-        data.push(50);
-        put_string(&mut data, user.as_slice());
-        put_string(&mut data, service.as_slice());
-        put_string(&mut data, a.method.name().as_bytes());
-        data.push(1);
-        put_string(&mut data, algorithm.as_slice());
-        put_string(&mut data, key.as_slice());
-        if hostbound {
-            put_string(&mut data, host_key.as_slice());
-        }
+        let method = SignedMethod::Publickey {
+            algorithm: algorithm.as_slice(),
+            key: key.as_slice(),
+            host_key: hostbound.then_some(host_key.as_slice()),
+        };
+        let data = signed_request(&self.signed_session_id(a), user.as_slice(), service.as_slice(), method);
         let signature = sign(keys, a, &algorithm, &data)?;
         self.send(&request(Bool::TRUE, Some(Bytes(signature)))).await?;
         match self.next(deadline, "USERAUTH_SUCCESS or USERAUTH_FAILURE").await {

@@ -653,6 +653,7 @@ impl Peer<'_> {
                 self.exec(&command, stdin.as_ref(), stdout.as_ref(), stderr.as_ref(), *exit_status, *echo, deadline)
                     .await
             }
+            Action::FillWindow { limit } => self.fill_window(*limit, deadline).await,
             Action::ProveHostKeys { order, stranger } => self.prove_host_keys(*order, *stranger, deadline).await,
             Action::Reconnect => self.reconnect(deadline).await,
             Action::Disconnect => {
@@ -709,6 +710,11 @@ impl Peer<'_> {
                 let (message, field) = n[script::EARLIER.len()..].split_once('.')?;
                 let m = self.earlier.iter().find(|m| m.name() == message)?;
                 script::message::to_table(m).ok()?.get(field)?.clone()
+            }
+            n if n.starts_with(script::EARLIER_BITS) => {
+                let (message, field) = n[script::EARLIER_BITS.len()..].split_once('.')?;
+                let m = self.earlier.iter().find(|m| m.name() == message)?;
+                Value::Integer(script::matcher::bit_length(script::message::to_table(m).ok()?.get(field)?)?)
             }
             n => {
                 let program = script::Program::parse(n.strip_prefix(script::PROGRAM_VARIABLE)?).ok()?;
@@ -1227,6 +1233,35 @@ impl Peer<'_> {
         }
     }
 
+    /// Holds the padding the server has sent under keys to RFC 4253 §6's "random bytes".
+    /// Randomness cannot be shown, but a constant fill can: 16 or more bytes all alike happen by
+    /// chance with odds of 2^-120. Padding sent in the clear is only noted: random bytes protect
+    /// nothing there, and OpenSSH (packet.c, "clear padding") and russh zero it on purpose.
+    fn judge_padding(&mut self, expected: &str) -> StepResult {
+        const ENOUGH: usize = 16;
+        let seen = self.t.padding_seen.clone();
+        self.t.log.note(format!(
+            "{} padding bytes before its first NEWKEYS (not judged): {}",
+            seen.in_clear.len(),
+            hex::encode(&seen.in_clear)
+        ));
+        let bytes = &seen.under_keys;
+        let Some(&first) = bytes.first().filter(|_| bytes.len() >= ENOUGH) else {
+            return Err(StepFailure::Harness(format!(
+                "only {} padding bytes under keys, too few to judge: the scenario must make the server send more",
+                bytes.len()
+            )));
+        };
+        if bytes.iter().all(|b| *b == first) {
+            return Err(fail(
+                expected,
+                format!("the first {} padding bytes it sent under keys are all {first:#04x}", bytes.len()),
+            ));
+        }
+        self.t.log.note(format!("{} padding bytes under keys: {}", bytes.len(), hex::encode(bytes)));
+        Ok(())
+    }
+
     async fn expect(&mut self, alts: &[Expectation], step: &Step, deadline: Instant, timeout: Duration) -> StepResult {
         // Evidence shows values, not variables: `sequence_number = 7`, not `"$sent_seq"`.
         let resolved = |a: &Expectation| match a {
@@ -1266,6 +1301,9 @@ impl Peer<'_> {
         }
         if alts.iter().any(|a| matches!(a, Expectation::WellFormedKexinit)) {
             return self.judge_server_kexinit(deadline, &expected).await;
+        }
+        if alts.iter().any(|a| matches!(a, Expectation::RandomPadding)) {
+            return self.judge_padding(&expected);
         }
         let wants = |f: fn(&Expectation) -> bool| alts.iter().any(f);
         let close_ok = wants(|a| matches!(a, Expectation::Close | Expectation::CloseUnsupported { .. }));

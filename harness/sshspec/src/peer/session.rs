@@ -273,6 +273,56 @@ impl Peer<'_> {
         Ok(hash.map(|h| h.finalize().into()))
     }
 
+    /// Sends data on the current channel until the target's window for it is spent, taking the
+    /// adjusts that come meanwhile, so that what follows goes with no window (RFC 4254 §5.3's EOF
+    /// and CLOSE). The window counts as spent once it is 0 and no adjust comes for half a second.
+    /// A target still granting window after `limit` bytes reads as fast as we send, and the step
+    /// fails (as set-up, the scenario is INCONCLUSIVE).
+    pub(super) async fn fill_window(&mut self, limit: u64, deadline: Instant) -> StepResult {
+        const QUIET: std::time::Duration = std::time::Duration::from_millis(500);
+        let block = pattern();
+        let mut sent = 0u64;
+        let ended =
+            |m: &Message| matches!(m, Message::ChannelClose(_) | Message::ChannelEof(_) | Message::Disconnect(_));
+        loop {
+            while self.deferred.is_empty() && self.t.packet_ready() {
+                let msg = self.recv_any(deadline, "CHANNEL_WINDOW_ADJUST").await?;
+                if ended(&msg) {
+                    return Err(fail("the channel open while its window is spent", summarize(&msg)));
+                }
+            }
+            let c = self.channels.current().ok_or_else(|| StepFailure::Harness("no channel to fill".into()))?;
+            let (Some(recipient_channel), window, max_packet) = (c.remote, c.remote_window, c.remote_max_packet) else {
+                return Err(StepFailure::Harness("the current channel is not open".into()));
+            };
+            if window == 0 {
+                match self.recv_any(deadline.min(Instant::now() + QUIET), "CHANNEL_WINDOW_ADJUST").await {
+                    Ok(msg) if ended(&msg) => {
+                        return Err(fail("the channel open while its window is spent", summarize(&msg)));
+                    }
+                    Ok(_) => continue,
+                    Err(StepFailure::Target { kind: super::FailureKind::Timeout, .. }) if Instant::now() < deadline => {
+                        self.t.log.note(format!(
+                            "the target's window is spent: {sent} bytes sent, none granted for {QUIET:?}"
+                        ));
+                        return Ok(());
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            if sent >= limit {
+                return Err(fail(
+                    format!("the target's window spent within {limit} bytes"),
+                    format!("it kept granting window: {sent} bytes sent, {window} still open"),
+                ));
+            }
+            let n = window.min(u64::from(max_packet)).min(block.len() as u64) as usize;
+            let msg = Message::ChannelData(ChannelData { recipient_channel, data: Bytes(block[..n].to_vec()) });
+            self.send(&msg).await?;
+            sent += n as u64;
+        }
+    }
+
     /// Sends `data` on the current channel, never past the peer's window or maximum packet size
     /// (RFC 4254 §5.2), waiting for WINDOW_ADJUST when the window is spent.
     async fn send_data(&mut self, mut data: &[u8], deadline: Instant) -> StepResult {

@@ -223,11 +223,53 @@ fn forge_e3(algorithm: &str, data: &[u8]) -> Vec<u8> {
     [vec![0u8; size - be.len()], be].concat()
 }
 
+/// The method-specific fields a USERAUTH_REQUEST's signature covers, as the request carries them.
+pub enum SignedMethod<'a> {
+    /// RFC 4252 §7; `host_key` for the host-bound form (PROTOCOL §3.1), which names its method
+    /// `publickey-hostbound-v00@openssh.com`.
+    Publickey { algorithm: &'a [u8], key: &'a [u8], host_key: Option<&'a [u8]> },
+    /// RFC 4252 §9.
+    Hostbased { algorithm: &'a [u8], host_key: &'a [u8], client_host: &'a [u8], client_user: &'a [u8] },
+}
+
+/// What a publickey or hostbased signature covers: the session identifier, then the request up to
+/// its signature. The peer signs it and the fixture verifies it, so both build it here.
+pub fn signed_request(session_id: &[u8], user: &[u8], service: &[u8], method: SignedMethod) -> Vec<u8> {
+    let mut data = Vec::new();
+    put_string(&mut data, session_id);
+    data.push(50); // SSH_MSG_USERAUTH_REQUEST
+    put_string(&mut data, user);
+    put_string(&mut data, service);
+    match method {
+        SignedMethod::Publickey { algorithm, key, host_key } => {
+            let name: &[u8] = if host_key.is_some() { b"publickey-hostbound-v00@openssh.com" } else { b"publickey" };
+            put_string(&mut data, name);
+            data.push(1); // TRUE: a signed request
+            put_string(&mut data, algorithm);
+            put_string(&mut data, key);
+            if let Some(h) = host_key {
+                put_string(&mut data, h);
+            }
+        }
+        SignedMethod::Hostbased { algorithm, host_key, client_host, client_user } => {
+            for field in [&b"hostbased"[..], algorithm, host_key, client_host, client_user] {
+                put_string(&mut data, field);
+            }
+        }
+    }
+    data
+}
+
 /// The verification RFC 8332 §5.3 forbids, for the fixture's `rsa-signature-parsed` deviation:
 /// apply the public key, then parse the block (`00 01`, at least one `FF`, `00`, DigestInfo,
 /// hash) and ignore whatever follows the hash.
-pub fn parsed_verify(key_blob: &[u8], algorithm: &str, signature: &[u8], data: &[u8]) -> bool {
+/// `signature_blob` is the whole blob (type and signature), as for [`hostkey::verify`].
+pub fn parsed_verify(key_blob: &[u8], algorithm: &str, signature_blob: &[u8], data: &[u8]) -> bool {
     use rsa::BigUint;
+    let mut s = sshspec_wire::Reader::new(signature_blob);
+    let (Ok(_), Ok(signature)) = (s.string("type"), s.string("signature")) else {
+        return false;
+    };
     let mut k = sshspec_wire::Reader::new(key_blob);
     let (Ok(_), Ok(e), Ok(n)) = (k.string("type"), k.string("e"), k.string("n")) else {
         return false;
@@ -296,7 +338,7 @@ mod tests {
             let expected = [&[0x01, 0xff, 0x00][..], prefix, &hash].concat();
             assert_eq!(&block[..expected.len()], &expected[..], "{alg}");
             assert_eq!(block.len(), 383, "{alg}: 00 01 ... is 383 bytes once the leading zero goes");
-            assert!(parsed_verify(&keys.blob(KeyKind::RsaE3), alg, sig, data), "{alg}");
+            assert!(parsed_verify(&keys.blob(KeyKind::RsaE3), alg, &blob, data), "{alg}");
         }
     }
 }

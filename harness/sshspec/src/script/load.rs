@@ -783,11 +783,17 @@ fn step_inner(r: RawStep, line: usize) -> Result<Step, Located> {
                 },
                 stranger: r.unknown_key.unwrap_or(false),
             },
+            "fill-window" => Action::FillWindow {
+                limit: match &r.size {
+                    Some(size) => parse_size(size)?,
+                    None => FILL_WINDOW_LIMIT,
+                },
+            },
             "disconnect" => Action::Disconnect,
             "reconnect" => Action::Reconnect,
             other => {
                 return Err(format!(
-                    "unknown high-level step {other:?}: use version-exchange, key-exchange, rekey, server-rekeys, authenticate, open-session, exec, bulk, prove-host-keys, disconnect or reconnect"
+                    "unknown high-level step {other:?}: use version-exchange, key-exchange, rekey, server-rekeys, authenticate, open-session, exec, bulk, fill-window, prove-host-keys, disconnect or reconnect"
                 )
                 .into());
             }
@@ -917,7 +923,7 @@ fn option_table(r: &RawStep) -> [(&'static str, bool, &'static [&'static str]); 
         ("responses", r.responses.is_some(), AUTH),
         ("window", r.window.is_some(), &["open-session"]),
         ("max_packet", r.max_packet.is_some(), &["open-session"]),
-        ("size", r.size.is_some(), &["bulk"]),
+        ("size", r.size.is_some(), &["bulk", "fill-window"]),
         ("channels", r.channels.is_some(), &["bulk"]),
         ("program", r.program.is_some(), &["exec", "bulk"]),
         ("stdin", r.stdin.is_some(), &["exec"]),
@@ -932,14 +938,18 @@ fn option_table(r: &RawStep) -> [(&'static str, bool, &'static [&'static str]); 
     ]
 }
 
+/// How much `fill-window` sends, at most, before it gives up on a target that keeps granting.
+const FILL_WINDOW_LIMIT: u64 = 64 << 20;
+
 fn expectation(name: &str, matches: toml::Table) -> Result<Expectation, String> {
     Ok(match name {
-        "close" | "nothing" | "well-formed-kexinit" if !matches.is_empty() => {
+        "close" | "nothing" | "well-formed-kexinit" | "random-padding" if !matches.is_empty() => {
             return Err(format!("`expect = \"{name}\"` takes no `match`"));
         }
         "close" => Expectation::Close,
         "nothing" => Expectation::Nothing,
         "well-formed-kexinit" => Expectation::WellFormedKexinit,
+        "random-padding" => Expectation::RandomPadding,
         "banner" => {
             message::check_banner_matchers(&matches)?;
             Expectation::Banner { matches }

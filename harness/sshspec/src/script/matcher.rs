@@ -243,14 +243,17 @@ impl Test {
                 Value::Integer(n) => at_least.is_none_or(|l| *n >= l) && at_most.is_none_or(|m| *n <= m),
                 _ => false,
             },
-            Test::Bits(range) => bytes(actual).is_some_and(|b| {
-                let bits =
-                    b.iter().position(|x| *x != 0).map_or(0, |i| (b.len() - i) * 8 - b[i].leading_zeros() as usize);
-                range.passes(&Value::Integer(bits as i64), &|_| false)
-            }),
+            Test::Bits(range) => bit_length(actual).is_some_and(|bits| range.passes(&Value::Integer(bits), &|_| false)),
             Test::SafePrime => bytes(actual).is_some_and(|b| crate::transport::kex::is_safe_prime(&b)),
         }
     }
+}
+
+/// The bit length of a bytes field read as an unsigned big-endian number (an mpint's body).
+pub fn bit_length(v: &Value) -> Option<i64> {
+    let b = bytes(v)?;
+    let bits = b.iter().position(|x| *x != 0).map_or(0, |i| (b.len() - i) * 8 - b[i].leading_zeros() as usize);
+    i64::try_from(bits).ok()
 }
 
 /// A bytes field's value as the message table holds it: text, or `{ hex = "..." }`.

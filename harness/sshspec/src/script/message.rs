@@ -95,6 +95,10 @@ pub const VARIABLES: &[(&str, &str)] = &[
         "$earlier.MESSAGE.FIELD",
         "a field of the server's last MESSAGE (kexinit, kex_ecdh_reply, kexdh_reply, kex_dh_gex_group, kex_dh_gex_reply) on the connection before a `reconnect`",
     ),
+    (
+        "$earlier_bits.MESSAGE.FIELD",
+        "the bit length of such a field, a byte string read as an unsigned number (a group exchange's p)",
+    ),
 ];
 
 fn variable_names() -> String {
@@ -117,6 +121,15 @@ fn placeholder(name: &str) -> Option<Value> {
             }
             to_table(&build(message, None, &Table::new()).ok()?).ok()?.get(field).cloned()
         }
+        n if n.starts_with(super::EARLIER_BITS) => {
+            let (message, field) = n[super::EARLIER_BITS.len()..].split_once('.')?;
+            if !super::EARLIER_MESSAGES.contains(&message) {
+                return None;
+            }
+            // Only a byte string has a bit length.
+            let v = to_table(&build(message, None, &Table::new()).ok()?).ok()?.get(field).cloned()?;
+            matcher::bit_length(&v).map(|_| Value::Integer(2048))
+        }
         n if VARIABLES.iter().any(|(v, _)| *v == n) => Some(Value::Integer(0)),
         _ => None,
     }
@@ -132,7 +145,7 @@ pub fn bind(t: &Table, value: &dyn Fn(&str) -> Option<Value>) -> Result<Table, S
                         "{s:?}: {}",
                         super::Program::parse(p).err().unwrap_or_else(|| "no command for it".into())
                     ),
-                    None if s.starts_with(super::EARLIER) => format!(
+                    None if s.starts_with(super::EARLIER) || s.starts_with(super::EARLIER_BITS) => format!(
                         "{s:?}: `$earlier.MESSAGE.FIELD` names a field of one of {} as the server sent it on the connection before a `reconnect` step",
                         super::EARLIER_MESSAGES.join(", ")
                     ),

@@ -201,6 +201,7 @@ impl Scenario {
                 Action::ServerRekeys { limit: ServerLimit::Time(d), times, .. } => *d * *times,
                 // Echoed data crosses twice.
                 Action::Bulk { size, channels, .. } => bytes(2 * size * u64::from(*channels)),
+                Action::FillWindow { limit } => bytes(*limit),
                 Action::Exec { stdin: Some(input), echo, .. } => bytes(input.len() * if *echo { 2 } else { 1 }),
                 _ => Duration::ZERO,
             })
@@ -300,6 +301,10 @@ pub const PROGRAM_VARIABLE: &str = "$program ";
 /// A message value `"$earlier.MESSAGE.FIELD"` stands for that field of the server's last MESSAGE
 /// (one of [`EARLIER_MESSAGES`]) on the connection before a `reconnect`.
 pub const EARLIER: &str = "$earlier.";
+
+/// `"$earlier_bits.MESSAGE.FIELD"` stands for the bit length of that field, a byte string read as
+/// an unsigned number (a group exchange's `p`): what a later group is compared with.
+pub const EARLIER_BITS: &str = "$earlier_bits.";
 
 /// The server's messages a `reconnect` remembers: its KEXINIT and its key exchange replies.
 pub const EARLIER_MESSAGES: &[&str] =
@@ -491,6 +496,8 @@ pub enum Action {
     /// Several session channels at once, each running `program` (which must echo its stdin), each
     /// sent `size` bytes at the same time; every echo is checked.
     Bulk { program: Program, size: u64, channels: u32 },
+    /// Send data on the current channel until the target's window is spent (at most `limit` bytes).
+    FillWindow { limit: u64 },
     /// Run a program on the current channel and check what it printed and its exit status.
     Exec {
         program: Program,
@@ -555,6 +562,9 @@ pub enum Expectation {
     Nothing,
     /// The server's KEXINIT, held to the form RFC 4251 §5-§6 and RFC 4253 §7.1 give it.
     WellFormedKexinit,
+    /// The padding of the server's packets so far under keys: not one byte repeated (RFC 4253 §6).
+    /// Reads nothing.
+    RandomPadding,
     /// A message that shows the target lacks something optional the scenario needs (exit-status
     /// where exit-signal was asked for): the scenario SKIPs with `reason`, it does not FAIL.
     Unsupported { name: String, matches: toml::Table, reason: String },
@@ -577,6 +587,7 @@ impl Expectation {
             }
             Expectation::Unsupported { name, .. } => format!("{name} (optional feature absent)"),
             Expectation::WellFormedKexinit => "a well-formed server KEXINIT".into(),
+            Expectation::RandomPadding => "padding that is not one byte repeated".into(),
             Expectation::Close => "the connection closed".into(),
             Expectation::CloseUnsupported { .. } => "the connection closed (optional feature absent)".into(),
             Expectation::BannerUnsupported { .. } => "an identification line the scenario does not apply to".into(),

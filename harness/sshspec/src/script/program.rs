@@ -27,6 +27,9 @@ pub enum Program {
     /// Print this many zero bytes on stdout, exit 0: how a scenario makes any server send more
     /// than a window or a maximum packet.
     Zeros(u64),
+    /// Leave stdin unread for this many seconds, then read it to EOF, print `eof` and exit 0: how
+    /// a scenario spends the server's window and then sees whether its EOF arrived.
+    ReadStdinAfter(u64),
     /// A literal command line, never written in a scenario: the probe's own test of the shell.
     Literal(String),
 }
@@ -42,6 +45,12 @@ pub const CAPABILITIES: &[(&str, &str, &str, &str)] = &[
     ("exit", "STATUS", "exits with this status", "exit {}"),
     ("signal", "NAME", "kills itself with this signal (TERM, KILL, ...)", "kill -s {} $$"),
     ("zeros", "COUNT", "prints this many zero bytes", "head -c {} /dev/zero"),
+    (
+        "read-stdin-after",
+        "SECONDS",
+        "leaves stdin unread for SECONDS, then reads it to EOF and prints eof",
+        "sleep {}; cat >/dev/null; echo eof",
+    ),
 ];
 
 impl Program {
@@ -83,6 +92,7 @@ impl Program {
                 _ => Err(format!("program \"signal\" needs a signal name such as TERM, got {:?}", arg.unwrap_or(""))),
             },
             "zeros" => Ok(Program::Zeros(number(arg)?)),
+            "read-stdin-after" => Ok(Program::ReadStdinAfter(number(arg)?)),
             other => Err(format!(
                 "unknown program {other:?}; known: {}",
                 CAPABILITIES.iter().map(|c| c.0).collect::<Vec<_>>().join(", ")
@@ -101,6 +111,7 @@ impl Program {
             Program::Exit(_) => "exit",
             Program::Signal(_) => "signal",
             Program::Zeros(_) => "zeros",
+            Program::ReadStdinAfter(_) => "read-stdin-after",
             Program::Literal(_) => return None,
         })
     }
@@ -109,7 +120,7 @@ impl Program {
         match self {
             Program::Print(w) | Program::Stderr(w) | Program::Signal(w) => w.clone(),
             Program::Exit(n) => n.to_string(),
-            Program::Zeros(n) => n.to_string(),
+            Program::Zeros(n) | Program::ReadStdinAfter(n) => n.to_string(),
             _ => String::new(),
         }
     }
@@ -160,6 +171,7 @@ mod tests {
             ("stderr to-stderr", "echo to-stderr >&2"),
             ("signal TERM", "kill -s TERM $$"),
             ("zeros 8388608", "head -c 8388608 /dev/zero"),
+            ("read-stdin-after 5", "sleep 5; cat >/dev/null; echo eof"),
         ];
         for (written, command) in cases {
             let program = Program::parse(written).unwrap();

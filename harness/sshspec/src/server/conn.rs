@@ -5,7 +5,7 @@
 use super::forward::{self, Forwards};
 use super::{BANNER, HOST_KEY_ALGORITHMS, Shared};
 use crate::peer::hostkeys;
-use crate::peer::userkey::KeyKind;
+use crate::peer::userkey::{KeyKind, SignedMethod, parsed_verify, signed_request};
 use crate::script::Program;
 use crate::transcript::Transcript;
 use crate::transport::{Transport, TransportError, cipher, compress, hostkey, kex, negotiate};
@@ -55,6 +55,8 @@ pub(super) async fn serve(stream: tokio::net::TcpStream, shared: Arc<Shared>) {
     t.quirks.gex_old_hash_with_bounds = shared.settings.deviates("gex-old-hash-with-bounds");
     t.quirks.curve25519_k_as_string = shared.settings.deviates("curve25519-k-as-string");
     t.quirks.mac_before_keys = shared.settings.deviates("mac-before-newkeys");
+    t.quirks.zero_padding = shared.settings.deviates("zero-padding");
+    t.quirks.refuse_long_packets = shared.settings.deviates("long-packets-refused");
     t.quirks.ecdh_key_reused = shared.settings.deviates("ephemeral-key-reused");
     t.quirks.mpint_not_minimal = shared.settings.deviates("mpint-not-minimal");
     t.quirks.ecdh_point_compressed = shared.settings.deviates("ecdh-point-compressed");
@@ -78,6 +80,8 @@ struct Job {
     reads_stdin: bool,
     /// More output may come: a relayed socket not yet at its end.
     open: bool,
+    /// Output that comes once stdin has ended (read-stdin-after's `eof`).
+    after_eof: Vec<u8>,
 }
 
 struct Channel {
@@ -88,6 +92,8 @@ struct Channel {
     max_packet: u32,
     /// Bytes received since we last granted window.
     consumed: u32,
+    /// The window the client has left for its data to us.
+    client_window: u64,
     job: Option<Job>,
     stdin_eof: bool,
     sent_eof: bool,
@@ -614,8 +620,16 @@ impl Conn {
                 Ok(())
             }
             Message::ChannelEof(e) => {
+                let needs_window = self.dev("eof-needs-window");
                 if let Some(ch) = self.channels.get_mut(&e.recipient_channel) {
+                    if needs_window && ch.client_window == 0 {
+                        self.t.log.note("an EOF with no window left is dropped, as if it needed window");
+                        return Ok(());
+                    }
                     ch.stdin_eof = true;
+                    if let Some(job) = &mut ch.job {
+                        job.stdout.extend(std::mem::take(&mut job.after_eof));
+                    }
                     self.forwards.eof(e.recipient_channel);
                 }
                 Ok(())
@@ -910,7 +924,7 @@ impl Conn {
         } else if self.dev("small-gex-group") && request.is_some_and(|r| r.allows(1024) && r.n <= 1024) {
             Transport::gex_group(kex::modp::GROUP1)
         } else {
-            self.t.server_gex_group()
+            self.t.server_gex_group(self.dev("gex-largest-allowed"))
         };
         let group = match group {
             Ok(Message::KexDhGexGroup(mut g)) if self.dev("gex-group-not-safe") => {
@@ -1195,26 +1209,23 @@ impl Conn {
                 if offered("hostbased") =>
             {
                 // RFC 4252 §9: the host key must be the named host's, the user must be allowed
-                // from there, and the signature must verify.
+                // from there, and the signature must verify. The client's address names
+                // `hostbased_host` alone, so another trusted name fails the address check.
                 let keys = &self.shared.creds.keys;
-                let trusted =
-                    self.shared.settings.hostbased_host.as_deref().is_some_and(|h| h.as_bytes() == client_host.0)
-                        || self.dev("hostbased-host-unchecked");
+                let settings = &self.shared.settings;
+                let named = |h: &Option<String>| h.as_deref().is_some_and(|h| h.as_bytes() == client_host.0);
+                let trusted = named(&settings.hostbased_host)
+                    || (named(&settings.hostbased_elsewhere) && self.dev("hostbased-address-unchecked"))
+                    || self.dev("hostbased-host-unchecked");
                 let known = KeyKind::ALL.iter().any(|k| keys.blob(*k) == host_key.0);
-                let mut data = Vec::new();
-                put_string(&mut data, &self.t.kex.session_id.clone().unwrap_or_default());
-                data.push(50);
-                for field in [
-                    &r.user.0,
-                    &r.service.0,
-                    &b"hostbased".to_vec(),
-                    &algorithm.0,
-                    &host_key.0,
-                    &client_host.0,
-                    &client_user.0,
-                ] {
-                    put_string(&mut data, field);
-                }
+                let method = SignedMethod::Hostbased {
+                    algorithm: &algorithm.0,
+                    host_key: &host_key.0,
+                    client_host: &client_host.0,
+                    client_user: &client_user.0,
+                };
+                let session_id = self.t.kex.session_id.clone().unwrap_or_default();
+                let data = signed_request(&session_id, &r.user.0, &r.service.0, method);
                 let alg = String::from_utf8_lossy(&algorithm.0).to_string();
                 let valid = hostkey::verify(&alg, &host_key.0, &signature.0, &data).is_ok();
                 if right_user && client_user.0 == r.user.0 && trusted && known && valid {
@@ -1257,7 +1268,13 @@ impl Conn {
 
     /// A keyboard-interactive round of one prompt.
     async fn prompt(&mut self, prompt: &str) -> Step {
-        let prompt = if self.dev("empty-prompt") { "" } else { prompt };
+        let prompt = if self.dev("empty-prompt") {
+            ""
+        } else if self.dev("long-prompt") {
+            "Password for the sshspec test account on this host: "
+        } else {
+            prompt
+        };
         let p = Prompt { prompt: Bytes(prompt.as_bytes().to_vec()), echo: Bool(0) };
         let m = UserauthInfoRequest {
             name: Bytes::default(),
@@ -1278,7 +1295,6 @@ impl Conn {
         signature: Option<Bytes>,
     ) -> Step {
         let Signed { algorithm, key, host_key } = request;
-        let method: &[u8] = if host_key.is_some() { b"publickey-hostbound-v00@openssh.com" } else { b"publickey" };
         let alg = String::from_utf8_lossy(&algorithm.0).to_string();
         // The key type each algorithm signs with; ssh-rsa (SHA-1) is not in our server-sig-algs.
         let fits = match alg.as_str() {
@@ -1310,25 +1326,15 @@ impl Conn {
             return self.failure(true).await;
         }
         let session_id = self.t.kex.session_id.clone().unwrap_or_default();
-        let mut data = Vec::new();
-        put_string(&mut data, &session_id);
-        data.push(50);
-        for s in [user, service, method] {
-            put_string(&mut data, s);
-        }
-        data.push(1);
-        put_string(&mut data, &algorithm.0);
-        put_string(&mut data, &key.0);
-        if let Some(h) = &host_key {
-            put_string(&mut data, &h.0);
-        }
+        let method = SignedMethod::Publickey {
+            algorithm: &algorithm.0,
+            key: &key.0,
+            host_key: host_key.as_ref().map(|h| &h.0[..]),
+        };
+        let data = signed_request(&session_id, user, service, method);
         let valid = signature.as_ref().is_some_and(|s| hostkey::verify(&alg, &key.0, &s.0, &data).is_ok())
             || (self.dev("rsa-signature-parsed")
-                && signature.as_ref().is_some_and(|s| {
-                    let mut r = sshspec_wire::Reader::new(&s.0);
-                    matches!((r.string("type"), r.string("signature")), (Ok(_), Ok(sig))
-                        if crate::peer::userkey::parsed_verify(&key.0, &alg, sig, &data))
-                }));
+                && signature.as_ref().is_some_and(|s| parsed_verify(&key.0, &alg, &s.0, &data)));
         if valid || self.dev("signature-unchecked") {
             self.passed(user, "publickey").await
         } else {
@@ -1491,12 +1497,14 @@ impl Conn {
             zeros: 0,
             reads_stdin: false,
             open: true,
+            after_eof: Vec::new(),
         };
         let ch = Channel {
             peer,
             window: u64::from(window),
             max_packet,
             consumed: 0,
+            client_window: u64::from(WINDOW),
             job: Some(job),
             stdin_eof: false,
             sent_eof: false,
@@ -1588,6 +1596,7 @@ impl Conn {
                 },
                 max_packet: o.maximum_packet_size,
                 consumed: 0,
+                client_window: u64::from(WINDOW),
                 job: None,
                 stdin_eof: false,
                 sent_eof: false,
@@ -1598,7 +1607,13 @@ impl Conn {
             recipient_channel: o.sender_channel,
             sender_channel: id,
             initial_window_size: if self.dev("window-unlimited") { u32::MAX } else { WINDOW },
-            maximum_packet_size: if self.dev("small-maximum-packet") { 16 * 1024 } else { MAX_PACKET },
+            maximum_packet_size: if self.dev("small-maximum-packet") {
+                16 * 1024
+            } else if self.dev("long-packets-refused") {
+                64 * 1024
+            } else {
+                MAX_PACKET
+            },
             data: Rest::default(),
         };
         self.send(Message::ChannelOpenConfirmation(m)).await
@@ -1693,7 +1708,13 @@ impl Conn {
             return self.disconnect(DisconnectReason::PROTOCOL_ERROR, "data on a channel that is not open").await;
         };
         let mut adjust = len as u32;
-        if self.forwards.relays(channel) {
+        ch.client_window = ch.client_window.saturating_sub(len as u64);
+        let holds = ch.job.as_ref().is_some_and(|j| matches!(j.program, Some(Program::ReadStdinAfter(_))));
+        if holds && !ch.stdin_eof {
+            // Left unread until the input ends, so no window comes back for it: a client that
+            // keeps sending runs the window down to 0.
+            adjust = 0;
+        } else if self.forwards.relays(channel) {
             if let Some(data) = data {
                 self.forwards.write(channel, data);
             }
@@ -1721,6 +1742,7 @@ impl Conn {
             return Ok(());
         }
         let mut bytes_to_add = std::mem::take(&mut ch.consumed);
+        ch.client_window += u64::from(bytes_to_add);
         let peer = ch.peer;
         if self.dev("window-adjust-overflows") {
             // Two such adjusts pass 2^32-1 whatever window the client had left.
@@ -1931,12 +1953,17 @@ fn start(program: Program) -> Job {
         zeros: 0,
         reads_stdin: false,
         open: false,
+        after_eof: Vec::new(),
     };
     match &program {
         Program::Print(w) => job.stdout.extend(format!("{w}\n").into_bytes()),
         Program::Stderr(w) => job.stderr.extend(format!("{w}\n").into_bytes()),
         Program::Zeros(n) => job.zeros = *n,
         Program::EchoStdin | Program::DiscardStdin => job.reads_stdin = true,
+        Program::ReadStdinAfter(_) => {
+            job.reads_stdin = true;
+            job.after_eof = b"eof\n".to_vec();
+        }
         Program::Succeed | Program::Exit(_) | Program::Signal(_) | Program::Literal(_) => {}
     }
     job

@@ -41,6 +41,7 @@ pub const DEVIATIONS: &[Deviation] = &[
         &["4253-6-d", "4253-6.4-a"],
         "appends 20 bytes, as if of a MAC, to each packet before its first NEWKEYS",
     ),
+    d("zero-padding", &["4253-6-c"], "pads every packet with zero bytes instead of random ones"),
     d("short-padding-sent", &["4253-6-b"], "sends an IGNORE with 3 bytes of padding after each NEWKEYS"),
     d(
         "misaligned-packet-accepted",
@@ -48,6 +49,11 @@ pub const DEVIATIONS: &[Deviation] = &[
         "accepts packets whose length is not a multiple of the block size",
     ),
     d("huge-length-awaited", &["4253-6.1-c"], "waits for the body of a packet announcing a length of 2 GiB"),
+    d(
+        "long-packets-refused",
+        &["4253-6.1-b"],
+        "announces a maximum packet of 64 KiB on its channels, then refuses any packet over 35000 bytes",
+    ),
     d("bad-mac-ignored", &["4253-6.4-d", "4253-11.1-a"], "drops a packet whose MAC or tag is wrong and goes on"),
     d(
         "server-kex-preference",
@@ -99,6 +105,11 @@ pub const DEVIATIONS: &[Deviation] = &[
         "gex-largest-not-returned",
         &["4419-3-g"],
         "ends a group exchange whose preferred size is above 4096 bits instead of sending its largest group",
+    ),
+    d(
+        "gex-largest-allowed",
+        &["4419-3-f"],
+        "answers a group exchange request with the largest group its max allows, not the smallest that fits",
     ),
     d(
         "gex-old-hash-with-bounds",
@@ -359,6 +370,11 @@ pub const DEVIATIONS: &[Deviation] = &[
         "takes a hostbased request from a trusted host key whatever client host it names",
     ),
     d(
+        "hostbased-address-unchecked",
+        &["4252-9-c"],
+        "takes a hostbased request naming a trusted host that the client's address is not",
+    ),
+    d(
         "rsa-signature-parsed",
         &["8332-5.3-a"],
         "verifies RSA signatures by parsing the decrypted block, ignoring what follows the hash",
@@ -369,6 +385,7 @@ pub const DEVIATIONS: &[Deviation] = &[
     // RFC 4256: keyboard-interactive.
     d("second-info-request-early", &["4256-3-a", "4256-3.2-b"], "sends a second INFO_REQUEST before the answer"),
     d("empty-prompt", &["4256-3.2-f"], "prompts with an empty string"),
+    d("long-prompt", &["4256-3.2-d"], "prompts with a 52-character line where \"Password: \" would do"),
     d("prompt-language-tag", &["4256-3.2-c"], "tags its keyboard-interactive prompts with the language en-US"),
     d("num-responses-unchecked", &["4256-3.4-c"], "takes the first response whatever their number"),
     d("language-tag-refused", &["4256-3.1-b"], "refuses keyboard-interactive requests with a language tag"),
@@ -403,6 +420,7 @@ pub const DEVIATIONS: &[Deviation] = &[
         "keeps the client's window as a signed 32-bit number, so 2^32-1 is no window at all",
     ),
     d("window-adjust-overflows", &["4254-5.2-b"], "grants window in adjusts that take the client's window past 2^32-1"),
+    d("eof-needs-window", &["4254-5.3-d"], "drops a CHANNEL_EOF that comes when the client has no window left"),
     d("close-not-answered", &["4254-5.3-b"], "does not answer the client's CHANNEL_CLOSE"),
     d("no-eof", &["4254-5.3-a"], "closes channels without sending EOF"),
     d("no-exit-status", &["4254-6.10-a"], "never reports the exit status"),

@@ -57,6 +57,10 @@ pub struct Settings {
     /// Hostbased authentication (RFC 4252 §9) from this client host, whose host keys are the run's
     /// user keys, for the user of the same name.
     pub hostbased_host: Option<String>,
+    /// Another trusted client host, with the same keys, that the client's address does not name:
+    /// its requests are refused by RFC 4252 §9's address check (taken by the
+    /// `hostbased-address-unchecked` deviation).
+    pub hostbased_elsewhere: Option<String>,
     /// The rules this instance breaks.
     pub deviations: Vec<&'static Deviation>,
 }
@@ -78,6 +82,7 @@ impl Default for Settings {
             denied_users: Vec::new(),
             tcp_forwarding: true,
             hostbased_host: None,
+            hostbased_elsewhere: None,
             deviations: Vec::new(),
         }
     }
@@ -87,7 +92,7 @@ impl Settings {
     /// Parses `config` lines: `auth-methods a,b`, `auth-chain a,b`, `max-auth-tries N`,
     /// `login-grace SECONDS`, `rekey-limit BYTES [SECONDS]`, `password-expired`, `empty-password`, `offer-none`, `ssh1-compat`,
     /// `deny-user NAME`
-    /// (`*`: all), `no-tcp-forwarding`, `hostbased-host NAME`, `deviate NAME`,
+    /// (`*`: all), `no-tcp-forwarding`, `hostbased-host NAME`, `hostbased-elsewhere NAME`, `deviate NAME`,
     /// `authorized-key TYPE BASE64 [COMMENT]` (a line of an authorized_keys file).
     pub fn parse(lines: &[String]) -> Result<Settings, String> {
         let mut s = Settings::default();
@@ -125,6 +130,7 @@ impl Settings {
                     s.hostbased_host = Some(one()?.to_owned());
                     s.methods.insert(0, "hostbased".into());
                 }
+                "hostbased-elsewhere" => s.hostbased_elsewhere = Some(one()?.to_owned()),
                 "authorized-key" => {
                     use base64::Engine;
                     let blob = rest

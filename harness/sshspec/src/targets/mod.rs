@@ -247,6 +247,10 @@ pub const VARIANTS: &[(&str, &str)] = &[
         "hostbased authentication (RFC 4252 §9) from the client host sshspec-client.example, whose host keys are the run's user keys (OpenSSH `HostbasedAuthentication yes`, shosts.equiv and ssh_known_hosts)",
     ),
     (
+        "hostbased-address",
+        "hostbased authentication whose client host name is checked against the client's address (RFC 4252 §9): the address names sshspec-client.example, whose host keys are the run's ECDSA and RSA user keys; sshspec-elsewhere.example is trusted too, with the ed25519 user key, at another address (OpenSSH `HostbasedUsesNameFromPacketOnly no`, `UseDNS yes`, /etc/hosts)",
+    ),
+    (
         "ssh1-compat",
         "the server's SSH-1 compatibility mode is on: it announces protocol 1.99 (RFC 4253 §5.1); OpenSSH dropped SSH-1 in 7.6",
     ),

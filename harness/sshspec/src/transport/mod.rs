@@ -245,6 +245,28 @@ pub struct Quirks {
     pub cbc_restarts: bool,
     /// Require a common MAC even when an AEAD cipher is chosen (as RFC 5647 would).
     pub aead_needs_mac: bool,
+    /// Pad every packet with zero bytes instead of random ones.
+    pub zero_padding: bool,
+    /// Refuse packets longer than RFC 4253 §6.1's 35000 bytes, whatever was announced.
+    pub refuse_long_packets: bool,
+}
+
+/// The first padding bytes the other end sent, before its first NEWKEYS and after: enough to
+/// tell random padding from a constant fill (RFC 4253 §6), kept small on purpose.
+#[derive(Clone, Debug, Default)]
+pub struct PaddingSeen {
+    pub in_clear: Vec<u8>,
+    pub under_keys: Vec<u8>,
+}
+
+impl PaddingSeen {
+    pub const KEPT: usize = 64;
+
+    fn record(&mut self, in_clear: bool, padding: &[u8]) {
+        let kept = if in_clear { &mut self.in_clear } else { &mut self.under_keys };
+        let room = Self::KEPT.saturating_sub(kept.len());
+        kept.extend_from_slice(&padding[..padding.len().min(room)]);
+    }
 }
 
 /// The other end's identification and what preceded it (the server's, in the client role).
@@ -268,6 +290,7 @@ pub struct Transport {
     /// The peer's last KEXINIT and key exchange messages (30-49), one of each kind, for
     /// `$earlier.MESSAGE.FIELD` after a `reconnect`.
     pub last_kex: Vec<Message>,
+    pub padding_seen: PaddingSeen,
     pub ctx: DecodeContext,
     pub log: Transcript,
     /// Our identification string, without CR LF (the exchange hash's V_C in the client role).
@@ -327,6 +350,7 @@ impl Transport {
             rx: Direction::new(),
             kex: KexState::default(),
             last_kex: Vec::new(),
+            padding_seen: PaddingSeen::default(),
             ctx: DecodeContext::default(),
             log,
             v_c: Vec::new(),
@@ -638,7 +662,9 @@ impl Transport {
         packet[4] = f.padding_length_field.unwrap_or(padding as u8);
         let start = packet.len();
         packet.resize(start + padding, 0);
-        rand::thread_rng().fill_bytes(&mut packet[start..]);
+        if !self.quirks.zero_padding {
+            rand::thread_rng().fill_bytes(&mut packet[start..]);
+        }
         self.tx.cipher.seal(self.tx.seq, packet);
         if self.quirks.mac_before_keys && self.kex.completed == 0 && !self.kex.newkeys_sent {
             packet.extend_from_slice(&[0x4d; 20]);
@@ -666,6 +692,9 @@ impl Transport {
                         "announced a packet length of {len} (accepted: 5 to {MAX_PACKET}), sequence number {seq}"
                     )));
                 }
+                if self.quirks.refuse_long_packets && len > 35000 {
+                    return Err(TransportError::Target(format!("sent a packet of {len} bytes, over 35000")));
+                }
                 let total = 4 + len + self.rx.cipher.tag_len();
                 if self.buffered().len() >= total {
                     let mut pkt = self.inbuf[self.inpos..self.inpos + total].to_vec();
@@ -681,6 +710,7 @@ impl Transport {
                             "sent padding_length {padding} in a packet of length {len} (RFC 4253 §6: at least 4, inside the packet)"
                         )));
                     }
+                    self.padding_seen.record(self.rx.cipher.name() == cipher::NONE, &pkt[4 + len - padding..4 + len]);
                     self.rx.seq = seq.wrapping_add(1);
                     self.rx.count(total, len - padding - 1);
                     pkt.truncate(4 + len - padding);
@@ -1027,8 +1057,9 @@ impl Transport {
 
     /// The server role's answer to a group exchange request (RFC 4419 §3): the smallest of the
     /// RFC 3526 groups that is at least the preferred size and within the bounds, else the
-    /// largest within them.
-    pub fn server_gex_group(&self) -> Result<Message, TransportError> {
+    /// largest within them. With `largest`, the largest within them always (the fixture's
+    /// `gex-largest-allowed`).
+    pub fn server_gex_group(&self, largest: bool) -> Result<Message, TransportError> {
         let req = self
             .kex
             .gex_request
@@ -1041,13 +1072,13 @@ impl Transport {
             (8192, kex::modp::GROUP18),
         ];
         let allowed: Vec<_> = groups.iter().filter(|(bits, _)| req.allows(*bits)).collect();
-        let (_, p_hex) =
-            allowed.iter().find(|(bits, _)| *bits as u32 >= req.n).or(allowed.last()).ok_or_else(|| {
-                TransportError::Target(format!(
-                    "asked for a group of {:?} to {:?} bits; ours have 2048 to 8192",
-                    req.min, req.max
-                ))
-            })?;
+        let smallest_fitting = allowed.iter().find(|(bits, _)| *bits as u32 >= req.n);
+        let (_, p_hex) = smallest_fitting.filter(|_| !largest).or(allowed.last()).ok_or_else(|| {
+            TransportError::Target(format!(
+                "asked for a group of {:?} to {:?} bits; ours have 2048 to 8192",
+                req.min, req.max
+            ))
+        })?;
         Self::gex_group(p_hex)
     }
 
