@@ -317,6 +317,9 @@ impl Peer<'_> {
                 ));
             }
             let n = window.min(u64::from(max_packet)).min(block.len() as u64) as usize;
+            if n == 0 {
+                return Err(fail("a maximum packet size that lets data through", "a maximum packet size of 0"));
+            }
             let msg = Message::ChannelData(ChannelData { recipient_channel, data: Bytes(block[..n].to_vec()) });
             self.send(&msg).await?;
             sent += n as u64;

@@ -158,9 +158,26 @@ async fn set_password(creds: &Credentials) -> Result<(), StartError> {
     Ok(())
 }
 
+/// Ports this process has picked for servers it starts. A port is free when picked, and taken only
+/// when the server binds it, after its host keys are made (a second or more): meanwhile the OS may
+/// hand the same port to the next instance. Two instances of one server (a variant beside its
+/// target) would then share it unnoticed, both answering with the same banner, and one scenario
+/// would judge the other's configuration (seen in CI: a `no-tcp-forwarding` scenario logged in to
+/// the `publickey-then-password` instance).
+static PICKED: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
 fn free_port() -> Result<u16, StartError> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| StartError::Failed(format!("no free port: {e}")))?;
-    l.local_addr().map(|a| a.port()).map_err(|e| StartError::Failed(e.to_string()))
+    for _ in 0..64 {
+        let l =
+            std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| StartError::Failed(format!("no free port: {e}")))?;
+        let port = l.local_addr().map(|a| a.port()).map_err(|e| StartError::Failed(e.to_string()))?;
+        let mut picked = PICKED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if picked.insert(port) {
+            return Ok(port);
+        }
+    }
+    Err(StartError::Failed("no free port this process has not already picked, in 64 tries".into()))
 }
 
 fn write(path: &Path, text: &str) -> Result<(), StartError> {
