@@ -712,9 +712,8 @@ impl Peer<'_> {
                 script::message::to_table(m).ok()?.get(field)?.clone()
             }
             n if n.starts_with(script::EARLIER_BITS) => {
-                let (message, field) = n[script::EARLIER_BITS.len()..].split_once('.')?;
-                let m = self.earlier.iter().find(|m| m.name() == message)?;
-                Value::Integer(script::matcher::bit_length(script::message::to_table(m).ok()?.get(field)?)?)
+                let earlier = format!("{}{}", script::EARLIER, &n[script::EARLIER_BITS.len()..]);
+                Value::Integer(script::matcher::bit_length(&self.variable(&earlier)?)?)
             }
             n => {
                 let program = script::Program::parse(n.strip_prefix(script::PROGRAM_VARIABLE)?).ok()?;

@@ -122,13 +122,9 @@ fn placeholder(name: &str) -> Option<Value> {
             to_table(&build(message, None, &Table::new()).ok()?).ok()?.get(field).cloned()
         }
         n if n.starts_with(super::EARLIER_BITS) => {
-            let (message, field) = n[super::EARLIER_BITS.len()..].split_once('.')?;
-            if !super::EARLIER_MESSAGES.contains(&message) {
-                return None;
-            }
-            // Only a byte string has a bit length.
-            let v = to_table(&build(message, None, &Table::new()).ok()?).ok()?.get(field).cloned()?;
-            matcher::bit_length(&v).map(|_| Value::Integer(2048))
+            // The field's own stand-in, which only a byte string has a bit length of.
+            let earlier = format!("{}{}", super::EARLIER, &n[super::EARLIER_BITS.len()..]);
+            matcher::bit_length(&placeholder(&earlier)?).map(|_| Value::Integer(2048))
         }
         n if VARIABLES.iter().any(|(v, _)| *v == n) => Some(Value::Integer(0)),
         _ => None,
